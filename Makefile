@@ -1,0 +1,113 @@
+# pop3server build.  `make help` lists the targets.
+
+CC       ?= cc
+CSTD     := -std=c11 -D_POSIX_C_SOURCE=200809L -D_XOPEN_SOURCE=700
+WARN     := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
+            -Wmissing-prototypes -Wpointer-arith -Wcast-qual \
+            -Wwrite-strings -Wformat=2 -Wimplicit-fallthrough -Wvla -Wundef
+WERROR   ?= -Werror
+OPT      ?= -O2 -g
+BUILD    ?= build
+LDLIBS   += -lcrypt
+
+ifeq ($(SANITIZE),1)
+BUILD    := build-san
+OPT      := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
+            -fno-omit-frame-pointer
+LDFLAGS  += -fsanitize=address,undefined
+BINDIR   := $(BUILD)/bin
+else
+BINDIR   := bin
+endif
+
+CFLAGS   += $(CSTD) $(WARN) $(WERROR) $(OPT)
+CPPFLAGS += -Iinclude -MMD -MP
+
+MAIN_SRCS := src/main.c src/admin_monitor.c
+LIB_SRCS  := $(filter-out $(MAIN_SRCS),$(wildcard src/*.c))
+LIB_OBJS  := $(LIB_SRCS:src/%.c=$(BUILD)/%.o)
+LIB       := $(BUILD)/libpop3d.a
+
+UNIT_SRCS := $(wildcard tests/unit/*.c)
+UNIT_OBJS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%.o)
+SUITES    := $(patsubst tests/unit/check_%.c,%,$(wildcard tests/unit/check_*.c))
+
+PROGRAMS  := $(BINDIR)/pop3server $(if $(wildcard src/admin_monitor.c),$(BINDIR)/admin_monitor)
+
+DEPS := $(LIB_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(BUILD)/main.d $(BUILD)/admin_monitor.d
+
+.PHONY: all run test check unit protocol e2e sanitize asan headers format clean help deps
+
+all: $(PROGRAMS)
+
+$(BUILD)/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	$(AR) rcs $@ $^
+
+$(BINDIR)/pop3server: $(BUILD)/main.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BINDIR)/admin_monitor: $(BUILD)/admin_monitor.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# Unit tests (Check): one binary, every suite found in tests/unit/check_*.c.
+CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
+
+$(BUILD)/unit/suites.h: $(wildcard tests/unit/check_*.c)
+	@mkdir -p $(@D)
+	@printf '%s\n' $(foreach s,$(SUITES),'SUITE($(s))') > $@
+
+$(BUILD)/unit/%.o: tests/unit/%.c $(BUILD)/unit/suites.h
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -I$(BUILD)/unit -Itests/unit $(CHECK_CFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/check_all: $(UNIT_OBJS) $(LIB)
+	$(CC) $(LDFLAGS) $^ $(CHECK_LIBS) $(LDLIBS) -o $@
+
+# Installs what the tests need (Debian packages) when it is missing.
+deps:
+	@tests/deps.sh
+
+unit: $(BUILD)/check_all
+	$(BUILD)/check_all
+
+# The whole suite; the last line it prints is "N passed, M failed".
+test: deps
+	@tests/run_all.sh
+
+check: test
+
+sanitize asan: deps
+	@SANITIZE=1 tests/run_all.sh
+
+# The demo: a copy of mail/ and demo users in run/ (ignored by git).
+run: all
+	@tests/demo.sh
+
+headers:
+	@for h in include/*.h; do \
+	    printf '#include "%s"\n' $$(basename $$h) | \
+	    $(CC) $(CPPFLAGS) $(CFLAGS) -x c -fsyntax-only - || exit 1; done
+
+format:
+	clang-format -i src/*.c include/*.h tests/unit/*.c
+
+clean:
+	rm -rf build build-san bin run
+
+help:
+	@echo 'make            build bin/pop3server and bin/admin_monitor'
+	@echo 'make run        run the demo server on port 1110 (see README)'
+	@echo 'make test       install test tools if missing, run every test'
+	@echo 'make unit       unit tests only (Check)'
+	@echo 'make asan       the whole suite under ASan + UBSan'
+	@echo 'make headers    compile every header on its own'
+	@echo 'make clean      remove build outputs'
+
+-include $(DEPS)

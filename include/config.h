@@ -1,0 +1,84 @@
+/*
+ * Every limit and default of pop3server, each with the reason it has the
+ * value it has (popa3d params.h).  Nothing here is tunable at run time
+ * unless main.c or mgmt says so.
+ */
+#ifndef POP3D_CONFIG_H
+#define POP3D_CONFIG_H
+
+#define POP3D_NAME		"pop3server"
+#define POP3D_VERSION		"1.0"
+
+/* Defaults of the command line (spec "Command line"). */
+#define DEFAULT_POP3_PORT	1110
+#define DEFAULT_MGMT_PORT	6000
+#define DEFAULT_MAIL_ROOT	"./mail"
+#define DEFAULT_USERS_FILE	"./pop3server.users"
+
+/* RFC 2449 section 4: command lines are at most 255 octets, CRLF included. */
+#define POP3_MAX_LINE		255
+
+/*
+ * Per-connection input.  Larger than one line so pipelined commands can
+ * be read in one go; small because an idle session must stay cheap.
+ */
+#define IN_BUF_SIZE		1024
+
+/*
+ * Per-connection output kept while a session is idle: enough for any
+ * single-line reply.  Multi-line replies borrow STREAM_BUF_SIZE from the
+ * heap only while they stream (memory per idle session stays small).
+ */
+#define OUT_BUF_SIZE		1024
+#define STREAM_BUF_SIZE		(64 * 1024)
+
+/* Longest single-line reply we ever build; parsing waits for this room. */
+#define MAX_REPLY_LINE		512
+
+/* Lines handled per read callback, so one client cannot hog a pass. */
+#define MAX_CMDS_PER_PASS	16
+
+/* Bytes a stream may produce per write callback (fairness per pass). */
+#define MAX_STREAM_PER_PASS	(256 * 1024)
+
+/* RFC 1939 section 3: the autologout timer is at least 10 minutes. */
+#define DEFAULT_IDLE_TIMEOUT	600
+
+/* Delay before a failed PASS/AUTH is answered, and failures allowed. */
+#define AUTH_FAIL_DELAY_MS	1000
+#define MAX_AUTH_FAILURES	3
+
+/* Dovecot closes after 20 consecutive bad commands; so do we. */
+#define MAX_BAD_CMDS		20
+
+/* User names become path components (spec "Mail storage"). */
+#define USER_NAME_MAX		64
+/* MGMT spec: passwords are 1 to 128 printable characters. */
+#define PASSWORD_MAX		128
+
+/* RFC 1939 section 7: a unique-id is 1 to 70 characters 0x21..0x7E. */
+#define UIDL_MAX		70
+
+/* Default number of users the store may hold (MGMT MAX_USERS). */
+#define DEFAULT_MAX_USERS	1000
+
+/*
+ * Descriptors kept back from the connection budget: listeners, the
+ * log, the signal pipe, the spare descriptor used to refuse cleanly at
+ * EMFILE, and the users-file rewrite.
+ */
+#define RESERVED_FDS		32
+
+/*
+ * Share of the remaining descriptors that may be client connections;
+ * the rest is for message files opened by RETR/TOP.
+ */
+#define CONN_FD_SHARE_PCT	75
+
+/* A maildrop larger than this is refused with [SYS/PERM] (popa3d). */
+#define MAX_MAILDROP_MSGS	1000000
+
+/* Bytes of message files read per pass while sizing a maildrop. */
+#define SCAN_BYTES_PER_PASS	(4 * 1024 * 1024)
+
+#endif

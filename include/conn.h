@@ -1,0 +1,145 @@
+/*
+ * A client connection: its socket, its bounded input and output
+ * buffers, its idle timer, and the rules that decide when it reads,
+ * writes and closes.  The protocol on top (POP3, MGMT) only parses
+ * `in`, appends replies to `out` and produces streams; it never touches
+ * the socket and never frees the conn.
+ *
+ * Reading stops while the protocol cannot answer (output nearly full, a
+ * stream running, a reply pending on a timer), so a client that sends
+ * faster than it reads gets bounded memory.  Output is written at once;
+ * writability is watched only while bytes remain (Redis).
+ */
+#ifndef POP3D_CONN_H
+#define POP3D_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buffer.h"
+#include "config.h"
+#include "selector.h"
+
+struct conn;
+
+/* Why a connection ended (the access log's reason=). */
+enum conn_end {
+	END_QUIT,
+	END_TIMEOUT,
+	END_DISCONNECT,
+	END_SHUTDOWN,
+	END_ERROR,
+	END_KICKED,	/* closed by the administrator */
+};
+
+/* What the protocol's on_input did with the input it was given. */
+enum conn_input {
+	INPUT_IDLE,	/* no complete line left: wants more bytes */
+	INPUT_MORE,	/* stopped at the per-pass limit: lines remain */
+	INPUT_BLOCKED,	/* waits for output room, a stream or a timer */
+};
+
+struct conn_ops {
+	/* Parse and answer what is in c->in (called when allowed). */
+	enum conn_input (*on_input)(struct conn *c);
+	/* A stream is running and out has room: produce more. */
+	void (*on_output)(struct conn *c);
+	/* The idle timer ran out. */
+	void (*on_timeout)(struct conn *c);
+	/* Last call: release the protocol's resources and free the conn. */
+	void (*on_destroy)(struct conn *c, enum conn_end why);
+};
+
+struct conn {
+	int fd;
+	struct selector *sel;
+	const struct conn_ops *ops;
+	struct buffer in, out;
+	uint8_t *stream_mem;	/* STREAM_BUF_SIZE, only while streaming */
+	bool count_stats;	/* a POP3 socket: feed the stats counters */
+	bool streaming;		/* parsing paused; on_output is called */
+	bool held;		/* parsing paused by the protocol (a timer) */
+	bool frozen;		/* the whole service is paused (MGMT) */
+	bool eof;		/* the peer closed its side */
+	bool input_idle;	/* the protocol wants more bytes */
+	bool flush_then_close;
+	bool closing;
+	bool woken;		/* on the pending list */
+	enum conn_end end;
+	uint64_t bytes_in, bytes_out;
+	uint64_t idle_ms;
+	uint64_t last_active;
+	struct sel_timer idle_timer;
+	struct conn *next_pending;
+	struct conn *next_closing;
+	struct conn *prev_all, *next_all;	/* every live conn */
+	char peer[64];		/* "addr:port" or "[addr]:port" */
+	uint8_t in_mem[IN_BUF_SIZE];
+	uint8_t out_mem[OUT_BUF_SIZE];
+};
+
+/*
+ * Sets up c for the connected, non-blocking socket fd (c's memory is the
+ * caller's, usually embedded in a protocol session) and registers it.
+ * Returns 0, or -1 when the reactor refused the descriptor (the caller
+ * then still owns fd and c).
+ */
+int conn_init(struct conn *c, int fd, struct selector *sel,
+    const struct conn_ops *ops, const char *peer, uint64_t idle_ms,
+    bool count_stats);
+
+/*
+ * Appends one reply line plus CRLF to `out`.  Returns false, appending
+ * nothing, if it does not fit (callers check room first: parsing only
+ * runs with MAX_REPLY_LINE bytes free).
+ */
+bool conn_reply(struct conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * True when the protocol may parse and answer one more command now:
+ * MAX_REPLY_LINE bytes free in `out`, no stream, no hold, not closing.
+ */
+bool conn_can_answer(const struct conn *c);
+
+/* Room left in `out`. */
+size_t conn_out_room(const struct conn *c);
+
+/*
+ * Starts a stream: parsing pauses and on_output is called whenever out
+ * has room, until conn_stream_end().  With big=true `out` grows to
+ * STREAM_BUF_SIZE for the stream's life.  Returns false when memory is
+ * short (nothing changes).
+ */
+bool conn_stream_begin(struct conn *c, bool big);
+void conn_stream_end(struct conn *c);
+
+/* Pauses parsing (a reply waits for a timer) / resumes it. */
+void conn_hold(struct conn *c);
+void conn_release(struct conn *c);
+
+/* Freezes / thaws all input of the conn (the MGMT pause). */
+void conn_freeze(struct conn *c, bool frozen);
+
+/* Changes the idle timeout (milliseconds) from now on. */
+void conn_set_idle(struct conn *c, uint64_t idle_ms);
+
+/* Closes once `out` is flushed (or at the idle deadline). */
+void conn_close_after_flush(struct conn *c, enum conn_end why);
+/* Closes after the current reactor pass; output is dropped. */
+void conn_close_soon(struct conn *c, enum conn_end why);
+
+/*
+ * Runs deferred work: conns woken since the last call get their input
+ * parsed and output pumped.  Returns true when more is pending (the
+ * reactor should not sleep).
+ */
+bool conn_run_pending(void);
+/* Destroys every conn flagged by conn_close_soon(). */
+void conn_reap(void);
+
+/* Calls fn(c, arg) for every conn not yet closing (fn may close c). */
+void conn_foreach(void (*fn)(struct conn *c, void *arg), void *arg);
+
+#endif

@@ -1,0 +1,93 @@
+/*
+ * The Maildir backend: the only module that touches the mail root.
+ * It opens a user's maildrop (DIR/<user>/{cur,new,tmp}), lists its
+ * messages, computes their POP3 sizes, opens message files for reading,
+ * and deletes messages at commit.  No socket calls, no protocol here.
+ *
+ * Nothing is removed before maildir_commit(); maildir_rollback() forgets
+ * every deletion mark (RFC 1939 section 6).
+ */
+#ifndef POP3D_MAILDIR_H
+#define POP3D_MAILDIR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct maildrop;
+
+struct mail_msg {
+	char *file;			/* file name inside cur/ (owned) */
+	char uid[UIDL_MAX + 1];		/* UIDL: safe, stable, unique */
+	uint64_t size;			/* octets on the wire (see dotstuff.h) */
+	uint64_t file_size;		/* st_size when scanned */
+	bool deleted;			/* marked by DELE */
+};
+
+enum maildir_status {
+	MAILDIR_OK = 0,
+	MAILDIR_NOMEM,		/* out of memory */
+	MAILDIR_IO,		/* a directory or file could not be used */
+	MAILDIR_TOOBIG,		/* more than MAX_MAILDROP_MSGS messages */
+	MAILDIR_GONE,		/* the message file vanished */
+	MAILDIR_CHANGED,	/* the message file changed size */
+};
+
+/*
+ * Opens the maildrop of `user` under `root`.  `user` must already have
+ * passed users_valid_name(); as a second line of defence a name holding
+ * '/' or starting with '.' is refused (MAILDIR_IO).  Creates the user's
+ * folder and cur/, new/, tmp/ (mode 0700) when missing, moves the files
+ * of new/ to cur/ (adding the ":2," info, as Maildir readers do), and
+ * lists the regular files of cur/ (no symlinks, no directories) in
+ * delivery order: modification time, then name.  Sizes are not known yet:
+ * call maildir_scan_step() until it says done.  On success *out is the
+ * caller's, to be released with maildir_close().
+ */
+enum maildir_status maildir_open(const char *root, const char *user,
+    struct maildrop **out);
+
+/*
+ * Computes message sizes, reading at most about `byte_budget` bytes of
+ * message files in this call, so a huge maildrop never blocks the
+ * server for long.  Sets *done when every size is known.  A file that
+ * vanished since the listing is dropped from the list (it was never
+ * shown to the client); other read errors return MAILDIR_IO.
+ */
+enum maildir_status maildir_scan_step(struct maildrop *md, size_t byte_budget,
+    bool *done);
+
+/* Messages in the maildrop, deleted ones included (numbers 1..count). */
+size_t maildir_count(const struct maildrop *md);
+/* Message n (1-based), or NULL when n is out of range. */
+const struct mail_msg *maildir_msg(const struct maildrop *md, size_t n);
+/* Messages not marked deleted, and the sum of their sizes. */
+size_t maildir_live_count(const struct maildrop *md);
+uint64_t maildir_live_size(const struct maildrop *md);
+
+/*
+ * Opens message n for reading (O_RDONLY, O_CLOEXEC, O_NOFOLLOW) into
+ * *fd, owned by the caller.  MAILDIR_GONE when the file vanished,
+ * MAILDIR_CHANGED when its size is no longer the scanned one.
+ */
+enum maildir_status maildir_msg_open(struct maildrop *md, size_t n, int *fd);
+
+/* Marks message n deleted; false when out of range or already deleted. */
+bool maildir_mark_deleted(struct maildrop *md, size_t n);
+/* Forgets every deletion mark (RSET, and any session end but QUIT). */
+void maildir_rollback(struct maildrop *md);
+/*
+ * UPDATE state: unlinks every marked message.  Keeps going after a
+ * failure; returns how many unlinks failed (0 = all deleted).  A file
+ * already gone counts as deleted.
+ */
+size_t maildir_commit(struct maildrop *md);
+
+/* Releases the maildrop (no deletion happens here); NULL is fine. */
+void maildir_close(struct maildrop *md);
+
+const char *maildir_strerror(enum maildir_status st);
+
+#endif

@@ -1,0 +1,90 @@
+/*
+ * POP3 session internals shared by the engine (pop3.c) and the state
+ * files (pop3_auth.c, pop3_trans.c).  Not for other modules.
+ */
+#ifndef POP3D_POP3_SESSION_H
+#define POP3D_POP3_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "conn.h"
+#include "dotstuff.h"
+#include "maildir.h"
+#include "pop3.h"
+#include "proto.h"
+#include "stm.h"
+
+enum pop3_state {
+	POP3_AUTHORIZATION,
+	POP3_TRANSACTION,
+	POP3_UPDATE,
+	POP3_NSTATES
+};
+
+struct pop3_session;
+
+/* A multi-line reply producer: writes into out while it has room. */
+typedef void pop3_producer(struct pop3_session *s);
+
+struct pop3_session {
+	struct conn conn;		/* first: conn callbacks cast back */
+	struct stm stm;
+	const struct pop3_env *env;
+	struct framer framer;
+	unsigned long id;
+	enum pop3_state next_state;	/* set by CMD_NEXT handlers */
+	enum conn_input input_result;
+	const char *err;		/* reason text for CMD_ERR */
+	char errbuf[80];
+	unsigned bad_cmds;
+	unsigned auth_failures;
+	char user[USER_NAME_MAX + 1];	/* USER / AUTH name, if valid */
+	char log_user[USER_NAME_MAX + 1];	/* sanitised, for the log */
+	bool have_user;
+	bool sasl_wait;			/* AUTH PLAIN awaits its response */
+	bool locked;
+	struct sel_timer delay;		/* answers a failed login late */
+	struct maildrop *md;
+
+	/* The running producer and its state (one at a time). */
+	pop3_producer *produce;
+	int msg_fd;
+	uint64_t msg_left;		/* file bytes still to read */
+	struct dotstuff ds;
+	size_t cursor;			/* LIST/UIDL: next message */
+
+	/* For the end-of-session log line. */
+	unsigned retr_count, top_count, dele_count;
+	uint64_t retr_bytes, size_at_login;
+	size_t msgs_at_login;
+};
+
+/* Per-state command tables (in their state's file). */
+extern const struct cmd pop3_auth_cmds[];
+extern const struct cmd pop3_trans_cmds[];
+
+/* The engine's services to the handlers (pop3.c). */
+bool pop3_reply(struct pop3_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Sets s->err to a formatted reason and returns CMD_ERR. */
+enum cmd_result pop3_fail(struct pop3_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Starts producer p; big asks for the large output buffer. */
+enum cmd_result pop3_stream(struct pop3_session *s, pop3_producer *p,
+    bool big);
+/* Ends the running producer (it has written its last line). */
+void pop3_stream_done(struct pop3_session *s);
+/* Ends the session now, for a producer that cannot go on. */
+void pop3_abort(struct pop3_session *s);
+
+/* Shared handlers, rows in both tables. */
+enum cmd_result pop3_cmd_capa(void *sp, int argc, char **argv);
+
+/* TRANSACTION hooks (pop3_trans.c). */
+void pop3_trans_cleanup(struct pop3_session *s);
+void pop3_update_enter(unsigned state, void *ctx);
+
+#endif

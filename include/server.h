@@ -1,0 +1,53 @@
+/*
+ * The server: listening sockets, admission of new clients (connection
+ * limit, descriptor ceiling), the reactor loop and orderly shutdown.
+ * The only module that binds, listens and accepts.
+ */
+#ifndef POP3D_SERVER_H
+#define POP3D_SERVER_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "users.h"
+
+struct server_config {
+	const char *pop3_addr;	/* NULL: every IPv4 and IPv6 address */
+	unsigned pop3_port;
+	const char *mgmt_addr;	/* NULL: loopback (127.0.0.1 and ::1) */
+	unsigned mgmt_port;
+	const char *mail_root;
+	unsigned idle_s;	/* POP3 autologout, seconds */
+	size_t max_conn;	/* 0: as many as descriptors allow */
+};
+
+/* Why server_init() failed: decides the exit status. */
+enum server_status {
+	SERVER_OK = 0,
+	SERVER_ADDRINUSE,	/* a port is taken */
+	SERVER_FAIL,		/* anything else */
+};
+
+/*
+ * Raises the descriptor limit, creates the reactor and binds every
+ * listener.  `users` stays the caller's and must outlive the server.
+ * `signal_fd` is the read end of the signal self-pipe; when it becomes
+ * readable server_run() looks at the flags.  Logs the reason on failure.
+ */
+enum server_status server_init(const struct server_config *cfg,
+    struct users *users, int signal_fd);
+
+/*
+ * Runs the reactor until *stop becomes non-zero; *reopen_log asks for a
+ * log reopen (SIGHUP).  Returns 0, or -1 when select() failed.
+ */
+int server_run(volatile sig_atomic_t *stop, volatile sig_atomic_t *reopen_log);
+
+/* Closes every session without UPDATE, every listener; frees all. */
+void server_shutdown(void);
+
+/* The connection ceiling the descriptor limit allows (for -m clamping). */
+size_t server_conn_ceiling(void);
+
+#endif

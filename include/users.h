@@ -1,0 +1,108 @@
+/*
+ * The user store: accounts (name + crypt(3) SHA-512 hash), the server
+ * settings that MGMT may change, the users/settings file they persist
+ * in, and the maildrop lock table.  No socket calls here.
+ *
+ * File format (one record a line; '#' starts a comment line):
+ *   name:$6$salt$hash      an account
+ *   key=value              a setting (key: [a-z_]+, value: decimal)
+ * The file is rewritten atomically (temporary file in the same folder,
+ * fsync, rename, fsync of the folder) with mode 0600.
+ */
+#ifndef POP3D_USERS_H
+#define POP3D_USERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+
+struct users;
+
+enum users_status {
+	USERS_OK = 0,
+	USERS_NOMEM,
+	USERS_IO,		/* the file could not be read or written */
+	USERS_PARSE,		/* a line of the file is malformed */
+	USERS_BADNAME,		/* users_valid_name() refused the name */
+	USERS_BADPASS,		/* users_valid_password() refused it */
+	USERS_EXISTS,		/* the user already exists */
+	USERS_NOTFOUND,		/* no such user */
+	USERS_FULL,		/* max_users reached */
+};
+
+/*
+ * Loads `path`.  A missing file is an empty store (it is created by the
+ * first users_save()).  On USERS_PARSE, *line is the 1-based bad line.
+ * The store keeps a copy of path.  *out is the caller's.
+ */
+enum users_status users_load(const char *path, struct users **out,
+    unsigned *line);
+/* Frees the store; NULL is fine. */
+void users_free(struct users *u);
+
+/* Writes the store to its file atomically, mode 0600. */
+enum users_status users_save(struct users *u);
+
+/* 1..USER_NAME_MAX of [A-Za-z0-9._-], not starting with '.'. */
+bool users_valid_name(const char *name);
+/* 1..PASSWORD_MAX printable ASCII characters (0x21..0x7E). */
+bool users_valid_password(const char *password);
+
+/* Number of accounts, and the name of the i-th (0-based, sorted). */
+size_t users_count(const struct users *u);
+const char *users_name_at(const struct users *u, size_t i);
+bool users_exists(const struct users *u, const char *name);
+
+/*
+ * True when `name` exists and `password` matches its hash.  An unknown
+ * user costs the same crypt(3) work as a known one, so timing does not
+ * tell which names exist.
+ */
+bool users_verify(struct users *u, const char *name, const char *password);
+
+/*
+ * Account changes, in memory only: call users_save() to persist.
+ * users_add fails with USERS_BADNAME, USERS_BADPASS, USERS_EXISTS or
+ * USERS_FULL (count == max_users); users_set_password with
+ * USERS_NOTFOUND or USERS_BADPASS; users_delete with USERS_NOTFOUND.
+ * Passwords are hashed with a fresh random salt ($6$).
+ */
+enum users_status users_add(struct users *u, const char *name,
+    const char *password);
+enum users_status users_set_password(struct users *u, const char *name,
+    const char *password);
+enum users_status users_delete(struct users *u, const char *name);
+
+/*
+ * Settings: unsigned values by key.  users_setting returns `dflt` when
+ * the key is absent.  users_set_setting adds or replaces (in memory).
+ */
+unsigned long users_setting(const struct users *u, const char *key,
+    unsigned long dflt);
+enum users_status users_set_setting(struct users *u, const char *key,
+    unsigned long value);
+
+/* Shortcuts for the "max_users" setting (DEFAULT_MAX_USERS). */
+size_t users_max(const struct users *u);
+
+/*
+ * Maildrop lock table, by user name, independent of the accounts (a
+ * deleted user's session still holds its lock until it ends).
+ * users_lock fails if another holder has the name; users_unlock only
+ * releases the lock if `holder` holds it.
+ */
+bool users_lock(struct users *u, const char *name, void *holder);
+void users_unlock(struct users *u, const char *name, void *holder);
+/* The holder of name's lock, or NULL. */
+void *users_lock_holder(const struct users *u, const char *name);
+
+/*
+ * Fills buf with a random password of len-1 characters from
+ * [A-Za-z0-9] and a NUL; returns false if no randomness was available.
+ */
+bool users_random_password(char *buf, size_t len);
+
+const char *users_strerror(enum users_status st);
+
+#endif

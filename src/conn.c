@@ -1,0 +1,449 @@
+/*
+ * Connection lifecycle and I/O: the only code that reads, writes or
+ * closes client sockets.  It decides when a conn reads (room in `in`,
+ * not frozen), when the protocol may parse (room in `out`, no stream, no
+ * pending timer), pumps streams in bounded slices, and closes conns only
+ * after the reactor pass that flagged them (deferred free, Redis).
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "stats.h"
+
+static struct conn *pending_head;	/* conns with work but no I/O event */
+static struct conn *closing_head;	/* conns to destroy after the pass */
+static struct conn *driving;		/* the conn drive() is working on */
+static struct conn *all_head;		/* every registered conn */
+
+static void drive(struct conn *c);
+
+static void
+touch(struct conn *c)
+{
+	c->last_active = selector_now_ms();
+}
+
+static void
+wake(struct conn *c)
+{
+	if (c->woken || c->closing)
+		return;
+	c->woken = true;
+	c->next_pending = pending_head;
+	pending_head = c;
+}
+
+bool
+conn_can_answer(const struct conn *c)
+{
+	return !c->closing && !c->flush_then_close && !c->streaming &&
+	    !c->held && !c->frozen && buffer_free(&c->out) >= MAX_REPLY_LINE;
+}
+
+static void
+update_interest(struct conn *c)
+{
+	unsigned want = SEL_NONE;
+
+	if (c->closing)
+		return;
+	if (!c->eof && !c->frozen && !c->flush_then_close &&
+	    buffer_free(&c->in) > 0)
+		want |= SEL_READ;
+	if (!buffer_empty(&c->out) || (c->streaming && !c->frozen))
+		want |= SEL_WRITE;
+	selector_set_interest(c->sel, c->fd, want);
+}
+
+/* Writes what `out` holds until it is empty or the socket is full. */
+static void
+flush(struct conn *c)
+{
+	while (!buffer_empty(&c->out)) {
+		size_t len;
+		uint8_t *p = buffer_read_ptr(&c->out, &len);
+		ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+
+		if (n > 0) {
+			buffer_read_adv(&c->out, (size_t)n);
+			c->bytes_out += (uint64_t)n;
+			if (c->count_stats)
+				stats_add_out((uint64_t)n);
+			touch(c);
+		} else if (n < 0 && errno == EINTR) {
+			continue;
+		} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			return;
+		} else {
+			conn_close_soon(c, END_DISCONNECT);
+			return;
+		}
+	}
+}
+
+/* Gives the stream buffer back once what is left fits the small one. */
+static void
+shrink_out(struct conn *c)
+{
+	if (c->streaming || c->stream_mem == NULL ||
+	    buffer_readable(&c->out) > sizeof(c->out_mem))
+		return;
+	buffer_move(&c->out, c->out_mem, sizeof(c->out_mem));
+	free(c->stream_mem);
+	c->stream_mem = NULL;
+}
+
+/*
+ * Flushes, and while a stream runs, lets it refill `out`, up to
+ * MAX_STREAM_PER_PASS bytes so one fast reader cannot hog a pass.
+ */
+static void
+pump(struct conn *c)
+{
+	size_t moved = 0;
+
+	for (;;) {
+		size_t before;
+
+		flush(c);
+		if (c->closing || !buffer_empty(&c->out))
+			break;
+		if (!c->streaming || c->frozen || moved >= MAX_STREAM_PER_PASS)
+			break;
+		before = buffer_readable(&c->out);
+		c->ops->on_output(c);
+		if (buffer_readable(&c->out) == before && c->streaming)
+			break;	/* the producer is waiting for something */
+		moved += buffer_readable(&c->out) - before;
+	}
+	shrink_out(c);
+}
+
+static void
+drive(struct conn *c)
+{
+	struct conn *outer = driving;
+
+	if (c->closing)
+		return;
+	driving = c;
+	if (conn_can_answer(c) && !c->input_idle) {
+		enum conn_input r = c->ops->on_input(c);
+
+		c->input_idle = r == INPUT_IDLE;
+		if (r == INPUT_MORE)
+			wake(c);
+	}
+	pump(c);
+	if (conn_can_answer(c) && !c->input_idle)
+		wake(c);	/* a stream ended: pipelined lines wait */
+	driving = outer;
+	if (c->closing)
+		return;
+	if (buffer_empty(&c->out) && !c->streaming) {
+		if (c->flush_then_close)
+			conn_close_soon(c, c->end);
+		else if (c->eof && c->input_idle && !c->held)
+			conn_close_soon(c, END_DISCONNECT);
+	}
+	update_interest(c);
+}
+
+static void
+on_readable(struct selector *s, int fd, void *data)
+{
+	struct conn *c = data;
+	size_t room;
+	uint8_t *p = buffer_write_ptr(&c->in, &room);
+	ssize_t n;
+
+	(void)s;
+	(void)fd;
+	if (room == 0 || c->frozen) {
+		update_interest(c);
+		return;
+	}
+	n = read(c->fd, p, room);
+	if (n > 0) {
+		buffer_write_adv(&c->in, (size_t)n);
+		c->bytes_in += (uint64_t)n;
+		if (c->count_stats)
+			stats_add_in((uint64_t)n);
+		c->input_idle = false;
+		touch(c);
+	} else if (n == 0) {
+		c->eof = true;
+	} else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+		return;
+	} else {
+		conn_close_soon(c, END_DISCONNECT);
+		return;
+	}
+	drive(c);
+}
+
+static void
+on_writable(struct selector *s, int fd, void *data)
+{
+	(void)s;
+	(void)fd;
+	drive(data);
+}
+
+/* The selector's on_close: the one place a conn is torn down. */
+static void
+on_unregistered(struct selector *s, int fd, void *data)
+{
+	struct conn *c = data;
+
+	selector_timer_cancel(s, &c->idle_timer);
+	free(c->stream_mem);
+	c->stream_mem = NULL;
+	close(fd);
+	if (c->count_stats)
+		stats_closed();
+	if (c->prev_all != NULL)
+		c->prev_all->next_all = c->next_all;
+	else
+		all_head = c->next_all;
+	if (c->next_all != NULL)
+		c->next_all->prev_all = c->prev_all;
+	c->ops->on_destroy(c, c->closing ? c->end : END_SHUTDOWN);
+}
+
+static const struct sel_handler conn_handler = {
+	.on_read = on_readable,
+	.on_write = on_writable,
+	.on_close = on_unregistered,
+};
+
+static void
+on_idle_timer(struct selector *s, void *data)
+{
+	struct conn *c = data;
+	uint64_t now = selector_now_ms();
+	uint64_t deadline = c->last_active + c->idle_ms;
+
+	if (c->closing)
+		return;
+	if (c->frozen || now < deadline) {
+		/* A paused service never counts against the idle timer. */
+		uint64_t left = c->frozen ? c->idle_ms : deadline - now;
+
+		selector_timer_arm(s, &c->idle_timer, left, on_idle_timer, c);
+		return;
+	}
+	if (c->flush_then_close) {
+		conn_close_soon(c, c->end);
+		return;
+	}
+	c->ops->on_timeout(c);
+	/* A goodbye that cannot be flushed gets one second, then the axe. */
+	if (!c->closing)
+		selector_timer_arm(s, &c->idle_timer, 1000, on_idle_timer, c);
+}
+
+int
+conn_init(struct conn *c, int fd, struct selector *sel,
+    const struct conn_ops *ops, const char *peer, uint64_t idle_ms,
+    bool count_stats)
+{
+	memset(c, 0, offsetof(struct conn, in_mem));
+	c->fd = fd;
+	c->sel = sel;
+	c->ops = ops;
+	c->idle_ms = idle_ms;
+	c->count_stats = count_stats;
+	c->input_idle = true;
+	buffer_init(&c->in, c->in_mem, sizeof(c->in_mem));
+	buffer_init(&c->out, c->out_mem, sizeof(c->out_mem));
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	touch(c);
+	if (selector_timer_arm(sel, &c->idle_timer, idle_ms, on_idle_timer,
+	    c) != SELECTOR_OK)
+		return -1;
+	if (selector_register(sel, fd, &conn_handler, SEL_READ, c) !=
+	    SELECTOR_OK) {
+		selector_timer_cancel(sel, &c->idle_timer);
+		return -1;
+	}
+	if (count_stats)
+		stats_opened();
+	c->next_all = all_head;
+	if (all_head != NULL)
+		all_head->prev_all = c;
+	all_head = c;
+	return 0;
+}
+
+bool
+conn_reply(struct conn *c, const char *fmt, ...)
+{
+	size_t room;
+	uint8_t *p = buffer_write_ptr(&c->out, &room);
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf((char *)p, room, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n + 2 > room)
+		return false;
+	p[n] = '\r';
+	p[n + 1] = '\n';
+	buffer_write_adv(&c->out, (size_t)n + 2);
+	if (c != driving)
+		wake(c);
+	return true;
+}
+
+size_t
+conn_out_room(const struct conn *c)
+{
+	return buffer_free(&c->out);
+}
+
+bool
+conn_stream_begin(struct conn *c, bool big)
+{
+	if (big && c->stream_mem == NULL) {
+		uint8_t *mem = malloc(STREAM_BUF_SIZE);
+
+		if (mem == NULL)
+			return false;
+		buffer_move(&c->out, mem, STREAM_BUF_SIZE);
+		c->stream_mem = mem;
+	}
+	c->streaming = true;
+	return true;
+}
+
+void
+conn_stream_end(struct conn *c)
+{
+	c->streaming = false;
+	if (c != driving)
+		wake(c);
+}
+
+void
+conn_hold(struct conn *c)
+{
+	c->held = true;
+}
+
+void
+conn_release(struct conn *c)
+{
+	c->held = false;
+	wake(c);
+}
+
+void
+conn_freeze(struct conn *c, bool frozen)
+{
+	if (c->frozen == frozen)
+		return;
+	c->frozen = frozen;
+	if (!frozen) {
+		touch(c);
+		wake(c);
+	}
+	update_interest(c);
+}
+
+void
+conn_set_idle(struct conn *c, uint64_t idle_ms)
+{
+	uint64_t now = selector_now_ms();
+	uint64_t deadline = c->last_active + idle_ms;
+
+	c->idle_ms = idle_ms;
+	if (c->closing)
+		return;
+	selector_timer_arm(c->sel, &c->idle_timer,
+	    deadline > now ? deadline - now : 0, on_idle_timer, c);
+}
+
+void
+conn_close_after_flush(struct conn *c, enum conn_end why)
+{
+	if (c->flush_then_close || c->closing)
+		return;
+	c->flush_then_close = true;
+	c->end = why;
+	if (c != driving)
+		wake(c);
+}
+
+void
+conn_close_soon(struct conn *c, enum conn_end why)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	c->end = why;
+	selector_set_interest(c->sel, c->fd, SEL_NONE);
+	c->next_closing = closing_head;
+	closing_head = c;
+}
+
+bool
+conn_run_pending(void)
+{
+	struct conn *list = pending_head;
+
+	pending_head = NULL;
+	while (list != NULL) {
+		struct conn *c = list;
+
+		list = c->next_pending;
+		c->woken = false;
+		drive(c);
+	}
+	return pending_head != NULL;
+}
+
+void
+conn_reap(void)
+{
+	struct conn **pp = &pending_head;
+
+	if (closing_head == NULL)
+		return;
+	/* A conn about to be freed must leave the pending list first. */
+	while (*pp != NULL) {
+		if ((*pp)->closing)
+			*pp = (*pp)->next_pending;
+		else
+			pp = &(*pp)->next_pending;
+	}
+	while (closing_head != NULL) {
+		struct conn *c = closing_head;
+
+		closing_head = c->next_closing;
+		selector_unregister(c->sel, c->fd);
+	}
+}
+
+void
+conn_foreach(void (*fn)(struct conn *c, void *arg), void *arg)
+{
+	struct conn *c = all_head;
+
+	while (c != NULL) {
+		struct conn *next = c->next_all;
+
+		if (!c->closing)
+			fn(c, arg);
+		c = next;
+	}
+}

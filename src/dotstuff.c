@@ -1,0 +1,213 @@
+/*
+ * The message encoder (RETR/TOP) and the wire-size counter (LIST/STAT).
+ * Pure byte work on caller memory: no I/O, no allocation.  Both walk
+ * the input line by line with memchr() and copy runs with memcpy(), so
+ * the cost per byte stays close to a plain copy.
+ *
+ * One rule for both: a line ends at LF.  A CR just before the LF is part
+ * of that line end (sent as is); any other CR is an ordinary byte.  So
+ * "a\r\n" and "a\n" both go out as "a\r\n", and "a\rb" stays one line.
+ *
+ * Encoder invariants, between any two calls:
+ *
+ *   input  ... x  \n | .  a  b  \n | \n | ...      at_bol: next byte
+ *   output ... x \r\n | .. a  b \r\n | \r\n | ...    starts a line
+ *
+ *   at_bol     the previous input byte was LF (or nothing was fed)
+ *   last_cr    the previous input byte was CR (already copied out)
+ *   line_empty the current line so far is "" or "\r": an LF now ends
+ *              the blank line that closes the headers (TOP)
+ *
+ * Every output step is one unit of at most two bytes ("..", "\r\n") or
+ * a run of plain bytes, so a unit never straddles two calls and any
+ * chunking of input or output gives the same bytes.
+ */
+#include <assert.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "dotstuff.h"
+
+void
+dotstuff_init(struct dotstuff *ds, bool limited, uint64_t body_lines)
+{
+	assert(ds != NULL);
+	ds->at_bol = true;
+	ds->last_cr = false;
+	ds->line_empty = true;
+	ds->in_body = false;
+	ds->limited = limited;
+	ds->done = false;
+	ds->body_left = body_lines;
+}
+
+/*
+ * TOP bookkeeping at a line end.  The first blank line ends the headers;
+ * after it, every line end uses up one body line.  Returns true once the
+ * limit is reached.
+ */
+static bool
+top_line_end(struct dotstuff *ds)
+{
+	if (!ds->in_body) {
+		if (!ds->line_empty)
+			return false;
+		ds->in_body = true;
+	} else
+		ds->body_left--;
+	if (ds->body_left == 0)
+		ds->done = true;
+	return ds->done;
+}
+
+size_t
+dotstuff_feed(struct dotstuff *ds, const uint8_t *src, size_t n,
+    uint8_t *dst, size_t cap, size_t *out_len)
+{
+	size_t i = 0, o = 0;
+
+	assert(ds != NULL && out_len != NULL);
+	assert(n == 0 || src != NULL);
+	assert(cap == 0 || dst != NULL);
+
+	if (ds->done) {
+		/* TOP limit reached: the rest of the file is dropped. */
+		*out_len = 0;
+		return n;
+	}
+	while (i < n) {
+		const uint8_t *lf;
+		size_t room, scan, run;
+
+		if (ds->at_bol && src[i] == '.') {
+			/* RFC 1939 section 3: byte-stuff a leading '.'. */
+			if (cap - o < 2)
+				break;
+			dst[o++] = '.';
+			dst[o++] = '.';
+			i++;
+			ds->at_bol = false;
+			ds->last_cr = false;
+			ds->line_empty = false;
+			continue;
+		}
+
+		/*
+		 * Look for the LF only as far as the output can take: with a
+		 * small dst and a long line, scanning the whole input on
+		 * every call would make the work quadratic.
+		 */
+		room = cap - o;
+		scan = n - i < room ? n - i : room;
+		if (scan == 0)
+			break;
+		lf = memchr(src + i, '\n', scan);
+		run = lf != NULL ? (size_t)(lf - (src + i)) : scan;
+		if (run > 0) {
+			memcpy(dst + o, src + i, run);
+			ds->line_empty = ds->at_bol && run == 1 &&
+			    src[i] == '\r';
+			ds->last_cr = src[i + run - 1] == '\r';
+			ds->at_bol = false;
+			o += run;
+			i += run;
+			if (lf == NULL)
+				continue;
+		}
+
+		/* src[i] is an LF: a CR copied just before makes it CRLF. */
+		if (ds->last_cr) {
+			if (cap - o < 1)
+				break;
+			dst[o++] = '\n';
+		} else {
+			if (cap - o < 2)
+				break;
+			dst[o++] = '\r';
+			dst[o++] = '\n';
+		}
+		i++;
+		if (ds->limited && top_line_end(ds)) {
+			ds->at_bol = true;
+			ds->last_cr = false;
+			ds->line_empty = true;
+			*out_len = o;
+			return n;
+		}
+		ds->at_bol = true;
+		ds->last_cr = false;
+		ds->line_empty = true;
+	}
+	*out_len = o;
+	return i;
+}
+
+bool
+dotstuff_done(const struct dotstuff *ds)
+{
+	return ds->done;
+}
+
+size_t
+dotstuff_end(struct dotstuff *ds, uint8_t *dst, size_t cap)
+{
+	static const uint8_t tail[DOTSTUFF_END_MAX] = "\r\n.\r\n";
+	size_t need;
+
+	assert(ds != NULL);
+	/*
+	 * An unterminated last line gets its CRLF even after a lone CR:
+	 * that CR was already sent as a plain byte, so the wire has CR CRLF
+	 * (the same count wiresize_end() adds).
+	 */
+	need = ds->at_bol ? 3 : 5;
+	if (cap < need)
+		return 0;
+	memcpy(dst, tail + (DOTSTUFF_END_MAX - need), need);
+	ds->at_bol = true;
+	ds->last_cr = false;
+	ds->line_empty = true;
+	return need;
+}
+
+void
+wiresize_init(struct wiresize *ws)
+{
+	assert(ws != NULL);
+	ws->size = 0;
+	ws->last_cr = false;
+	ws->at_bol = true;
+}
+
+void
+wiresize_feed(struct wiresize *ws, const uint8_t *src, size_t n)
+{
+	const uint8_t *p, *end, *lf;
+	uint64_t bare = 0;
+
+	assert(ws != NULL);
+	if (n == 0)
+		return;
+	/* Every byte goes out once; an LF without its CR costs one more. */
+	p = src;
+	end = src + n;
+	while ((lf = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		if (lf == src ? !ws->last_cr : lf[-1] != '\r')
+			bare++;
+		p = lf + 1;
+		if (p == end)
+			break;
+	}
+	ws->size += n + bare;
+	ws->last_cr = src[n - 1] == '\r';
+	ws->at_bol = src[n - 1] == '\n';
+}
+
+uint64_t
+wiresize_end(const struct wiresize *ws)
+{
+	/* dotstuff_end() adds CRLF to an unterminated last line. */
+	return ws->size + (ws->at_bol ? 0 : 2);
+}

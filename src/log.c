@@ -1,0 +1,126 @@
+/*
+ * The access and error log.  Lines are built whole in a stack buffer and
+ * written with one write() so they never interleave.  The log is a file
+ * or standard error, never a socket.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static int log_fd = STDERR_FILENO;
+static char *log_path;
+
+static const char *const level_names[] = {
+	[LOG_ERR] = "error", [LOG_WARN] = "warning",
+	[LOG_INFO] = "info", [LOG_DEBUG] = "debug",
+};
+
+static int
+open_file(const char *path)
+{
+	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+}
+
+int
+log_open(const char *path)
+{
+	int fd;
+
+	if (path == NULL) {
+		log_close();
+		return 0;
+	}
+	fd = open_file(path);
+	if (fd < 0)
+		return -1;
+	log_close();
+	log_path = strdup(path);
+	if (log_path == NULL) {
+		close(fd);
+		errno = ENOMEM;
+		return -1;
+	}
+	log_fd = fd;
+	return 0;
+}
+
+int
+log_reopen(void)
+{
+	int fd;
+
+	if (log_path == NULL)
+		return 0;
+	fd = open_file(log_path);
+	if (fd < 0)
+		return -1;
+	close(log_fd);
+	log_fd = fd;
+	return 0;
+}
+
+void
+log_close(void)
+{
+	if (log_path != NULL) {
+		close(log_fd);
+		free(log_path);
+		log_path = NULL;
+	}
+	log_fd = STDERR_FILENO;
+}
+
+void
+log_msg(enum log_level level, const char *fmt, ...)
+{
+	char line[1024];
+	struct timeval tv;
+	struct tm tm;
+	size_t n;
+	int k;
+	va_list ap;
+
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+	k = snprintf(line + n, sizeof(line) - n, ".%03dZ %s: ",
+	    (int)(tv.tv_usec / 1000), level_names[level]);
+	if (k > 0)
+		n += (size_t)k;
+	va_start(ap, fmt);
+	k = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+	va_end(ap);
+	/* A truncated line still ends with its newline. */
+	if (k < 0)
+		k = 0;
+	n += (size_t)k;
+	if (n > sizeof(line) - 2)
+		n = sizeof(line) - 2;
+	line[n++] = '\n';
+	/* Best effort: a full disk must not stop the server. */
+	if (write(log_fd, line, n) < 0)
+		return;
+}
+
+char *
+log_sanitize(char *dst, size_t cap, const char *src)
+{
+	size_t i = 0;
+
+	if (cap == 0)
+		return dst;
+	for (; src[i] != '\0' && i + 1 < cap; i++) {
+		unsigned char c = (unsigned char)src[i];
+
+		dst[i] = (c > 0x20 && c < 0x7f) ? (char)c : '?';
+	}
+	dst[i] = '\0';
+	return dst;
+}

@@ -1,0 +1,703 @@
+/*
+ * The Maildir backend: the only code that touches the mail root.  It
+ * creates a user's folders, moves new/ into cur/, lists cur/, sizes the
+ * messages a slice at a time, opens message files and unlinks deleted
+ * ones at commit.  No sockets and no protocol here; no logging either
+ * (callers log the status they get back).
+ */
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "dotstuff.h"
+#include "maildir.h"
+
+#ifndef PATH_MAX
+#define PATH_MAX 4096
+#endif
+
+/* Read size while sizing messages; see scratch below. */
+#define SCAN_CHUNK	(64 * 1024)
+
+struct maildrop {
+	char *cur;			/* "<root>/<user>/cur" */
+	struct mail_msg *msgs;		/* delivery order */
+	size_t count;
+
+	/* Sizing progress, kept between maildir_scan_step() calls. */
+	size_t scan_next;		/* message being sized */
+	int scan_fd;			/* its open file, or -1 */
+	uint64_t scan_read;		/* bytes of it read so far */
+	uint64_t scan_expect;		/* its st_size when opened */
+	struct wiresize scan_ws;
+};
+
+/* A cur/ entry while listing: what the sort needs. */
+struct entry {
+	char *name;
+	struct timespec mtime;
+	uint64_t size;
+};
+
+/*
+ * Read buffer for sizing.  The server is single-threaded and the buffer
+ * is only used inside one maildir_scan_step() call, so one static area
+ * serves every maildrop (and keeps 64 KiB off the stack).
+ */
+static uint8_t scratch[SCAN_CHUNK];
+
+/*
+ * Builds "a/b" into buf[PATH_MAX].  Returns 0, or -1 with ENAMETOOLONG
+ * when it would not fit.
+ */
+static int
+join_path(char *buf, const char *a, const char *b)
+{
+	int len;
+
+	len = snprintf(buf, PATH_MAX, "%s/%s", a, b);
+	if (len < 0 || len >= PATH_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+/* mkdir that accepts an existing directory (or a link to one). */
+static int
+ensure_dir(const char *path)
+{
+	struct stat st;
+
+	if (mkdir(path, 0700) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return -1;
+	if (stat(path, &st) == -1)
+		return -1;
+	if (!S_ISDIR(st.st_mode)) {
+		errno = ENOTDIR;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Maildir readers skip names starting with '.' (cr.yp.to/proto/maildir
+ * .html), which also covers "." and "..".
+ */
+static bool
+skip_name(const char *name)
+{
+	return name[0] == '.' || name[0] == '\0';
+}
+
+/*
+ * Moves one file from new/ to cur/, adding the ":2," info when the name
+ * has none.  A file never replaces one already in cur/: link() refuses
+ * an existing target, where rename() would silently overwrite a
+ * message.  On a file system without hard links, fall back to checking
+ * for the target first (only the lock holder reads this maildrop, so
+ * the window is harmless).  Any failure leaves the file in new/ to be
+ * tried again at the next login.
+ */
+static void
+move_new(const char *newdir, const char *curdir, const char *name)
+{
+	char src[PATH_MAX], dst[PATH_MAX], target[PATH_MAX];
+	struct stat st;
+	int len;
+
+	if (join_path(src, newdir, name) == -1)
+		return;
+	if (lstat(src, &st) == -1 || !S_ISREG(st.st_mode))
+		return;
+	len = snprintf(target, sizeof(target), "%s%s", name,
+	    strchr(name, ':') == NULL ? ":2," : "");
+	if (len < 0 || (size_t)len >= sizeof(target))
+		return;
+	if (join_path(dst, curdir, target) == -1)
+		return;
+	if (link(src, dst) == 0) {
+		(void)unlink(src);
+		return;
+	}
+	if (errno == EEXIST)
+		return;
+	if (lstat(dst, &st) == 0 || errno != ENOENT)
+		return;
+	(void)rename(src, dst);
+}
+
+static enum maildir_status
+move_new_all(const char *newdir, const char *curdir)
+{
+	DIR *d;
+	struct dirent *de;
+	enum maildir_status st = MAILDIR_OK;
+
+	if ((d = opendir(newdir)) == NULL)
+		return MAILDIR_IO;
+	for (;;) {
+		errno = 0;
+		if ((de = readdir(d)) == NULL) {
+			if (errno != 0)
+				st = MAILDIR_IO;
+			break;
+		}
+		if (skip_name(de->d_name))
+			continue;
+		move_new(newdir, curdir, de->d_name);
+	}
+	(void)closedir(d);
+	return st;
+}
+
+static int
+entry_cmp(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+
+	if (x->mtime.tv_sec != y->mtime.tv_sec)
+		return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
+	if (x->mtime.tv_nsec != y->mtime.tv_nsec)
+		return x->mtime.tv_nsec < y->mtime.tv_nsec ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+static void
+free_entries(struct entry *ents, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(ents[i].name);
+	free(ents);
+}
+
+/*
+ * Lists the regular files of cur/ into *out (*n of them).  lstat(), so
+ * a symlink is never followed out of the maildrop.
+ */
+static enum maildir_status
+list_cur(const char *curdir, struct entry **out, size_t *n)
+{
+	DIR *d = NULL;
+	struct dirent *de;
+	struct entry *ents = NULL, *grown;
+	size_t count = 0, cap = 0;
+	char path[PATH_MAX];
+	struct stat sb;
+	enum maildir_status st = MAILDIR_OK;
+
+	if ((d = opendir(curdir)) == NULL) {
+		st = MAILDIR_IO;
+		goto cleanup;
+	}
+	for (;;) {
+		errno = 0;
+		if ((de = readdir(d)) == NULL) {
+			if (errno != 0)
+				st = MAILDIR_IO;
+			break;
+		}
+		if (skip_name(de->d_name))
+			continue;
+		if (join_path(path, curdir, de->d_name) == -1)
+			continue;	/* cannot be opened either */
+		if (lstat(path, &sb) == -1) {
+			if (errno == ENOENT)
+				continue;	/* gone meanwhile */
+			st = MAILDIR_IO;
+			break;
+		}
+		if (!S_ISREG(sb.st_mode))
+			continue;
+		if (count == MAX_MAILDROP_MSGS) {
+			st = MAILDIR_TOOBIG;
+			break;
+		}
+		if (count == cap) {
+			cap = cap == 0 ? 64 : cap * 2;
+			grown = realloc(ents, cap * sizeof(*ents));
+			if (grown == NULL) {
+				st = MAILDIR_NOMEM;
+				break;
+			}
+			ents = grown;
+		}
+		if ((ents[count].name = strdup(de->d_name)) == NULL) {
+			st = MAILDIR_NOMEM;
+			break;
+		}
+		ents[count].mtime = sb.st_mtim;
+		ents[count].size = (uint64_t)sb.st_size;
+		count++;
+	}
+
+cleanup:
+	if (d != NULL)
+		(void)closedir(d);
+	if (st != MAILDIR_OK) {
+		free_entries(ents, count);
+		return st;
+	}
+	*out = ents;
+	*n = count;
+	return MAILDIR_OK;
+}
+
+/*
+ * UIDL mapping (RFC 1939 section 7: 1 to 70 characters 0x21..0x7E,
+ * unique in the maildrop, stable across sessions).
+ *
+ *  1. The base name is the file name up to the first ':' (the Maildir
+ *     unique name; the ":2,FLAGS" info changes as flags change).  If it
+ *     is 1..UIDL_MAX characters, all in 0x21..0x7E, and does not start
+ *     with '~', it is the UID as is.
+ *  2. Otherwise the UID is "~" followed by the 16 lower-case hex digits
+ *     of the 64-bit FNV-1a hash of the base name (17 characters).  '~'
+ *     is reserved for these forms, so they never equal a plain name.
+ *  3. Messages still sharing a UID (same base name with different
+ *     info, or a hash collision) are ordered by file name; the first
+ *     keeps it, each other one gets "~~" and the hex FNV-1a hash of its
+ *     whole file name (unique in cur/).
+ *  4. Should that collide too (a 64-bit collision), the later ones get
+ *     "~#" and their message number, unique by construction.
+ *
+ * Steps 1-3 depend only on the file names, so the UIDs are the same in
+ * every session that sees the same files; step 4 also depends on the
+ * order, but needs a 64-bit hash collision to happen at all.
+ */
+#define UID_MAPPED_MARK '~'
+
+static uint64_t
+fnv1a64(const char *s, size_t len)
+{
+	uint64_t h = UINT64_C(0xcbf29ce484222325);
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		h ^= (unsigned char)s[i];
+		h *= UINT64_C(0x100000001b3);
+	}
+	return h;
+}
+
+static void
+uid_from_name(char uid[UIDL_MAX + 1], const char *name)
+{
+	const char *colon = strchr(name, ':');
+	size_t len = colon != NULL ? (size_t)(colon - name) : strlen(name);
+	size_t i;
+	bool safe;
+
+	safe = len >= 1 && len <= UIDL_MAX && name[0] != UID_MAPPED_MARK;
+	for (i = 0; safe && i < len; i++)
+		if ((unsigned char)name[i] < 0x21 ||
+		    (unsigned char)name[i] > 0x7e)
+			safe = false;
+	if (safe) {
+		memcpy(uid, name, len);
+		uid[len] = '\0';
+		return;
+	}
+	(void)snprintf(uid, UIDL_MAX + 1, "~%016llx",
+	    (unsigned long long)fnv1a64(name, len));
+}
+
+static int
+msg_uid_cmp(const void *a, const void *b)
+{
+	const struct mail_msg *x = *(const struct mail_msg *const *)a;
+	const struct mail_msg *y = *(const struct mail_msg *const *)b;
+	int c;
+
+	if ((c = strcmp(x->uid, y->uid)) != 0)
+		return c;
+	return strcmp(x->file, y->file);
+}
+
+/*
+ * One pass of steps 3/4 above over `by` (pointers into msgs).  Returns
+ * how many UIDs it changed.
+ */
+static size_t
+uid_dedup(struct mail_msg **by, size_t n, const struct mail_msg *base,
+    bool last_resort)
+{
+	size_t i, j, changed = 0;
+
+	qsort(by, n, sizeof(*by), msg_uid_cmp);
+	/* by[i] heads a run of equal UIDs and keeps its own. */
+	for (i = 0; i < n; i = j) {
+		for (j = i + 1; j < n && strcmp(by[j]->uid, by[i]->uid) == 0;
+		    j++) {
+			changed++;
+			if (last_resort)
+				(void)snprintf(by[j]->uid, UIDL_MAX + 1,
+				    "~#%zu", (size_t)(by[j] - base) + 1);
+			else
+				(void)snprintf(by[j]->uid, UIDL_MAX + 1,
+				    "~~%016llx", (unsigned long long)fnv1a64(
+				    by[j]->file, strlen(by[j]->file)));
+		}
+	}
+	return changed;
+}
+
+static enum maildir_status
+assign_uids(struct mail_msg *msgs, size_t n)
+{
+	struct mail_msg **by;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		uid_from_name(msgs[i].uid, msgs[i].file);
+	if (n < 2)
+		return MAILDIR_OK;
+	if ((by = malloc(n * sizeof(*by))) == NULL)
+		return MAILDIR_NOMEM;
+	for (i = 0; i < n; i++)
+		by[i] = &msgs[i];
+	if (uid_dedup(by, n, msgs, false) > 0)
+		(void)uid_dedup(by, n, msgs, true);
+	free(by);
+	return MAILDIR_OK;
+}
+
+enum maildir_status
+maildir_open(const char *root, const char *user, struct maildrop **out)
+{
+	struct maildrop *md = NULL;
+	struct entry *ents = NULL;
+	size_t nents = 0, i;
+	char udir[PATH_MAX], cur[PATH_MAX], newd[PATH_MAX], tmp[PATH_MAX];
+	struct stat sb;
+	enum maildir_status st = MAILDIR_OK;
+
+	assert(root != NULL && user != NULL && out != NULL);
+	*out = NULL;
+	/* Second line of defence: users_valid_name() ran already. */
+	if (user[0] == '\0' || user[0] == '.' || strchr(user, '/') != NULL)
+		return MAILDIR_IO;
+	/* The root is the administrator's; never create it. */
+	if (stat(root, &sb) == -1 || !S_ISDIR(sb.st_mode))
+		return MAILDIR_IO;
+	if (join_path(udir, root, user) == -1 ||
+	    join_path(cur, udir, "cur") == -1 ||
+	    join_path(newd, udir, "new") == -1 ||
+	    join_path(tmp, udir, "tmp") == -1)
+		return MAILDIR_IO;
+	if (ensure_dir(udir) == -1 || ensure_dir(cur) == -1 ||
+	    ensure_dir(newd) == -1 || ensure_dir(tmp) == -1)
+		return MAILDIR_IO;
+
+	if ((st = move_new_all(newd, cur)) != MAILDIR_OK)
+		goto cleanup;
+	if ((st = list_cur(cur, &ents, &nents)) != MAILDIR_OK)
+		goto cleanup;
+	if (nents > 1)
+		qsort(ents, nents, sizeof(*ents), entry_cmp);
+
+	if ((md = calloc(1, sizeof(*md))) == NULL) {
+		st = MAILDIR_NOMEM;
+		goto cleanup;
+	}
+	md->scan_fd = -1;
+	if ((md->cur = strdup(cur)) == NULL) {
+		st = MAILDIR_NOMEM;
+		goto cleanup;
+	}
+	if (nents > 0 &&
+	    (md->msgs = calloc(nents, sizeof(*md->msgs))) == NULL) {
+		st = MAILDIR_NOMEM;
+		goto cleanup;
+	}
+	/* The names move from ents to msgs: ents keeps none after this. */
+	for (i = 0; i < nents; i++) {
+		md->msgs[i].file = ents[i].name;
+		md->msgs[i].file_size = ents[i].size;
+		ents[i].name = NULL;
+	}
+	md->count = nents;
+	st = assign_uids(md->msgs, md->count);
+
+cleanup:
+	free_entries(ents, nents);
+	if (st != MAILDIR_OK) {
+		maildir_close(md);
+		return st;
+	}
+	*out = md;
+	return MAILDIR_OK;
+}
+
+/* Drops message i from the list (its file vanished before sizing). */
+static void
+drop_msg(struct maildrop *md, size_t i)
+{
+	free(md->msgs[i].file);
+	memmove(&md->msgs[i], &md->msgs[i + 1],
+	    (md->count - i - 1) * sizeof(md->msgs[0]));
+	md->count--;
+}
+
+static void
+scan_close(struct maildrop *md)
+{
+	if (md->scan_fd >= 0)
+		(void)close(md->scan_fd);
+	md->scan_fd = -1;
+}
+
+/*
+ * Opens message md->scan_next for sizing.  Returns MAILDIR_OK with
+ * scan_fd set, MAILDIR_GONE when the file vanished, or MAILDIR_IO.
+ */
+static enum maildir_status
+scan_open(struct maildrop *md)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+	int fd;
+
+	if (join_path(path, md->cur, md->msgs[md->scan_next].file) == -1)
+		return MAILDIR_IO;
+	do
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	while (fd == -1 && errno == EINTR);
+	if (fd == -1)
+		return errno == ENOENT ? MAILDIR_GONE : MAILDIR_IO;
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		(void)close(fd);
+		return MAILDIR_IO;
+	}
+	md->scan_fd = fd;
+	md->scan_read = 0;
+	md->scan_expect = (uint64_t)sb.st_size;
+	wiresize_init(&md->scan_ws);
+	return MAILDIR_OK;
+}
+
+enum maildir_status
+maildir_scan_step(struct maildrop *md, size_t byte_budget, bool *done)
+{
+	size_t spent = 0;
+	enum maildir_status st;
+
+	assert(md != NULL && done != NULL);
+	/* A budget of 0 would never finish; it means "the least". */
+	if (byte_budget == 0)
+		byte_budget = 1;
+	while (md->scan_next < md->count) {
+		struct mail_msg *m;
+		uint64_t left;
+		size_t want;
+		ssize_t r;
+
+		if (md->scan_fd < 0) {
+			if (spent >= byte_budget)
+				break;
+			st = scan_open(md);
+			if (st == MAILDIR_GONE) {
+				drop_msg(md, md->scan_next);
+				continue;
+			}
+			if (st != MAILDIR_OK) {
+				*done = false;
+				return st;
+			}
+		}
+		m = &md->msgs[md->scan_next];
+		/*
+		 * Stop at the st_size seen at open: this saves the read()
+		 * that would only return 0, and a message that grows while
+		 * we size it is caught by maildir_msg_open() (size changed).
+		 */
+		left = md->scan_expect - md->scan_read;
+		if (left > 0) {
+			if (spent >= byte_budget)
+				break;
+			want = byte_budget - spent;
+			if (want > sizeof(scratch))
+				want = sizeof(scratch);
+			if (want > left)
+				want = (size_t)left;
+			r = read(md->scan_fd, scratch, want);
+			if (r == -1) {
+				if (errno == EINTR)
+					continue;
+				scan_close(md);
+				*done = false;
+				return MAILDIR_IO;
+			}
+			if (r > 0) {
+				wiresize_feed(&md->scan_ws, scratch, (size_t)r);
+				md->scan_read += (uint64_t)r;
+				spent += (size_t)r;
+				continue;
+			}
+			/* Shorter than at open: size what is there. */
+		}
+		m->size = wiresize_end(&md->scan_ws);
+		m->file_size = md->scan_read;
+		scan_close(md);
+		md->scan_next++;
+	}
+	*done = md->scan_next >= md->count;
+	return MAILDIR_OK;
+}
+
+size_t
+maildir_count(const struct maildrop *md)
+{
+	return md->count;
+}
+
+const struct mail_msg *
+maildir_msg(const struct maildrop *md, size_t n)
+{
+	if (n < 1 || n > md->count)
+		return NULL;
+	return &md->msgs[n - 1];
+}
+
+size_t
+maildir_live_count(const struct maildrop *md)
+{
+	size_t i, live = 0;
+
+	for (i = 0; i < md->count; i++)
+		if (!md->msgs[i].deleted)
+			live++;
+	return live;
+}
+
+uint64_t
+maildir_live_size(const struct maildrop *md)
+{
+	uint64_t sum = 0;
+	size_t i;
+
+	for (i = 0; i < md->count; i++)
+		if (!md->msgs[i].deleted)
+			sum += md->msgs[i].size;
+	return sum;
+}
+
+enum maildir_status
+maildir_msg_open(struct maildrop *md, size_t n, int *fd)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+	int f;
+
+	assert(md != NULL && fd != NULL);
+	*fd = -1;
+	if (n < 1 || n > md->count)
+		return MAILDIR_IO;
+	if (join_path(path, md->cur, md->msgs[n - 1].file) == -1)
+		return MAILDIR_IO;
+	do
+		f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	while (f == -1 && errno == EINTR);
+	if (f == -1)
+		return errno == ENOENT ? MAILDIR_GONE : MAILDIR_IO;
+	if (fstat(f, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		(void)close(f);
+		return MAILDIR_IO;
+	}
+	/* The size we announced must still be the size we send. */
+	if ((uint64_t)sb.st_size != md->msgs[n - 1].file_size) {
+		(void)close(f);
+		return MAILDIR_CHANGED;
+	}
+	*fd = f;
+	return MAILDIR_OK;
+}
+
+bool
+maildir_mark_deleted(struct maildrop *md, size_t n)
+{
+	if (n < 1 || n > md->count || md->msgs[n - 1].deleted)
+		return false;
+	md->msgs[n - 1].deleted = true;
+	return true;
+}
+
+void
+maildir_rollback(struct maildrop *md)
+{
+	size_t i;
+
+	for (i = 0; i < md->count; i++)
+		md->msgs[i].deleted = false;
+}
+
+size_t
+maildir_commit(struct maildrop *md)
+{
+	char path[PATH_MAX];
+	size_t i, failed = 0;
+
+	for (i = 0; i < md->count; i++) {
+		if (!md->msgs[i].deleted)
+			continue;
+		if (join_path(path, md->cur, md->msgs[i].file) == -1) {
+			failed++;
+			continue;
+		}
+		if (unlink(path) == -1 && errno != ENOENT)
+			failed++;
+	}
+	return failed;
+}
+
+void
+maildir_close(struct maildrop *md)
+{
+	size_t i;
+
+	if (md == NULL)
+		return;
+	scan_close(md);
+	for (i = 0; i < md->count; i++)
+		free(md->msgs[i].file);
+	free(md->msgs);
+	free(md->cur);
+	free(md);
+}
+
+const char *
+maildir_strerror(enum maildir_status st)
+{
+	switch (st) {
+	case MAILDIR_OK:
+		return "success";
+	case MAILDIR_NOMEM:
+		return "out of memory";
+	case MAILDIR_IO:
+		return "maildrop not accessible";
+	case MAILDIR_TOOBIG:
+		return "too many messages in maildrop";
+	case MAILDIR_GONE:
+		return "message file vanished";
+	case MAILDIR_CHANGED:
+		return "message file changed";
+	}
+	return "unknown maildir error";
+}

@@ -1,0 +1,322 @@
+/*
+ * pop3server: command line, users file set-up, signals, and the run.
+ * Every option is checked before any socket is opened; a bad one gets a
+ * message and exit status 2 (a port in use: 1).  Signal handlers only
+ * set flags and poke a self-pipe so select() wakes up.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "proto.h"
+#include "server.h"
+#include "users.h"
+
+#define EXIT_USAGE 2
+#define MAX_CLI_USERS 4096
+
+struct options {
+	struct server_config server;
+	const char *users_file;
+	const char *log_file;
+	char *cli_users[MAX_CLI_USERS];	/* "name:password", from -u */
+	size_t ncli_users;
+};
+
+static volatile sig_atomic_t stop_flag, reopen_flag;
+static int signal_pipe[2] = { -1, -1 };
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: pop3server [options]\n"
+	    "  -p PORT      POP3 port (default %d)\n"
+	    "  -l ADDR      POP3 address (default: all, IPv4 and IPv6)\n"
+	    "  -P PORT      management port (default %d)\n"
+	    "  -L ADDR      management address (default: loopback)\n"
+	    "  -d DIR       mail root, one Maildir per user (default %s)\n"
+	    "  -u USER:PASS create a user or set its password (repeatable)\n"
+	    "  -U FILE      users and settings file (default %s)\n"
+	    "  -T SECONDS   idle timeout (default %d)\n"
+	    "  -m N         maximum connections (default: descriptor limit)\n"
+	    "  --log FILE   access log file (default: standard error)\n"
+	    "  -v           print the version and exit\n"
+	    "  -h           print this help and exit\n",
+	    DEFAULT_POP3_PORT, DEFAULT_MGMT_PORT, DEFAULT_MAIL_ROOT,
+	    DEFAULT_USERS_FILE, DEFAULT_IDLE_TIMEOUT);
+}
+
+static void die_usage(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+
+static void
+die_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "pop3server: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'pop3server -h' for help.\n");
+	exit(EXIT_USAGE);
+}
+
+static unsigned long
+number(const char *arg, unsigned long min, unsigned long max,
+    const char *what)
+{
+	uint64_t v;
+
+	if (!proto_parse_uint(arg, max, &v) || v < min) {
+		fprintf(stderr, "pop3server: %s must be a number from %lu to "
+		    "%lu, not '%s'\n", what, min, max, arg);
+		exit(EXIT_USAGE);
+	}
+	return (unsigned long)v;
+}
+
+static void
+check_cli_user(char *spec)
+{
+	char *colon = strchr(spec, ':');
+
+	if (colon == NULL)
+		die_usage("-u wants USER:PASS, got '%s'", spec);
+	*colon = '\0';
+	if (!users_valid_name(spec))
+		die_usage("-u: invalid user name '%s' (1-64 of A-Z a-z 0-9 . "
+		    "_ -, not starting with '.')", spec);
+	if (!users_valid_password(colon + 1))
+		die_usage("-u: invalid password for '%s' (1-128 printable "
+		    "characters, no spaces)", spec);
+	*colon = ':';
+}
+
+static void
+parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "log", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'v' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct stat st;
+	int ch;
+
+	o->server.pop3_port = DEFAULT_POP3_PORT;
+	o->server.mgmt_port = DEFAULT_MGMT_PORT;
+	o->server.mail_root = DEFAULT_MAIL_ROOT;
+	o->server.idle_s = DEFAULT_IDLE_TIMEOUT;
+	o->users_file = DEFAULT_USERS_FILE;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":p:l:P:L:d:u:U:T:m:vh", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'p':
+			o->server.pop3_port = (unsigned)number(optarg, 1,
+			    65535, "-p port");
+			break;
+		case 'l':
+			o->server.pop3_addr = optarg;
+			break;
+		case 'P':
+			o->server.mgmt_port = (unsigned)number(optarg, 1,
+			    65535, "-P port");
+			break;
+		case 'L':
+			o->server.mgmt_addr = optarg;
+			break;
+		case 'd':
+			o->server.mail_root = optarg;
+			break;
+		case 'u':
+			check_cli_user(optarg);
+			if (o->ncli_users == MAX_CLI_USERS)
+				die_usage("too many -u options (max %d)",
+				    MAX_CLI_USERS);
+			o->cli_users[o->ncli_users++] = optarg;
+			break;
+		case 'U':
+			o->users_file = optarg;
+			break;
+		case 'T':
+			o->server.idle_s = (unsigned)number(optarg, 1,
+			    86400, "-T seconds");
+			break;
+		case 'm':
+			o->server.max_conn = number(optarg, 1, 1000000,
+			    "-m connections");
+			break;
+		case 'o':
+			o->log_file = optarg;
+			break;
+		case 'v':
+			printf(POP3D_NAME " " POP3D_VERSION "\n");
+			exit(EXIT_SUCCESS);
+		case 'h':
+			usage(stdout);
+			exit(EXIT_SUCCESS);
+		case ':':
+			die_usage("option '%s' needs a value",
+			    argv[optind - 1]);
+			break;
+		default:
+			die_usage("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		die_usage("unexpected argument '%s'", argv[optind]);
+	if (stat(o->server.mail_root, &st) < 0)
+		die_usage("mail root '%s' does not exist", o->server.mail_root);
+	if (!S_ISDIR(st.st_mode))
+		die_usage("mail root '%s' is not a directory",
+		    o->server.mail_root);
+}
+
+/* Applies -u and creates a missing admin; saves if anything changed. */
+static int
+prepare_users(struct options *o, struct users **out)
+{
+	struct users *u;
+	unsigned line = 0;
+	enum users_status st = users_load(o->users_file, &u, &line);
+	bool changed = false;
+
+	if (st != USERS_OK) {
+		fprintf(stderr, "pop3server: %s: %s (line %u)\n",
+		    o->users_file, users_strerror(st), line);
+		return -1;
+	}
+	for (size_t i = 0; i < o->ncli_users; i++) {
+		char *colon = strchr(o->cli_users[i], ':');
+
+		*colon = '\0';
+		st = users_exists(u, o->cli_users[i]) ?
+		    users_set_password(u, o->cli_users[i], colon + 1) :
+		    users_add(u, o->cli_users[i], colon + 1);
+		/* The clear password is not needed any more. */
+		memset(colon + 1, 0, strlen(colon + 1));
+		if (st != USERS_OK) {
+			fprintf(stderr, "pop3server: -u %s: %s\n",
+			    o->cli_users[i], users_strerror(st));
+			users_free(u);
+			return -1;
+		}
+		changed = true;
+	}
+	if (!users_exists(u, "admin")) {
+		char pw[17];
+
+		if (!users_random_password(pw, sizeof(pw)) ||
+		    users_add(u, "admin", pw) != USERS_OK) {
+			fprintf(stderr, "pop3server: cannot create the "
+			    "administrator\n");
+			users_free(u);
+			return -1;
+		}
+		fprintf(stderr, "pop3server: created administrator 'admin' "
+		    "with password: %s\n", pw);
+		memset(pw, 0, sizeof(pw));
+		changed = true;
+	}
+	if (changed && (st = users_save(u)) != USERS_OK) {
+		fprintf(stderr, "pop3server: cannot write %s: %s\n",
+		    o->users_file, strerror(errno));
+		users_free(u);
+		return -1;
+	}
+	*out = u;
+	return 0;
+}
+
+static void
+on_signal(int sig)
+{
+	int saved = errno;
+	char c = (char)sig;
+
+	if (sig == SIGHUP)
+		reopen_flag = 1;
+	else
+		stop_flag = 1;
+	if (write(signal_pipe[1], &c, 1) < 0) {
+		/* The pipe is full: select() will wake anyway. */
+	}
+	errno = saved;
+}
+
+static int
+setup_signals(void)
+{
+	struct sigaction sa;
+
+	if (pipe(signal_pipe) < 0)
+		return -1;
+	for (int i = 0; i < 2; i++) {
+		int fl = fcntl(signal_pipe[i], F_GETFL);
+
+		if (fl < 0 || fcntl(signal_pipe[i], F_SETFL,
+		    fl | O_NONBLOCK) < 0 ||
+		    fcntl(signal_pipe[i], F_SETFD, FD_CLOEXEC) < 0)
+			return -1;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = SIG_IGN;
+	if (sigaction(SIGPIPE, &sa, NULL) < 0)
+		return -1;
+	sa.sa_handler = on_signal;
+	if (sigaction(SIGINT, &sa, NULL) < 0 ||
+	    sigaction(SIGTERM, &sa, NULL) < 0 ||
+	    sigaction(SIGHUP, &sa, NULL) < 0)
+		return -1;
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct options o;
+	struct users *users = NULL;
+	enum server_status st;
+	int rc;
+
+	parse_options(argc, argv, &o);
+	if (o.log_file != NULL && log_open(o.log_file) < 0) {
+		fprintf(stderr, "pop3server: cannot open log %s: %s\n",
+		    o.log_file, strerror(errno));
+		return EXIT_USAGE;
+	}
+	if (prepare_users(&o, &users) < 0)
+		return EXIT_FAILURE;
+	if (setup_signals() < 0) {
+		fprintf(stderr, "pop3server: signals: %s\n", strerror(errno));
+		return EXIT_FAILURE;
+	}
+	st = server_init(&o.server, users, signal_pipe[0]);
+	if (st != SERVER_OK) {
+		server_shutdown();
+		users_free(users);
+		return EXIT_FAILURE;
+	}
+	rc = server_run(&stop_flag, &reopen_flag);
+	log_info("pop3server shutting down");
+	server_shutdown();
+	users_free(users);
+	log_close();
+	return rc == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,303 @@
+/*
+ * The POP3 engine: session lifecycle, the state table, and the loop that
+ * frames input lines, dispatches them to the current state's command
+ * table and turns handler outcomes into replies.  Handlers live in one
+ * file per state (pop3_auth.c, pop3_trans.c).  No socket calls here.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "pop3_session.h"
+#include "users.h"
+
+static unsigned long next_id;
+
+static unsigned pop3_read(void *ctx);
+static unsigned pop3_write(void *ctx);
+
+static const struct stm_state states[POP3_NSTATES] = {
+	[POP3_AUTHORIZATION] = {
+		.state = POP3_AUTHORIZATION,
+		.on_read = pop3_read,
+		.on_write = pop3_write,
+	},
+	[POP3_TRANSACTION] = {
+		.state = POP3_TRANSACTION,
+		.on_read = pop3_read,
+		.on_write = pop3_write,
+	},
+	[POP3_UPDATE] = {
+		.state = POP3_UPDATE,
+		.on_arrival = pop3_update_enter,
+	},
+};
+
+/* Indexed by state; UPDATE reads no commands. */
+static const struct cmd *const tables[POP3_NSTATES] = {
+	[POP3_AUTHORIZATION] = pop3_auth_cmds,
+	[POP3_TRANSACTION] = pop3_trans_cmds,
+	[POP3_UPDATE] = NULL,
+};
+
+static const char *const end_names[] = {
+	[END_QUIT] = "quit", [END_TIMEOUT] = "timeout",
+	[END_DISCONNECT] = "disconnect", [END_SHUTDOWN] = "shutdown",
+	[END_ERROR] = "error", [END_KICKED] = "kicked",
+};
+
+bool
+pop3_reply(struct pop3_session *s, const char *fmt, ...)
+{
+	char line[MAX_REPLY_LINE];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return false;
+	return conn_reply(&s->conn, "%s", line);
+}
+
+enum cmd_result
+pop3_fail(struct pop3_session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->errbuf, sizeof(s->errbuf), fmt, ap);
+	va_end(ap);
+	s->err = s->errbuf;
+	return CMD_ERR;
+}
+
+enum cmd_result
+pop3_stream(struct pop3_session *s, pop3_producer *p, bool big)
+{
+	if (!conn_stream_begin(&s->conn, big))
+		return pop3_fail(s, "[SYS/TEMP] out of memory");
+	s->produce = p;
+	return CMD_STREAM;
+}
+
+void
+pop3_stream_done(struct pop3_session *s)
+{
+	s->produce = NULL;
+	conn_stream_end(&s->conn);
+}
+
+void
+pop3_abort(struct pop3_session *s)
+{
+	pop3_trans_cleanup(s);
+	s->produce = NULL;
+	conn_close_soon(&s->conn, END_ERROR);
+}
+
+/* Counts a failed command; true when the session must end (Dovecot). */
+static bool
+bad_command(struct pop3_session *s)
+{
+	return ++s->bad_cmds > MAX_BAD_CMDS;
+}
+
+/* Turns a handler's outcome into the reply and the next state. */
+static unsigned
+outcome(struct pop3_session *s, enum cmd_result r)
+{
+	const char *why = NULL;
+
+	switch (r) {
+	case CMD_OK:
+		pop3_reply(s, "+OK");
+		break;
+	case CMD_ERR:
+		why = s->err != NULL ? s->err : "command failed";
+		break;
+	case CMD_UNKNOWN:
+		why = "unknown command";
+		break;
+	case CMD_BAD_STATE:
+		why = "command not valid in this state";
+		break;
+	case CMD_BAD_ARGS:
+		why = "wrong number of arguments";
+		break;
+	case CMD_CLOSE:
+		conn_close_after_flush(&s->conn, END_QUIT);
+		break;
+	case CMD_NEXT:
+		s->bad_cmds = 0;
+		return s->next_state;
+	case CMD_REPLIED:
+	case CMD_STREAM:
+	case CMD_PENDING:
+		break;
+	}
+	s->err = NULL;
+	if (why == NULL) {
+		s->bad_cmds = 0;
+	} else if (bad_command(s)) {
+		pop3_reply(s, "-ERR too many bad commands");
+		conn_close_after_flush(&s->conn, END_ERROR);
+	} else {
+		pop3_reply(s, "-ERR %s", why);
+	}
+	return stm_state(&s->stm);
+}
+
+/* Defined in pop3_auth.c: the line answering an AUTH continuation. */
+enum cmd_result pop3_sasl_response(struct pop3_session *s, char *line);
+
+static unsigned
+pop3_read(void *ctx)
+{
+	struct pop3_session *s = ctx;
+	unsigned state = stm_state(&s->stm);
+
+	for (int i = 0; i < MAX_CMDS_PER_PASS; i++) {
+		enum cmd_result r;
+		char *line;
+
+		if (!conn_can_answer(&s->conn)) {
+			s->input_result = INPUT_BLOCKED;
+			return state;
+		}
+		switch (proto_next_line(&s->framer, &s->conn.in,
+		    POP3_MAX_LINE, &line)) {
+		case LINE_NONE:
+			s->input_result = INPUT_IDLE;
+			return state;
+		case LINE_TOO_LONG:
+			r = pop3_fail(s, "line too long");
+			break;
+		case LINE_NUL:
+			r = pop3_fail(s, "NUL byte in command");
+			break;
+		case LINE_OK:
+		default:
+			if (s->sasl_wait)
+				r = pop3_sasl_response(s, line);
+			else
+				r = proto_dispatch(tables, POP3_NSTATES,
+				    state, s, line);
+			break;
+		}
+		state = outcome(s, r);
+		if (state != stm_state(&s->stm)) {
+			/* The new state's hooks run before the next line. */
+			s->input_result = INPUT_MORE;
+			return state;
+		}
+	}
+	s->input_result = INPUT_MORE;
+	return state;
+}
+
+static unsigned
+pop3_write(void *ctx)
+{
+	struct pop3_session *s = ctx;
+
+	s->next_state = stm_state(&s->stm);
+	if (s->produce != NULL)
+		s->produce(s);
+	return s->next_state;
+}
+
+static enum conn_input
+on_input(struct conn *c)
+{
+	struct pop3_session *s = (struct pop3_session *)c;
+
+	s->input_result = INPUT_IDLE;
+	stm_read(&s->stm, s);
+	return s->input_result;
+}
+
+static void
+on_output(struct conn *c)
+{
+	struct pop3_session *s = (struct pop3_session *)c;
+
+	stm_write(&s->stm, s);
+}
+
+static void
+on_timeout(struct conn *c)
+{
+	struct pop3_session *s = (struct pop3_session *)c;
+
+	/* Mid-stream a goodbye line would corrupt the message: just go. */
+	if (c->streaming) {
+		conn_close_soon(c, END_TIMEOUT);
+		return;
+	}
+	pop3_reply(s, "-ERR autologout: idle for too long");
+	conn_close_after_flush(c, END_TIMEOUT);
+}
+
+static void
+on_destroy(struct conn *c, enum conn_end why)
+{
+	struct pop3_session *s = (struct pop3_session *)c;
+	const char *reason = (size_t)why < sizeof(end_names) /
+	    sizeof(end_names[0]) ? end_names[why] : "error";
+
+	pop3_trans_cleanup(s);
+	selector_timer_cancel(c->sel, &s->delay);
+	/* No UPDATE here: closing never deletes (RFC 1939 section 6). */
+	maildir_close(s->md);
+	if (s->locked)
+		users_unlock(s->env->users, s->user, s);
+	log_info("pop3[%lu] %s user=%s logout retr=%u/%llu top=%u "
+	    "dele=%u/%zu size=%llu in=%llu out=%llu reason=%s", s->id,
+	    c->peer, s->log_user[0] ? s->log_user : "-", s->retr_count,
+	    (unsigned long long)s->retr_bytes, s->top_count, s->dele_count,
+	    s->msgs_at_login, (unsigned long long)s->size_at_login,
+	    (unsigned long long)c->bytes_in,
+	    (unsigned long long)c->bytes_out, reason);
+	free(s);
+}
+
+static const struct conn_ops pop3_ops = {
+	.on_input = on_input,
+	.on_output = on_output,
+	.on_timeout = on_timeout,
+	.on_destroy = on_destroy,
+};
+
+int
+pop3_session_new(const struct pop3_env *env, int fd, const char *peer)
+{
+	struct pop3_session *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return -1;
+	s->env = env;
+	s->id = ++next_id;
+	s->msg_fd = -1;
+	if (conn_init(&s->conn, fd, env->sel, &pop3_ops, peer, env->idle_ms,
+	    true) < 0) {
+		free(s);
+		return -1;
+	}
+	stm_init(&s->stm, states, POP3_NSTATES, POP3_AUTHORIZATION, s);
+	log_info("pop3[%lu] %s connect", s->id, peer);
+	pop3_reply(s, "+OK " POP3D_NAME " ready");
+	return 0;
+}
+
+void
+pop3_kick(void *holder)
+{
+	struct pop3_session *s = holder;
+
+	if (s != NULL)
+		conn_close_soon(&s->conn, END_KICKED);
+}

@@ -1,0 +1,193 @@
+/*
+ * Line framer, table dispatcher and strict parsers shared by the POP3
+ * and MGMT engines.  Nothing here writes a reply or touches a socket.
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "proto.h"
+
+enum line_status
+proto_next_line(struct framer *f, struct buffer *in, size_t max, char **line)
+{
+	size_t n, len;
+	uint8_t *p = buffer_read_ptr(in, &n);
+	uint8_t *lf = memchr(p, '\n', n);
+
+	if (lf == NULL) {
+		/* No line end yet: a partial line already too long is junk. */
+		if (n >= max) {
+			buffer_read_adv(in, n);
+			f->discarding = true;
+		}
+		return LINE_NONE;
+	}
+	len = (size_t)(lf - p) + 1;
+	buffer_read_adv(in, len);
+	if (f->discarding || len > max) {
+		f->discarding = false;
+		return LINE_TOO_LONG;
+	}
+	/* The content: the line without its LF and a CR before it. */
+	len--;
+	if (len > 0 && p[len - 1] == '\r')
+		len--;
+	if (memchr(p, '\0', len) != NULL)
+		return LINE_NUL;
+	p[len] = '\0';
+	*line = (char *)p;
+	return LINE_OK;
+}
+
+static const struct cmd *
+find(const struct cmd *table, const char *name)
+{
+	for (; table != NULL && table->name != NULL; table++)
+		if (strcasecmp(table->name, name) == 0)
+			return table;
+	return NULL;
+}
+
+/*
+ * Splits line in place into words; returns their count, or max + 1 when
+ * there are more than max.
+ */
+static int
+split(char *line, char **argv, int max)
+{
+	int argc = 0;
+	char *p = line;
+
+	for (;;) {
+		while (*p == ' ')
+			p++;
+		if (*p == '\0')
+			return argc;
+		if (argc == max)
+			return max + 1;
+		argv[argc++] = p;
+		while (*p != '\0' && *p != ' ')
+			p++;
+		if (*p == '\0')
+			return argc;
+		*p++ = '\0';
+	}
+}
+
+enum cmd_result
+proto_dispatch(const struct cmd *const tables[], unsigned ntables,
+    unsigned cur, void *session, char *line)
+{
+	char *argv[PROTO_MAX_ARGS + 2];
+	const struct cmd *c;
+	char *sp;
+	int argc;
+
+	/* Find the command word alone first, to choose the arity rule. */
+	while (*line == ' ')
+		line++;
+	if (*line == '\0')
+		return CMD_UNKNOWN;
+	sp = strchr(line, ' ');
+	if (sp != NULL)
+		*sp = '\0';
+	c = find(tables[cur], line);
+	if (c == NULL) {
+		for (unsigned i = 0; i < ntables; i++)
+			if (i != cur && find(tables[i], line) != NULL)
+				return CMD_BAD_STATE;
+		return CMD_UNKNOWN;
+	}
+	argv[0] = line;
+	argc = 1;
+	if (sp != NULL) {
+		char *tail = sp + 1;
+
+		/* A rest-of-line argument keeps its spaces (RFC 1939 PASS). */
+		if ((c->flags & CMD_REST) && *tail != '\0') {
+			argv[argc++] = tail;
+		} else {
+			int n = split(tail, argv + 1, c->max_args);
+
+			if (n > c->max_args)
+				return CMD_BAD_ARGS;
+			argc += n;
+		}
+	}
+	if (argc - 1 < c->min_args || argc - 1 > c->max_args)
+		return CMD_BAD_ARGS;
+	argv[argc] = NULL;
+	return c->fn(session, argc, argv);
+}
+
+bool
+proto_parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (*s == '\0')
+		return false;
+	for (; *s != '\0'; s++) {
+		unsigned d;
+
+		if (*s < '0' || *s > '9')
+			return false;
+		d = (unsigned)(*s - '0');
+		if (v > (max - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return true;
+}
+
+static int
+b64_value(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+long
+proto_base64_decode(const char *in, uint8_t *out, size_t cap)
+{
+	size_t len = strlen(in), n = 0;
+
+	if (len % 4 != 0)
+		return -1;
+	for (size_t i = 0; i < len; i += 4) {
+		int v[4];
+		int pad = 0;
+		bool last = i + 4 == len;
+
+		for (int k = 0; k < 4; k++) {
+			if (in[i + k] == '=' && last && k >= 2) {
+				v[k] = 0;
+				pad++;
+				continue;
+			}
+			if (pad > 0)
+				return -1;	/* data after padding */
+			v[k] = b64_value(in[i + k]);
+			if (v[k] < 0)
+				return -1;
+		}
+		if (n + 3 - (size_t)pad > cap)
+			return -1;
+		out[n++] = (uint8_t)(v[0] << 2 | v[1] >> 4);
+		if (pad < 2)
+			out[n++] = (uint8_t)((v[1] & 0xf) << 4 | v[2] >> 2);
+		if (pad < 1)
+			out[n++] = (uint8_t)((v[2] & 0x3) << 6 | v[3]);
+	}
+	return (long)n;
+}

@@ -1,0 +1,385 @@
+/*
+ * Listeners, admission and the reactor loop.  Binds every listening
+ * socket before any client is served, accepts in bounded batches,
+ * refuses cleanly over the connection limit and at the descriptor
+ * ceiling (a spare descriptor is kept to answer even at EMFILE, so the
+ * listener never spins), and runs deferred conn work between passes.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "conn.h"
+#include "log.h"
+#include "pop3.h"
+#include "selector.h"
+#include "server.h"
+#include "stats.h"
+
+/* Accepts per listener per pass: new clients cannot starve old ones. */
+#define ACCEPTS_PER_PASS 64
+#define MAX_LISTENERS 8
+/* The most descriptors we plan for, whatever the hard limit says. */
+#define NOFILE_CAP (1u << 20)
+
+#define TOO_MANY "-ERR [SYS/TEMP] too many connections\r\n"
+#define BUSY "-ERR [SYS/TEMP] server busy, try again later\r\n"
+
+static struct {
+	struct selector *sel;
+	struct pop3_env pop3;
+	int listeners[MAX_LISTENERS];
+	size_t nlisteners;
+	int spare_fd;		/* given up to accept-and-refuse at EMFILE */
+	size_t max_conn;
+	size_t ceiling;
+} srv = { .spare_fd = -1 };
+
+static int
+set_nonblock_cloexec(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -1;
+	return fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+
+/* Raises the soft descriptor limit to the hard one; returns it. */
+static size_t
+raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return FD_SETSIZE;
+	if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > NOFILE_CAP)
+		rl.rlim_max = NOFILE_CAP;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > NOFILE_CAP)
+		return NOFILE_CAP;
+	return (size_t)rl.rlim_cur;
+}
+
+size_t
+server_conn_ceiling(void)
+{
+	return srv.ceiling;
+}
+
+static void
+peer_text(const struct sockaddr_storage *ss, char *out, size_t cap)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)ss;
+
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+		snprintf(out, cap, "%s:%u", host, port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)ss;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+		snprintf(out, cap, "[%s]:%u", host, port);
+	} else {
+		snprintf(out, cap, "unknown");
+	}
+}
+
+/* One best-effort line, then close: never blocks, never waits. */
+static void
+refuse(int fd, const char *line, const char *peer, const char *why)
+{
+	if (send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		log_warn("pop3 %s refused (%s); could not tell it: %s", peer,
+		    why, strerror(errno));
+	else
+		log_warn("pop3 %s refused: %s", peer, why);
+	close(fd);
+}
+
+/* At EMFILE: free the spare, take the client, refuse it, re-take it. */
+static void
+refuse_at_limit(int lfd)
+{
+	int fd;
+
+	if (srv.spare_fd >= 0) {
+		close(srv.spare_fd);
+		srv.spare_fd = -1;
+	}
+	fd = accept(lfd, NULL, NULL);
+	if (fd >= 0) {
+		stats_accepted();
+		refuse(fd, BUSY, "-", "out of descriptors");
+	}
+	srv.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static void
+admit(int fd, const struct sockaddr_storage *ss)
+{
+	char peer[64];
+
+	peer_text(ss, peer, sizeof(peer));
+	if (set_nonblock_cloexec(fd) < 0) {
+		close(fd);
+		return;
+	}
+	if (stats_get()->live >= srv.max_conn) {
+		refuse(fd, TOO_MANY, peer, "too many connections");
+		return;
+	}
+	if (pop3_session_new(&srv.pop3, fd, peer) < 0)
+		refuse(fd, BUSY, peer, "no room in the reactor");
+}
+
+static void
+on_pop3_accept(struct selector *s, int lfd, void *data)
+{
+	(void)s;
+	(void)data;
+	for (int i = 0; i < ACCEPTS_PER_PASS; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept(lfd, (struct sockaddr *)&ss, &len);
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE)
+				refuse_at_limit(lfd);
+			else if (errno != EAGAIN && errno != EWOULDBLOCK)
+				log_warn("accept: %s", strerror(errno));
+			return;
+		}
+		stats_accepted();
+		admit(fd, &ss);
+	}
+}
+
+static void
+on_listener_close(struct selector *s, int fd, void *data)
+{
+	(void)s;
+	(void)data;
+	close(fd);
+}
+
+static const struct sel_handler pop3_listener = {
+	.on_read = on_pop3_accept,
+	.on_close = on_listener_close,
+};
+
+/* The self-pipe only wakes select(); main's flags say what happened. */
+static void
+on_signal_pipe(struct selector *s, int fd, void *data)
+{
+	char buf[64];
+
+	(void)s;
+	(void)data;
+	while (read(fd, buf, sizeof(buf)) > 0)
+		continue;
+}
+
+static const struct sel_handler signal_handler = {
+	.on_read = on_signal_pipe,
+};
+
+/* Creates, binds and registers one listener; -1 with errno on failure. */
+static int
+listen_on(const struct sockaddr *sa, socklen_t len,
+    const struct sel_handler *h)
+{
+	int one = 1, fd, saved;
+
+	if (srv.nlisteners == MAX_LISTENERS) {
+		errno = EMFILE;
+		return -1;
+	}
+	fd = socket(sa->sa_family, SOCK_STREAM, 0);
+	if (fd < 0)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+		goto fail;
+	if (sa->sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
+	    IPV6_V6ONLY, &one, sizeof(one)) < 0)
+		goto fail;
+	if (bind(fd, sa, len) < 0 || listen(fd, SOMAXCONN) < 0 ||
+	    set_nonblock_cloexec(fd) < 0)
+		goto fail;
+	if (selector_register(srv.sel, fd, h, SEL_READ, NULL) != SELECTOR_OK) {
+		errno = EMFILE;
+		goto fail;
+	}
+	srv.listeners[srv.nlisteners++] = fd;
+	return 0;
+fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+/*
+ * Binds `addr` (or each of `dflt` when addr is NULL) on `port`.  With
+ * the defaults, an address family the host lacks is skipped.
+ */
+static enum server_status
+bind_service(const char *what, const char *addr, unsigned port,
+    const char *const dflt[], const struct sel_handler *h)
+{
+	const char *one[] = { addr, NULL };
+	const char *const *list = addr != NULL ? one : dflt;
+	char portstr[8];
+	size_t bound = 0;
+
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	for (; *list != NULL; list++) {
+		struct addrinfo hints = { 0 }, *res, *ai;
+		int rc;
+
+		hints.ai_socktype = SOCK_STREAM;
+		hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+		rc = getaddrinfo(*list, portstr, &hints, &res);
+		if (rc != 0) {
+			log_err("%s: cannot use address %s: %s", what, *list,
+			    gai_strerror(rc));
+			return SERVER_FAIL;
+		}
+		for (ai = res; ai != NULL; ai = ai->ai_next) {
+			if (listen_on(ai->ai_addr, ai->ai_addrlen, h) == 0) {
+				bound++;
+				continue;
+			}
+			if (addr == NULL && (errno == EAFNOSUPPORT ||
+			    errno == EADDRNOTAVAIL)) {
+				log_warn("%s: %s unavailable, skipped", what,
+				    *list);
+				continue;
+			}
+			log_err("%s: cannot listen on %s port %u: %s", what,
+			    *list, port, strerror(errno));
+			freeaddrinfo(res);
+			return errno == EADDRINUSE ? SERVER_ADDRINUSE :
+			    SERVER_FAIL;
+		}
+		freeaddrinfo(res);
+	}
+	if (bound == 0) {
+		log_err("%s: no address to listen on", what);
+		return SERVER_FAIL;
+	}
+	log_info("%s: listening on port %u (%zu sockets)", what, port, bound);
+	return SERVER_OK;
+}
+
+enum server_status
+server_init(const struct server_config *cfg, struct users *users,
+    int signal_fd)
+{
+	static const char *const all[] = { "::", "0.0.0.0", NULL };
+	size_t nofile = raise_nofile();
+	enum server_status st;
+
+	srv.ceiling = nofile > RESERVED_FDS ?
+	    (nofile - RESERVED_FDS) * CONN_FD_SHARE_PCT / 100 : 1;
+	if (srv.ceiling == 0)
+		srv.ceiling = 1;
+	srv.max_conn = cfg->max_conn;
+	if (srv.max_conn == 0 || srv.max_conn > srv.ceiling) {
+		if (srv.max_conn > srv.ceiling)
+			log_warn("-m %zu: only %zu connections fit the "
+			    "descriptor limit (%zu); using %zu", srv.max_conn,
+			    srv.ceiling, nofile, srv.ceiling);
+		srv.max_conn = srv.ceiling;
+	}
+	stats_init();
+	srv.sel = selector_new(nofile);
+	srv.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (srv.sel == NULL || srv.spare_fd < 0) {
+		log_err("cannot set up the reactor: %s", strerror(errno));
+		return SERVER_FAIL;
+	}
+	srv.pop3.sel = srv.sel;
+	srv.pop3.users = users;
+	srv.pop3.mail_root = cfg->mail_root;
+	srv.pop3.idle_ms = (uint64_t)cfg->idle_s * 1000;
+	if (selector_register(srv.sel, signal_fd, &signal_handler, SEL_READ,
+	    NULL) != SELECTOR_OK) {
+		log_err("cannot watch the signal pipe");
+		return SERVER_FAIL;
+	}
+	st = bind_service("pop3", cfg->pop3_addr, cfg->pop3_port, all,
+	    &pop3_listener);
+	if (st != SERVER_OK)
+		return st;
+	log_info("pop3server " POP3D_VERSION " ready: max %zu connections, "
+	    "idle timeout %us, mail root %s", srv.max_conn, cfg->idle_s,
+	    cfg->mail_root);
+	return SERVER_OK;
+}
+
+int
+server_run(volatile sig_atomic_t *stop, volatile sig_atomic_t *reopen_log)
+{
+	for (;;) {
+		bool more = conn_run_pending();
+
+		conn_reap();
+		if (*stop)
+			return 0;
+		if (*reopen_log) {
+			*reopen_log = 0;
+			if (log_reopen() < 0)
+				log_err("cannot reopen the log: %s",
+				    strerror(errno));
+		}
+		if (selector_poll(srv.sel, more ? 0 : -1) != SELECTOR_OK) {
+			log_err("select: %s", strerror(errno));
+			return -1;
+		}
+	}
+}
+
+static void
+close_session(struct conn *c, void *arg)
+{
+	(void)arg;
+	conn_close_soon(c, END_SHUTDOWN);
+}
+
+void
+server_shutdown(void)
+{
+	for (size_t i = 0; i < srv.nlisteners; i++)
+		selector_unregister(srv.sel, srv.listeners[i]);
+	srv.nlisteners = 0;
+	conn_foreach(close_session, NULL);
+	conn_reap();
+	selector_destroy(srv.sel);
+	srv.sel = NULL;
+	if (srv.spare_fd >= 0)
+		close(srv.spare_fd);
+	srv.spare_fd = -1;
+}

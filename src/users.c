@@ -1,0 +1,1000 @@
+/*
+ * The user store: accounts in an array sorted by name (binary search),
+ * the settings MGMT may change, the maildrop lock table, and the atomic
+ * rewrite of the users file.  Only this module touches that file.  No
+ * socket calls here, and a password is never logged or kept in clear.
+ */
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <assert.h>
+#include <crypt.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "users.h"
+
+/* crypt(3) SHA-512 takes up to 16 salt characters; we use them all. */
+#define SALT_LEN		16
+
+/*
+ * Room for one crypt(3) result.  "$6$" + 16 salt + '$' + 86 hash is 106;
+ * a hand-written "rounds=N$" prefix adds a few more.
+ */
+#define HASH_MAX		256
+
+/* First read of the users file; doubled as needed. */
+#define READ_CHUNK		4096
+
+#define KEY_MAX_USERS		"max_users"
+
+/*
+ * A $6$ hash of a random password nobody knows.  users_verify() runs
+ * crypt(3) against it for unknown users, so an unknown name costs the
+ * same work as a known one; its result is never accepted.
+ */
+static const char dummy_hash[] =
+    "$6$NlHSk2UG0GZkBPtB$ZA2oxpwgtO3j9fHJvNQGVxe4vR1WWWZ6/WaqOClORkSeB6d"
+    "wgwOq/3KsT/6MXmsi2q.wygL6o03wMSPeg.8Jx0";
+
+/* 64 characters: a random byte & 63 picks one with no bias. */
+static const char salt_chars[] =
+    "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+_Static_assert(sizeof(salt_chars) - 1 == 64, "salt alphabet must be 64");
+
+static const char pass_chars[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+#define PASS_NCHARS		(sizeof(pass_chars) - 1)
+/* Random bytes at or above this would favour the first characters. */
+#define PASS_REJECT		(256 - 256 % PASS_NCHARS)
+_Static_assert(PASS_NCHARS == 62, "password alphabet must be 62");
+
+static const char file_header[] =
+    "# Maintained by pop3server: accounts (name:crypt-hash) and settings\n"
+    "# (key=value).  Rewritten on every change; edit only while stopped.\n";
+
+struct account {
+	char	*name;		/* one allocation: "name\0hash\0" */
+	char	*hash;		/* points into name's allocation */
+};
+
+struct setting {
+	char		*key;
+	unsigned long	 value;
+};
+
+struct lock {
+	char	 name[USER_NAME_MAX + 1];
+	void	*holder;
+};
+
+struct users {
+	char		*path;
+	struct account	*acc;		/* sorted by strcmp() of name */
+	size_t		 nacc, acc_cap;
+	struct setting	*set;		/* file order, written back so */
+	size_t		 nset, set_cap;
+	struct lock	*locks;		/* few: one per live session */
+	size_t		 nlocks, lock_cap;
+};
+
+/* A growing byte string for users_save(). */
+struct sbuf {
+	char	*data;
+	size_t	 len, cap;
+	bool	 failed;
+};
+
+/* A plain memset may be dropped as a dead store; this one is not. */
+static void
+wipe(void *p, size_t n)
+{
+	volatile unsigned char *v = p;
+
+	while (n-- > 0)
+		*v++ = 0;
+}
+
+/*
+ * Equality whose time depends only on the length of `known` (the stored
+ * hash), not on where the first difference is.
+ */
+static bool
+ct_streq(const char *guess, const char *known)
+{
+	size_t lg = strlen(guess), lk = strlen(known), i;
+	unsigned char d = lg != lk;
+
+	for (i = 0; i < lk; i++)
+		d |= (unsigned char)((i < lg ? guess[i] : 0) ^ known[i]);
+	return d == 0;
+}
+
+/* Fills buf from /dev/urandom; -1 with errno on failure. */
+static int
+random_bytes(unsigned char *buf, size_t n)
+{
+	size_t got = 0;
+	ssize_t r;
+	int fd, saved;
+
+	fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	if (fd == -1)
+		return -1;
+	while (got < n) {
+		r = read(fd, buf + got, n - got);
+		if (r > 0) {
+			got += (size_t)r;
+		} else if (r == -1 && errno == EINTR) {
+			continue;
+		} else {
+			saved = r == 0 ? EIO : errno;
+			(void)close(fd);
+			errno = saved;
+			return -1;
+		}
+	}
+	(void)close(fd);
+	return 0;
+}
+
+/*
+ * Returns arr, grown so that index n fits, or NULL (arr untouched) when
+ * memory runs out.  *cap counts elements.
+ */
+static void *
+grow(void *arr, size_t *cap, size_t n, size_t elem)
+{
+	size_t ncap;
+	void *p;
+
+	if (n < *cap)
+		return arr;
+	ncap = *cap == 0 ? 16 : *cap;
+	if (ncap > SIZE_MAX / 2 / elem)
+		return NULL;
+	ncap *= 2;
+	p = realloc(arr, ncap * elem);
+	if (p == NULL)
+		return NULL;
+	*cap = ncap;
+	return p;
+}
+
+static bool
+valid_key(const char *key, size_t n)
+{
+	size_t i;
+
+	if (n == 0)
+		return false;
+	for (i = 0; i < n; i++)
+		if (!((key[i] >= 'a' && key[i] <= 'z') || key[i] == '_'))
+			return false;
+	return true;
+}
+
+/* Digits only: no sign, no spaces, overflow refused. */
+static bool
+parse_ulong(const char *s, unsigned long *out)
+{
+	unsigned long v = 0, d;
+
+	if (*s == '\0')
+		return false;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9')
+			return false;
+		d = (unsigned long)(*s - '0');
+		if (v > (ULONG_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return true;
+}
+
+/*
+ * Index of `name` in the sorted accounts (*found true), or the index
+ * where it would be inserted (*found false).
+ */
+static size_t
+acc_find(const struct users *u, const char *name, bool *found)
+{
+	size_t lo = 0, hi = u->nacc, mid;
+	int c;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		c = strcmp(name, u->acc[mid].name);
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	*found = false;
+	return lo;
+}
+
+/* Fills a with a fresh "name\0hash\0" allocation. */
+static enum users_status
+acc_make(struct account *a, const char *name, const char *hash)
+{
+	size_t ln = strlen(name), lh = strlen(hash);
+
+	a->name = malloc(ln + lh + 2);
+	if (a->name == NULL)
+		return USERS_NOMEM;
+	memcpy(a->name, name, ln + 1);
+	a->hash = a->name + ln + 1;
+	memcpy(a->hash, hash, lh + 1);
+	return USERS_OK;
+}
+
+static enum users_status
+acc_insert(struct users *u, size_t pos, const char *name, const char *hash)
+{
+	struct account a, *p;
+
+	p = grow(u->acc, &u->acc_cap, u->nacc, sizeof(*u->acc));
+	if (p == NULL)
+		return USERS_NOMEM;
+	u->acc = p;
+	if (acc_make(&a, name, hash) != USERS_OK)
+		return USERS_NOMEM;
+	/* Loading a file we wrote appends at the end: no move then. */
+	memmove(&u->acc[pos + 1], &u->acc[pos],
+	    (u->nacc - pos) * sizeof(*u->acc));
+	u->acc[pos] = a;
+	u->nacc++;
+	return USERS_OK;
+}
+
+static struct setting *
+set_find(const struct users *u, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < u->nset; i++)
+		if (strcmp(u->set[i].key, key) == 0)
+			return &u->set[i];
+	return NULL;
+}
+
+static enum users_status
+set_append(struct users *u, const char *key, unsigned long value)
+{
+	struct setting *p;
+	char *k;
+
+	p = grow(u->set, &u->set_cap, u->nset, sizeof(*u->set));
+	if (p == NULL)
+		return USERS_NOMEM;
+	u->set = p;
+	k = strdup(key);
+	if (k == NULL)
+		return USERS_NOMEM;
+	u->set[u->nset].key = k;
+	u->set[u->nset].value = value;
+	u->nset++;
+	return USERS_OK;
+}
+
+/*
+ * Hashes password with a fresh salt into out (HASH_MAX bytes).  Fails
+ * with USERS_IO when no randomness is available or crypt(3) refuses.
+ */
+static enum users_status
+hash_password(const char *password, char *out)
+{
+	unsigned char rnd[SALT_LEN];
+	char setting[3 + SALT_LEN + 2];
+	char *h;
+	size_t i, n;
+
+	if (random_bytes(rnd, sizeof(rnd)) == -1)
+		return USERS_IO;
+	memcpy(setting, "$6$", 3);
+	for (i = 0; i < SALT_LEN; i++)
+		setting[3 + i] = salt_chars[rnd[i] & 63];
+	setting[3 + SALT_LEN] = '$';
+	setting[4 + SALT_LEN] = '\0';
+
+	errno = 0;
+	h = crypt(password, setting);
+	/* libxcrypt signals failure with a "*0"/"*1" token, glibc with NULL. */
+	if (h == NULL || h[0] != '$')
+		return errno == ENOMEM ? USERS_NOMEM : USERS_IO;
+	n = strlen(h);
+	if (n >= HASH_MAX)
+		return USERS_IO;
+	memcpy(out, h, n + 1);
+	wipe(h, n);
+	return USERS_OK;
+}
+
+/*
+ * One line, NUL-terminated, without its line ending.  USERS_PARSE means
+ * this line is at fault.
+ */
+static enum users_status
+parse_line(struct users *u, char *s, size_t n)
+{
+	char *colon, *eq, *h;
+	unsigned long v;
+	size_t i, pos;
+	bool found;
+
+	if (strlen(s) != n)
+		return USERS_PARSE;	/* a NUL inside the line */
+	for (i = 0; i < n && (s[i] == ' ' || s[i] == '\t'); i++)
+		continue;
+	if (i == n || s[0] == '#')
+		return USERS_OK;
+
+	/*
+	 * Names and keys contain neither ':' nor '=', but a hash may hold
+	 * '=' ("$6$rounds=N$..."): whichever comes first decides.
+	 */
+	colon = strchr(s, ':');
+	eq = strchr(s, '=');
+	if (colon != NULL && (eq == NULL || colon < eq)) {
+		*colon = '\0';
+		h = colon + 1;
+		if (!users_valid_name(s) || *h == '\0')
+			return USERS_PARSE;
+		for (i = 0; h[i] != '\0'; i++)
+			if (h[i] < 0x21 || h[i] > 0x7e || h[i] == ':')
+				return USERS_PARSE;
+		pos = acc_find(u, s, &found);
+		if (found)
+			return USERS_PARSE;
+		return acc_insert(u, pos, s, h);
+	}
+	if (eq != NULL) {
+		*eq = '\0';
+		if (!valid_key(s, (size_t)(eq - s)) || !parse_ulong(eq + 1, &v))
+			return USERS_PARSE;
+		/* Two values for one key: which one was meant is unknown. */
+		if (set_find(u, s) != NULL)
+			return USERS_PARSE;
+		return set_append(u, s, v);
+	}
+	return USERS_PARSE;
+}
+
+static enum users_status
+parse(struct users *u, char *data, size_t len, unsigned *line)
+{
+	char *p = data, *end = data + len, *nl, *e, *next;
+	enum users_status st;
+	unsigned n = 0;
+
+	while (p < end) {
+		n++;
+		nl = memchr(p, '\n', (size_t)(end - p));
+		e = nl != NULL ? nl : end;
+		next = nl != NULL ? nl + 1 : end;
+		if (e > p && e[-1] == '\r')
+			e--;
+		*e = '\0';	/* read_file() left a spare byte at end */
+		st = parse_line(u, p, (size_t)(e - p));
+		if (st != USERS_OK) {
+			if (st == USERS_PARSE && line != NULL)
+				*line = n;
+			return st;
+		}
+		p = next;
+	}
+	return USERS_OK;
+}
+
+/*
+ * Reads the whole file into *data (one spare byte after *len).  A
+ * missing file gives *data NULL and USERS_OK.
+ */
+static enum users_status
+read_file(const char *path, char **data, size_t *len)
+{
+	enum users_status st = USERS_IO;
+	size_t cap = READ_CHUNK, n = 0;
+	ssize_t r;
+	char *buf = NULL, *p;
+	int fd, saved;
+
+	*data = NULL;
+	*len = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd == -1)
+		return errno == ENOENT ? USERS_OK : USERS_IO;
+	buf = malloc(cap);
+	if (buf == NULL) {
+		st = USERS_NOMEM;
+		goto cleanup;
+	}
+	for (;;) {
+		if (cap - n < 2) {
+			if (cap > SIZE_MAX / 2) {
+				errno = EFBIG;
+				goto cleanup;
+			}
+			p = realloc(buf, cap * 2);
+			if (p == NULL) {
+				st = USERS_NOMEM;
+				goto cleanup;
+			}
+			buf = p;
+			cap *= 2;
+		}
+		r = read(fd, buf + n, cap - n - 1);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1)
+			goto cleanup;
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	*data = buf;
+	*len = n;
+	buf = NULL;
+	st = USERS_OK;
+cleanup:
+	saved = errno;
+	free(buf);
+	(void)close(fd);
+	errno = saved;
+	return st;
+}
+
+enum users_status
+users_load(const char *path, struct users **out, unsigned *line)
+{
+	enum users_status st;
+	struct users *u;
+	char *data = NULL;
+	size_t len = 0;
+	int saved;
+
+	assert(path != NULL && out != NULL);
+	*out = NULL;
+	if (line != NULL)
+		*line = 0;
+	u = calloc(1, sizeof(*u));
+	if (u == NULL)
+		return USERS_NOMEM;
+	u->path = strdup(path);
+	if (u->path == NULL) {
+		st = USERS_NOMEM;
+		goto cleanup;
+	}
+	st = read_file(path, &data, &len);
+	if (st == USERS_OK && data != NULL)
+		st = parse(u, data, len, line);
+cleanup:
+	saved = errno;
+	free(data);
+	if (st != USERS_OK) {
+		users_free(u);
+		errno = saved;
+		return st;
+	}
+	*out = u;
+	return USERS_OK;
+}
+
+void
+users_free(struct users *u)
+{
+	size_t i;
+
+	if (u == NULL)
+		return;
+	for (i = 0; i < u->nacc; i++)
+		free(u->acc[i].name);
+	for (i = 0; i < u->nset; i++)
+		free(u->set[i].key);
+	free(u->acc);
+	free(u->set);
+	free(u->locks);
+	free(u->path);
+	free(u);
+}
+
+static void
+sbuf_add(struct sbuf *b, const char *s, size_t n)
+{
+	size_t ncap;
+	char *p;
+
+	if (b->failed)
+		return;
+	if (b->cap - b->len < n) {
+		ncap = b->cap == 0 ? READ_CHUNK : b->cap;
+		while (ncap - b->len < n) {
+			if (ncap > SIZE_MAX / 2) {
+				b->failed = true;
+				return;
+			}
+			ncap *= 2;
+		}
+		p = realloc(b->data, ncap);
+		if (p == NULL) {
+			b->failed = true;
+			return;
+		}
+		b->data = p;
+		b->cap = ncap;
+	}
+	memcpy(b->data + b->len, s, n);
+	b->len += n;
+}
+
+static void
+sbuf_str(struct sbuf *b, const char *s)
+{
+	sbuf_add(b, s, strlen(s));
+}
+
+static bool
+serialize(const struct users *u, struct sbuf *b)
+{
+	char num[3 * sizeof(unsigned long) + 2];
+	size_t i;
+
+	sbuf_str(b, file_header);
+	for (i = 0; i < u->nset; i++) {
+		(void)snprintf(num, sizeof(num), "%lu", u->set[i].value);
+		sbuf_str(b, u->set[i].key);
+		sbuf_str(b, "=");
+		sbuf_str(b, num);
+		sbuf_str(b, "\n");
+	}
+	for (i = 0; i < u->nacc; i++) {
+		sbuf_str(b, u->acc[i].name);
+		sbuf_str(b, ":");
+		sbuf_str(b, u->acc[i].hash);
+		sbuf_str(b, "\n");
+	}
+	return !b->failed;
+}
+
+static int
+write_all(int fd, const char *p, size_t n)
+{
+	ssize_t r;
+
+	while (n > 0) {
+		r = write(fd, p, n);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1)
+			return -1;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/*
+ * Makes the rename durable: fsync of the folder holding path.  File
+ * systems that cannot sync a folder say EINVAL; that is not an error.
+ */
+static int
+sync_dir(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir;
+	int fd, r, saved;
+
+	if (slash == NULL)
+		dir = strdup(".");
+	else if (slash == path)
+		dir = strdup("/");
+	else
+		dir = strndup(path, (size_t)(slash - path));
+	if (dir == NULL)
+		return -1;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	saved = errno;
+	free(dir);
+	if (fd == -1) {
+		errno = saved;
+		return -1;
+	}
+	r = fsync(fd);
+	if (r == -1 && errno == EINVAL)
+		r = 0;
+	saved = errno;
+	(void)close(fd);
+	errno = saved;
+	return r;
+}
+
+/*
+ * Readers see either the old file or the new one, never a mix: the new
+ * content goes to path.tmp.<pid> in the same folder (rename(2) is only
+ * atomic within one file system), is synced, and then replaces path.
+ * On failure before the rename the old file is untouched.
+ */
+enum users_status
+users_save(struct users *u)
+{
+	enum users_status st = USERS_IO;
+	struct sbuf b = { NULL, 0, 0, false };
+	bool created = false;
+	char *tmp = NULL;
+	size_t tlen;
+	int fd = -1, n, saved;
+
+	assert(u != NULL);
+	if (!serialize(u, &b)) {
+		st = USERS_NOMEM;
+		errno = ENOMEM;
+		goto cleanup;
+	}
+	tlen = strlen(u->path) + sizeof(".tmp.") + 3 * sizeof(long);
+	tmp = malloc(tlen);
+	if (tmp == NULL) {
+		st = USERS_NOMEM;
+		goto cleanup;
+	}
+	n = snprintf(tmp, tlen, "%s.tmp.%ld", u->path, (long)getpid());
+	if (n < 0 || (size_t)n >= tlen) {
+		errno = ENAMETOOLONG;
+		goto cleanup;
+	}
+	/*
+	 * A crash between write and rename leaves this name behind; with
+	 * O_EXCL below we never write through a planted file or symlink.
+	 */
+	(void)unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd == -1)
+		goto cleanup;
+	created = true;
+	if (write_all(fd, b.data, b.len) == -1)
+		goto cleanup;
+	/* The umask may have narrowed the mode; the spec wants 0600. */
+	if (fchmod(fd, 0600) == -1)
+		goto cleanup;
+	if (fsync(fd) == -1)
+		goto cleanup;
+	n = close(fd);
+	fd = -1;
+	if (n == -1)
+		goto cleanup;
+	if (rename(tmp, u->path) == -1)
+		goto cleanup;
+	created = false;
+	/* Past the rename the new file is in place; only durability fails. */
+	if (sync_dir(u->path) == -1)
+		goto cleanup;
+	st = USERS_OK;
+cleanup:
+	saved = errno;
+	if (fd != -1)
+		(void)close(fd);
+	if (created)
+		(void)unlink(tmp);
+	free(tmp);
+	free(b.data);
+	errno = saved;
+	return st;
+}
+
+bool
+users_valid_name(const char *name)
+{
+	size_t i;
+	char c;
+
+	if (name == NULL || name[0] == '\0' || name[0] == '.')
+		return false;
+	for (i = 0; name[i] != '\0'; i++) {
+		if (i >= USER_NAME_MAX)
+			return false;
+		c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+bool
+users_valid_password(const char *password)
+{
+	size_t i;
+
+	if (password == NULL || password[0] == '\0')
+		return false;
+	for (i = 0; password[i] != '\0'; i++) {
+		if (i >= PASSWORD_MAX)
+			return false;
+		if (password[i] < 0x21 || password[i] > 0x7e)
+			return false;
+	}
+	return true;
+}
+
+size_t
+users_count(const struct users *u)
+{
+	return u->nacc;
+}
+
+const char *
+users_name_at(const struct users *u, size_t i)
+{
+	return i < u->nacc ? u->acc[i].name : NULL;
+}
+
+bool
+users_exists(const struct users *u, const char *name)
+{
+	bool found;
+
+	if (name == NULL)
+		return false;
+	(void)acc_find(u, name, &found);
+	return found;
+}
+
+bool
+users_verify(struct users *u, const char *name, const char *password)
+{
+	const char *stored = dummy_hash;
+	bool found = false, ok;
+	size_t i;
+	char *h;
+
+	assert(u != NULL && password != NULL);
+	if (name != NULL) {
+		i = acc_find(u, name, &found);
+		if (found)
+			stored = u->acc[i].hash;
+	}
+	h = crypt(password, stored);
+	/* A failure token ("*0") never equals a stored hash; be explicit. */
+	ok = h != NULL && h[0] != '*' && ct_streq(h, stored);
+	if (h != NULL)
+		wipe(h, strlen(h));
+	return found && ok;
+}
+
+enum users_status
+users_add(struct users *u, const char *name, const char *password)
+{
+	char hash[HASH_MAX];
+	enum users_status st;
+	size_t pos;
+	bool found;
+
+	if (!users_valid_name(name))
+		return USERS_BADNAME;
+	if (!users_valid_password(password))
+		return USERS_BADPASS;
+	pos = acc_find(u, name, &found);
+	if (found)
+		return USERS_EXISTS;
+	if (u->nacc >= users_max(u))
+		return USERS_FULL;
+	st = hash_password(password, hash);
+	if (st != USERS_OK)
+		return st;
+	return acc_insert(u, pos, name, hash);
+}
+
+enum users_status
+users_set_password(struct users *u, const char *name, const char *password)
+{
+	char hash[HASH_MAX];
+	enum users_status st;
+	struct account a;
+	size_t i;
+	bool found;
+
+	if (name == NULL)
+		return USERS_NOTFOUND;
+	i = acc_find(u, name, &found);
+	if (!found)
+		return USERS_NOTFOUND;
+	if (!users_valid_password(password))
+		return USERS_BADPASS;
+	st = hash_password(password, hash);
+	if (st != USERS_OK)
+		return st;
+	if (acc_make(&a, name, hash) != USERS_OK)
+		return USERS_NOMEM;
+	free(u->acc[i].name);
+	u->acc[i] = a;
+	return USERS_OK;
+}
+
+enum users_status
+users_delete(struct users *u, const char *name)
+{
+	size_t i;
+	bool found;
+
+	if (name == NULL)
+		return USERS_NOTFOUND;
+	i = acc_find(u, name, &found);
+	if (!found)
+		return USERS_NOTFOUND;
+	free(u->acc[i].name);
+	memmove(&u->acc[i], &u->acc[i + 1],
+	    (u->nacc - i - 1) * sizeof(*u->acc));
+	u->nacc--;
+	return USERS_OK;
+}
+
+unsigned long
+users_setting(const struct users *u, const char *key, unsigned long dflt)
+{
+	const struct setting *s = set_find(u, key);
+
+	return s != NULL ? s->value : dflt;
+}
+
+/* A key outside [a-z_]+ could not be written back: USERS_PARSE. */
+enum users_status
+users_set_setting(struct users *u, const char *key, unsigned long value)
+{
+	struct setting *s;
+
+	if (key == NULL || !valid_key(key, strlen(key)))
+		return USERS_PARSE;
+	s = set_find(u, key);
+	if (s != NULL) {
+		s->value = value;
+		return USERS_OK;
+	}
+	return set_append(u, key, value);
+}
+
+size_t
+users_max(const struct users *u)
+{
+	unsigned long v = users_setting(u, KEY_MAX_USERS, DEFAULT_MAX_USERS);
+
+#if ULONG_MAX > SIZE_MAX
+	if (v > SIZE_MAX)
+		return SIZE_MAX;
+#endif
+	return (size_t)v;
+}
+
+static struct lock *
+lock_find(const struct users *u, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < u->nlocks; i++)
+		if (strcmp(u->locks[i].name, name) == 0)
+			return &u->locks[i];
+	return NULL;
+}
+
+/*
+ * A linear table: there is one lock per live session at most, and a
+ * lookup happens once per login, so a scan is cheap enough.
+ */
+bool
+users_lock(struct users *u, const char *name, void *holder)
+{
+	struct lock *l;
+	size_t n;
+
+	assert(u != NULL && holder != NULL);
+	if (name == NULL)
+		return false;
+	n = strlen(name);
+	if (n == 0 || n > USER_NAME_MAX)
+		return false;
+	l = lock_find(u, name);
+	if (l != NULL)
+		return l->holder == holder;
+	l = grow(u->locks, &u->lock_cap, u->nlocks, sizeof(*u->locks));
+	if (l == NULL)
+		return false;
+	u->locks = l;
+	memcpy(u->locks[u->nlocks].name, name, n + 1);
+	u->locks[u->nlocks].holder = holder;
+	u->nlocks++;
+	return true;
+}
+
+void
+users_unlock(struct users *u, const char *name, void *holder)
+{
+	struct lock *l;
+
+	if (name == NULL)
+		return;
+	l = lock_find(u, name);
+	if (l == NULL || l->holder != holder)
+		return;
+	/* Order does not matter: the last entry fills the hole. */
+	*l = u->locks[u->nlocks - 1];
+	u->nlocks--;
+}
+
+void *
+users_lock_holder(const struct users *u, const char *name)
+{
+	const struct lock *l;
+
+	if (name == NULL)
+		return NULL;
+	l = lock_find(u, name);
+	return l != NULL ? l->holder : NULL;
+}
+
+bool
+users_random_password(char *buf, size_t len)
+{
+	unsigned char rnd[64];
+	size_t i = 0, j = sizeof(rnd);
+	bool ok = true;
+
+	if (buf == NULL || len == 0)
+		return false;
+	while (i < len - 1) {
+		if (j == sizeof(rnd)) {
+			if (random_bytes(rnd, sizeof(rnd)) == -1) {
+				ok = false;
+				break;
+			}
+			j = 0;
+		}
+		/* Rejection sampling: a plain modulo would be biased. */
+		if (rnd[j] < PASS_REJECT)
+			buf[i++] = pass_chars[rnd[j] % PASS_NCHARS];
+		j++;
+	}
+	wipe(rnd, sizeof(rnd));
+	if (!ok) {
+		wipe(buf, len);
+		return false;
+	}
+	buf[len - 1] = '\0';
+	return true;
+}
+
+const char *
+users_strerror(enum users_status st)
+{
+	switch (st) {
+	case USERS_OK:
+		return "success";
+	case USERS_NOMEM:
+		return "out of memory";
+	case USERS_IO:
+		return "users file could not be read or written";
+	case USERS_PARSE:
+		return "malformed line in users file";
+	case USERS_BADNAME:
+		return "invalid user name";
+	case USERS_BADPASS:
+		return "invalid password";
+	case USERS_EXISTS:
+		return "user already exists";
+	case USERS_NOTFOUND:
+		return "no such user";
+	case USERS_FULL:
+		return "maximum number of users reached";
+	}
+	return "unknown error";
+}

@@ -1,0 +1,808 @@
+/*
+ * Unit tests of the Maildir backend.  Each test gets its own mail root
+ * from mkdtemp() (a checked fixture) and writes its messages from here,
+ * with the mtimes it needs; every directory made is removed afterwards,
+ * also when a test fails.
+ */
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "maildir.h"
+
+#ifndef PATH_MAX
+#define PATH_MAX 4096
+#endif
+
+/*
+ * base is made once per TCase by an unchecked fixture, which runs in
+ * the runner process, so its teardown also removes what a test that
+ * failed in a forked child left behind.  root, one fresh directory per
+ * test inside base, is the mail root of that test.
+ */
+static char base[PATH_MAX];
+static char root[PATH_MAX];
+
+static int
+rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void
+rm_tree(char *dir)
+{
+	if (dir[0] != '\0')
+		(void)nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	dir[0] = '\0';
+}
+
+static void
+base_setup(void)
+{
+	const char *tmp = getenv("TMPDIR");
+	int len;
+
+	len = snprintf(base, sizeof(base), "%s/check_maildir.XXXXXX",
+	    tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+	ck_assert(len > 0 && (size_t)len < sizeof(base));
+	ck_assert_ptr_nonnull(mkdtemp(base));
+}
+
+static void
+base_teardown(void)
+{
+	rm_tree(base);
+}
+
+static void
+setup(void)
+{
+	int len;
+
+	len = snprintf(root, sizeof(root), "%s/t.XXXXXX", base);
+	ck_assert(len > 0 && (size_t)len < sizeof(root));
+	ck_assert_ptr_nonnull(mkdtemp(root));
+}
+
+static void
+teardown(void)
+{
+	rm_tree(root);
+}
+
+/* root/rel into buf (PATH_MAX). */
+static const char *
+at(char *buf, const char *rel)
+{
+	int len = snprintf(buf, PATH_MAX, "%s/%s", root, rel);
+
+	ck_assert(len > 0 && len < PATH_MAX);
+	return buf;
+}
+
+static void
+mkdir_rel(const char *rel)
+{
+	char p[PATH_MAX];
+
+	ck_assert_int_eq(mkdir(at(p, rel), 0700), 0);
+}
+
+/* A maildrop with its three folders. */
+static void
+make_user(const char *user)
+{
+	char rel[PATH_MAX];
+
+	mkdir_rel(user);
+	(void)snprintf(rel, sizeof(rel), "%s/cur", user);
+	mkdir_rel(rel);
+	(void)snprintf(rel, sizeof(rel), "%s/new", user);
+	mkdir_rel(rel);
+	(void)snprintf(rel, sizeof(rel), "%s/tmp", user);
+	mkdir_rel(rel);
+}
+
+/* Writes root/rel with n bytes of data and mtime sec.nsec. */
+static void
+put(const char *rel, const char *data, size_t n, time_t sec, long nsec)
+{
+	char p[PATH_MAX];
+	struct timespec ts[2];
+	int fd;
+
+	fd = open(at(p, rel), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, data, n), (ssize_t)n);
+	ts[0].tv_sec = ts[1].tv_sec = sec;
+	ts[0].tv_nsec = ts[1].tv_nsec = nsec;
+	ck_assert_int_eq(futimens(fd, ts), 0);
+	ck_assert_int_eq(close(fd), 0);
+}
+
+static void
+put_str(const char *rel, const char *data, time_t sec)
+{
+	put(rel, data, strlen(data), sec, 0);
+}
+
+static bool
+exists(const char *rel)
+{
+	char p[PATH_MAX];
+	struct stat sb;
+
+	return lstat(at(p, rel), &sb) == 0;
+}
+
+static struct maildrop *
+open_ok(const char *user)
+{
+	struct maildrop *md = NULL;
+
+	ck_assert_int_eq(maildir_open(root, user, &md), MAILDIR_OK);
+	ck_assert_ptr_nonnull(md);
+	return md;
+}
+
+/* Sizes everything in one generous step. */
+static struct maildrop *
+open_scanned(const char *user)
+{
+	struct maildrop *md = open_ok(user);
+	bool done = false;
+
+	ck_assert_int_eq(maildir_scan_step(md, SIZE_MAX, &done), MAILDIR_OK);
+	ck_assert(done);
+	return md;
+}
+
+static const char *
+file_of(const struct maildrop *md, size_t n)
+{
+	const struct mail_msg *m = maildir_msg(md, n);
+
+	ck_assert_ptr_nonnull(m);
+	return m->file;
+}
+
+/* The UID of the message whose file is `file`. */
+static const char *
+uid_of(const struct maildrop *md, const char *file)
+{
+	size_t i;
+
+	for (i = 1; i <= maildir_count(md); i++)
+		if (strcmp(maildir_msg(md, i)->file, file) == 0)
+			return maildir_msg(md, i)->uid;
+	ck_abort_msg("no message %s", file);
+	return NULL;
+}
+
+static void
+assert_uid_safe(const char *uid)
+{
+	size_t i, len = strlen(uid);
+
+	ck_assert_uint_ge(len, 1);
+	ck_assert_uint_le(len, UIDL_MAX);
+	for (i = 0; i < len; i++)
+		ck_assert_msg((unsigned char)uid[i] >= 0x21 &&
+		    (unsigned char)uid[i] <= 0x7e, "bad byte in uid %s", uid);
+}
+
+static void
+assert_uids_unique(const struct maildrop *md)
+{
+	size_t i, j, n = maildir_count(md);
+
+	for (i = 1; i <= n; i++) {
+		assert_uid_safe(maildir_msg(md, i)->uid);
+		for (j = i + 1; j <= n; j++)
+			ck_assert_str_ne(maildir_msg(md, i)->uid,
+			    maildir_msg(md, j)->uid);
+	}
+}
+
+START_TEST(test_scan_order)
+{
+	/* Same mtime: by name, whatever order readdir() returns. */
+	static const char *const tied[] = {
+		"h:2,", "b:2,", "g:2,", "a:2,", "f:2,", "c:2,", "e:2,", "d:2,"
+	};
+	struct maildrop *md;
+	char rel[PATH_MAX];
+	size_t i;
+
+	make_user("u");
+	for (i = 0; i < 8; i++) {
+		(void)snprintf(rel, sizeof(rel), "u/cur/%s", tied[i]);
+		put(rel, "t\n", 2, 1000, 0);
+	}
+	/* Earlier by seconds, then by nanoseconds, despite their names. */
+	put("u/cur/y:2,", "y\n", 2, 900, 500000000);
+	put("u/cur/z:2,", "z\n", 2, 900, 200000000);
+	put("u/cur/0:2,", "0\n", 2, 1000, 1);
+	/* Delivered last, though its name sorts first. */
+	put("u/new/A", "A\n", 2, 2000, 0);
+	md = open_scanned("u");
+	ck_assert_uint_eq(maildir_count(md), 12);
+	ck_assert_str_eq(file_of(md, 1), "z:2,");
+	ck_assert_str_eq(file_of(md, 2), "y:2,");
+	for (i = 0; i < 8; i++) {
+		(void)snprintf(rel, sizeof(rel), "%c:2,", (int)('a' + i));
+		ck_assert_str_eq(file_of(md, 3 + i), rel);
+	}
+	ck_assert_str_eq(file_of(md, 11), "0:2,");
+	ck_assert_str_eq(file_of(md, 12), "A:2,");
+	ck_assert_ptr_null(maildir_msg(md, 0));
+	ck_assert_ptr_null(maildir_msg(md, 13));
+	maildir_close(md);
+}
+END_TEST
+
+START_TEST(test_sizes)
+{
+	struct maildrop *md;
+	const struct mail_msg *m;
+
+	make_user("u");
+	put_str("u/cur/1", "a\nb\n", 1);		/* 2 + 1, 2 + 1 */
+	put_str("u/cur/2", "a\r\nb\r\n", 2);	/* as is */
+	put_str("u/cur/3", "a\r\nbc", 3);	/* + CRLF at the end */
+	put_str("u/cur/4", "", 4);
+	put_str("u/cur/5", ".x\n\n", 5);	/* no stuffing counted */
+	md = open_scanned("u");
+	ck_assert_uint_eq(maildir_count(md), 5);
+	m = maildir_msg(md, 1);
+	ck_assert_uint_eq(m->size, 6);
+	ck_assert_uint_eq(m->file_size, 4);
+	ck_assert_uint_eq(maildir_msg(md, 2)->size, 6);
+	ck_assert_uint_eq(maildir_msg(md, 2)->file_size, 6);
+	ck_assert_uint_eq(maildir_msg(md, 3)->size, 7);
+	ck_assert_uint_eq(maildir_msg(md, 4)->size, 0);
+	ck_assert_uint_eq(maildir_msg(md, 5)->size, 6);
+	ck_assert_uint_eq(maildir_live_count(md), 5);
+	ck_assert_uint_eq(maildir_live_size(md), 6 + 6 + 7 + 0 + 6);
+	maildir_close(md);
+}
+END_TEST
+
+START_TEST(test_new_to_cur)
+{
+	struct maildrop *md;
+	char p[PATH_MAX];
+
+	make_user("u");
+	put_str("u/new/1.M2P3.host", "one\n", 10);
+	put_str("u/new/x:2,S", "x\n", 11);
+	/* The same name already in cur/: never overwritten. */
+	put_str("u/new/dup", "new copy\n", 12);
+	put_str("u/cur/dup:2,", "old\n", 13);
+	mkdir_rel("u/new/subdir");
+	ck_assert_int_eq(symlink("../cur/dup:2,", at(p, "u/new/link")), 0);
+
+	md = open_scanned("u");
+	ck_assert(exists("u/cur/1.M2P3.host:2,"));
+	ck_assert(!exists("u/new/1.M2P3.host"));
+	ck_assert(exists("u/cur/x:2,S"));
+	ck_assert(!exists("u/cur/x:2,S:2,"));
+	ck_assert(!exists("u/new/x:2,S"));
+	ck_assert(exists("u/new/dup"));
+	ck_assert(exists("u/new/subdir"));
+	ck_assert(exists("u/new/link"));
+	ck_assert(!exists("u/cur/link:2,"));
+	ck_assert(!exists("u/cur/subdir:2,"));
+	ck_assert_uint_eq(maildir_count(md), 3);
+	ck_assert_str_eq(file_of(md, 1), "1.M2P3.host:2,");
+	ck_assert_str_eq(file_of(md, 2), "x:2,S");
+	ck_assert_str_eq(file_of(md, 3), "dup:2,");
+	/* The old message, not the skipped new one. */
+	ck_assert_uint_eq(maildir_msg(md, 3)->size, 5);
+	maildir_close(md);
+}
+END_TEST
+
+START_TEST(test_non_regular_ignored)
+{
+	struct maildrop *md;
+	char p[PATH_MAX];
+
+	make_user("u");
+	put_str("u/cur/m1:2,", "hello\n", 5);
+	put_str("outside", "secret\n", 6);
+	mkdir_rel("u/cur/adir");
+	ck_assert_int_eq(symlink("../../outside", at(p, "u/cur/alink")), 0);
+	ck_assert_int_eq(mkfifo(at(p, "u/cur/afifo"), 0600), 0);
+	put_str("u/cur/.hidden", "dot\n", 7);
+	md = open_scanned("u");
+	ck_assert_uint_eq(maildir_count(md), 1);
+	ck_assert_str_eq(file_of(md, 1), "m1:2,");
+	maildir_close(md);
+}
+END_TEST
+
+START_TEST(test_uidl_plain)
+{
+	struct maildrop *md;
+
+	make_user("u");
+	put_str("u/cur/1700000000.M1P2.host:2,", "a\n", 1);
+	put_str("u/cur/abc:2,S", "b\n", 2);
+	put_str("u/cur/noinfo", "c\n", 3);
+	md = open_scanned("u");
+	ck_assert_str_eq(uid_of(md, "1700000000.M1P2.host:2,"),
+	    "1700000000.M1P2.host");
+	ck_assert_str_eq(uid_of(md, "abc:2,S"), "abc");
+	ck_assert_str_eq(uid_of(md, "noinfo"), "noinfo");
+	assert_uids_unique(md);
+	maildir_close(md);
+}
+END_TEST
+
+START_TEST(test_uidl_unsafe_stable)
+{
+	char longname[128], rel[PATH_MAX], uids[3][UIDL_MAX + 1];
+	static const char *const names[] = {
+		NULL, "sp ace:2,", "hi\x80gh:2,S"
+	};
+	struct maildrop *md;
+	int pass, i;
+
+	memset(longname, 'L', 100);
+	(void)snprintf(longname + 100, sizeof(longname) - 100, ":2,");
+	make_user("u");
+	for (i = 0; i < 3; i++) {
+		(void)snprintf(rel, sizeof(rel), "u/cur/%s",
+		    i == 0 ? longname : names[i]);
+		put_str(rel, "m\n", 10 + i);
+	}
+	for (pass = 0; pass < 2; pass++) {
+		md = open_scanned("u");
+		ck_assert_uint_eq(maildir_count(md), 3);
+		assert_uids_unique(md);
+		for (i = 0; i < 3; i++) {
+			const char *uid = uid_of(md,
+			    i == 0 ? longname : names[i]);
+
+			if (pass == 0) {
+				ck_assert_str_ne(uid, "");
+				ck_assert_ptr_null(strchr(uid, ' '));
+				strcpy(uids[i], uid);
+			} else
+				ck_assert_str_eq(uid, uids[i]);
+		}
+		maildir_close(md);
+	}
+}
+END_TEST
+
+START_TEST(test_uidl_duplicates)
+{
+	struct maildrop *md;
+	char first[2][UIDL_MAX + 1];
+	int pass;
+
+	make_user("u");
+	/* Same unique name, different info: both must stay distinct. */
+	put_str("u/cur/same:2,S", "a\n", 5);
+	put_str("u/cur/same:2,T", "b\n", 1);
+	put_str("u/cur/other", "c\n", 3);
+	for (pass = 0; pass < 2; pass++) {
+		md = open_scanned("u");
+		assert_uids_unique(md);
+		/* The first by file name keeps the plain UID. */
+		ck_assert_str_eq(uid_of(md, "same:2,S"), "same");
+		/* The other: "~~" + hex FNV-1a 64 of its file name. */
+		ck_assert_str_eq(uid_of(md, "same:2,T"), "~~a27e89c890d971fb");
+		ck_assert_str_eq(uid_of(md, "other"), "other");
+		if (pass == 0) {
+			strcpy(first[0], uid_of(md, "same:2,S"));
+			strcpy(first[1], uid_of(md, "same:2,T"));
+		} else {
+			ck_assert_str_eq(uid_of(md, "same:2,S"), first[0]);
+			ck_assert_str_eq(uid_of(md, "same:2,T"), first[1]);
+		}
+		maildir_close(md);
+	}
+}
+END_TEST
+
+/* Builds a message of `lines` lines, every third ending in CRLF. */
+static char *
+big_message(size_t lines, size_t *len)
+{
+	char *buf = malloc(lines * 64);
+	size_t i, n = 0;
+
+	ck_assert_ptr_nonnull(buf);
+	for (i = 0; i < lines; i++)
+		n += (size_t)snprintf(buf + n, 64, "line %zu of the body%s",
+		    i, i % 3 == 0 ? "\r\n" : "\n");
+	*len = n;
+	return buf;
+}
+
+START_TEST(test_scan_budget)
+{
+	struct maildrop *md;
+	size_t len, lines = 10000, calls = 0;
+	char *msg = big_message(lines, &len);
+	uint64_t want;
+	bool done = false;
+
+	make_user("u");
+	put("u/cur/big", msg, len, 1, 0);
+	put_str("u/cur/small", "x\ny", 2);	/* 1 + 2 + 1 + 2 */
+	/* Bytes, plus one per LF-only line (all but every third). */
+	want = len + (lines - (lines + 2) / 3);
+
+	md = open_ok("u");
+	ck_assert_uint_eq(maildir_count(md), 2);
+	while (!done) {
+		ck_assert_int_eq(maildir_scan_step(md, 4096, &done),
+		    MAILDIR_OK);
+		ck_assert_uint_lt(++calls, 10000);
+	}
+	ck_assert_uint_ge(calls, len / 4096);
+	ck_assert_uint_eq(maildir_msg(md, 1)->size, want);
+	ck_assert_uint_eq(maildir_msg(md, 1)->file_size, len);
+	ck_assert_uint_eq(maildir_msg(md, 2)->size, 6);
+	/* Another step after done changes nothing. */
+	ck_assert_int_eq(maildir_scan_step(md, 4096, &done), MAILDIR_OK);
+	ck_assert(done);
+	maildir_close(md);
+
+	md = open_scanned("u");
+	ck_assert_uint_eq(maildir_msg(md, 1)->size, want);
+	maildir_close(md);
+
+	/* Closing mid-scan releases the open file (ASan/valgrind). */
+	md = open_ok("u");
+	ck_assert_int_eq(maildir_scan_step(md, 100, &done), MAILDIR_OK);
+	ck_assert(!done);
+	maildir_close(md);
+	free(msg);
+}
+END_TEST
+
+START_TEST(test_mark_rollback_commit)
+{
+	struct maildrop *md;
+
+	make_user("u");
+	put_str("u/cur/m1", "one\n", 1);
+	put_str("u/cur/m2", "two!\n", 2);
+	put_str("u/cur/m3", "three\n", 3);
+	md = open_scanned("u");
+	ck_assert(maildir_mark_deleted(md, 2));
+	ck_assert(!maildir_mark_deleted(md, 2));
+	ck_assert(!maildir_mark_deleted(md, 0));
+	ck_assert(!maildir_mark_deleted(md, 4));
+	ck_assert(maildir_msg(md, 2)->deleted);
+	ck_assert_uint_eq(maildir_live_count(md), 2);
+	ck_assert_uint_eq(maildir_live_size(md), 5 + 7);
+
+	maildir_rollback(md);
+	ck_assert(!maildir_msg(md, 2)->deleted);
+	ck_assert_uint_eq(maildir_live_count(md), 3);
+	ck_assert_uint_eq(maildir_commit(md), 0);
+	ck_assert(exists("u/cur/m1") && exists("u/cur/m2") &&
+	    exists("u/cur/m3"));
+
+	ck_assert(maildir_mark_deleted(md, 1));
+	ck_assert(maildir_mark_deleted(md, 3));
+	ck_assert_uint_eq(maildir_commit(md), 0);
+	ck_assert(!exists("u/cur/m1"));
+	ck_assert(exists("u/cur/m2"));
+	ck_assert(!exists("u/cur/m3"));
+	maildir_close(md);
+
+	md = open_scanned("u");
+	ck_assert_uint_eq(maildir_count(md), 1);
+	ck_assert_str_eq(file_of(md, 1), "m2");
+	maildir_close(md);
+}
+END_TEST
+
+START_TEST(test_msg_open)
+{
+	struct maildrop *md;
+	char buf[16], p[PATH_MAX];
+	int fd = 123;
+
+	make_user("u");
+	put_str("u/cur/m1", "body\n", 1);
+	put_str("u/cur/m2", "gone\n", 2);
+	put_str("u/cur/m3", "longer\n", 3);
+	md = open_scanned("u");
+
+	ck_assert_int_eq(maildir_msg_open(md, 1, &fd), MAILDIR_OK);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(read(fd, buf, sizeof(buf)), 5);
+	ck_assert_mem_eq(buf, "body\n", 5);
+	ck_assert_int_ne(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
+	ck_assert_int_eq(close(fd), 0);
+
+	ck_assert_int_eq(unlink(at(p, "u/cur/m2")), 0);
+	ck_assert_int_eq(maildir_msg_open(md, 2, &fd), MAILDIR_GONE);
+	ck_assert_int_eq(fd, -1);
+
+	ck_assert_int_eq(truncate(at(p, "u/cur/m3"), 3), 0);
+	ck_assert_int_eq(maildir_msg_open(md, 3, &fd), MAILDIR_CHANGED);
+	ck_assert_int_eq(fd, -1);
+
+	ck_assert_int_ne(maildir_msg_open(md, 0, &fd), MAILDIR_OK);
+	ck_assert_int_ne(maildir_msg_open(md, 4, &fd), MAILDIR_OK);
+	maildir_close(md);
+}
+END_TEST
+
+START_TEST(test_bad_user)
+{
+	static const char *const bad[] = { "a/b", ".hidden", "..", "", "/" };
+	struct maildrop *md;
+	char p[PATH_MAX];
+	struct stat sb;
+	size_t i;
+
+	mkdir_rel("a");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		/* Any old value: a refusal must reset it to NULL. */
+		md = (struct maildrop *)&md;
+		ck_assert_int_eq(maildir_open(root, bad[i], &md), MAILDIR_IO);
+		ck_assert_ptr_null(md);
+	}
+	ck_assert_int_eq(stat(at(p, "a/b"), &sb), -1);
+	ck_assert_int_eq(stat(at(p, ".hidden"), &sb), -1);
+}
+END_TEST
+
+START_TEST(test_creates_dirs)
+{
+	static const char *const dirs[] = { "u", "u/cur", "u/new", "u/tmp" };
+	struct maildrop *md;
+	char p[PATH_MAX];
+	struct stat sb;
+	size_t i;
+
+	md = open_scanned("u");
+	ck_assert_uint_eq(maildir_count(md), 0);
+	ck_assert_uint_eq(maildir_live_size(md), 0);
+	maildir_close(md);
+	for (i = 0; i < 4; i++) {
+		ck_assert_int_eq(lstat(at(p, dirs[i]), &sb), 0);
+		ck_assert(S_ISDIR(sb.st_mode));
+		ck_assert_uint_eq(sb.st_mode & 07777, 0700);
+	}
+
+	/* Only some folders missing. */
+	make_user("v");
+	ck_assert_int_eq(rmdir(at(p, "v/tmp")), 0);
+	ck_assert_int_eq(rmdir(at(p, "v/new")), 0);
+	md = open_ok("v");
+	maildir_close(md);
+	ck_assert(exists("v/tmp") && exists("v/new"));
+}
+END_TEST
+
+START_TEST(test_root_missing)
+{
+	struct maildrop *md = NULL;
+	char p[PATH_MAX];
+
+	ck_assert_int_eq(maildir_open(at(p, "nope"), "u", &md), MAILDIR_IO);
+	ck_assert_ptr_null(md);
+	ck_assert(!exists("nope"));
+	/* A root that is a file, and a user folder that is a file. */
+	put_str("file", "x", 1);
+	ck_assert_int_eq(maildir_open(at(p, "file"), "u", &md), MAILDIR_IO);
+	ck_assert_int_eq(maildir_open(root, "file", &md), MAILDIR_IO);
+	ck_assert_ptr_null(md);
+}
+END_TEST
+
+START_TEST(test_uidl_edges)
+{
+	char n70[UIDL_MAX + 8], n71[UIDL_MAX + 8];
+	struct maildrop *md;
+	const char *uid;
+
+	memset(n70, 'a', UIDL_MAX);
+	(void)snprintf(n70 + UIDL_MAX, 8, ":2,");
+	memset(n71, 'b', UIDL_MAX + 1);
+	(void)snprintf(n71 + UIDL_MAX + 1, 7, ":2,");
+	make_user("u");
+	{
+		char rel[PATH_MAX];
+
+		(void)snprintf(rel, sizeof(rel), "u/cur/%s", n70);
+		put_str(rel, "a\n", 1);
+		(void)snprintf(rel, sizeof(rel), "u/cur/%s", n71);
+		put_str(rel, "b\n", 2);
+	}
+	put_str("u/cur/:2,S", "empty base\n", 3);
+	put_str("u/cur/~tilde", "tilde\n", 4);
+	put_str("u/cur/!~}", "edges\n", 5);
+	md = open_scanned("u");
+	ck_assert_uint_eq(maildir_count(md), 5);
+	assert_uids_unique(md);
+	/* Exactly UIDL_MAX characters: kept as is. */
+	uid = uid_of(md, n70);
+	ck_assert_uint_eq(strlen(uid), UIDL_MAX);
+	ck_assert_int_eq(strncmp(uid, n70, UIDL_MAX), 0);
+	/* One more: mapped. */
+	uid = uid_of(md, n71);
+	ck_assert_uint_le(strlen(uid), UIDL_MAX);
+	ck_assert_int_ne(strncmp(uid, n71, 10), 0);
+	/*
+	 * The mapped form is pinned ("~" + hex FNV-1a 64 of the unique
+	 * name): changing it would change every such UID, and clients
+	 * would fetch those messages again.
+	 */
+	ck_assert_str_eq(uid, "~0eeaee9eb190e3a5");
+	/* Empty unique name: the hash of "". */
+	ck_assert_str_eq(uid_of(md, ":2,S"), "~cbf29ce484222325");
+	/* '~' marks mapped forms, so a name using it is mapped too. */
+	ck_assert_str_eq(uid_of(md, "~tilde"), "~d2ef55ef4afc7bed");
+	ck_assert_str_eq(uid_of(md, "!~}"), "!~}");
+	maildir_close(md);
+}
+END_TEST
+
+START_TEST(test_scan_tiny_budgets)
+{
+	struct maildrop *md;
+	size_t calls = 0;
+	bool done = false;
+
+	make_user("u");
+	put_str("u/cur/a", "ab\ncd\r\nef", 1);	/* 9 bytes, size 12 */
+	put_str("u/cur/b", "", 2);
+	put_str("u/cur/c", "\n", 3);
+	md = open_ok("u");
+	while (!done) {
+		ck_assert_int_eq(maildir_scan_step(md, 1, &done), MAILDIR_OK);
+		ck_assert_uint_lt(++calls, 100);
+	}
+	/* One byte per call: at least one call per byte. */
+	ck_assert_uint_ge(calls, 10);
+	ck_assert_uint_eq(maildir_msg(md, 1)->size, 12);
+	ck_assert_uint_eq(maildir_msg(md, 2)->size, 0);
+	ck_assert_uint_eq(maildir_msg(md, 3)->size, 2);
+	maildir_close(md);
+
+	/* A budget of 0 still makes progress. */
+	md = open_ok("u");
+	done = false;
+	calls = 0;
+	while (!done) {
+		ck_assert_int_eq(maildir_scan_step(md, 0, &done), MAILDIR_OK);
+		ck_assert_uint_lt(++calls, 100);
+	}
+	ck_assert_uint_eq(maildir_live_size(md), 14);
+	maildir_close(md);
+}
+END_TEST
+
+START_TEST(test_scan_vanished)
+{
+	struct maildrop *md;
+	char p[PATH_MAX];
+	bool done = false;
+
+	make_user("u");
+	put_str("u/cur/a", "a\n", 1);
+	put_str("u/cur/b", "b\n", 2);
+	put_str("u/cur/c", "c\n", 3);
+	md = open_ok("u");
+	ck_assert_uint_eq(maildir_count(md), 3);
+	ck_assert_int_eq(unlink(at(p, "u/cur/b")), 0);
+	ck_assert_int_eq(maildir_scan_step(md, SIZE_MAX, &done), MAILDIR_OK);
+	ck_assert(done);
+	/* Never shown to the client: dropped from the list. */
+	ck_assert_uint_eq(maildir_count(md), 2);
+	ck_assert_str_eq(file_of(md, 1), "a");
+	ck_assert_str_eq(file_of(md, 2), "c");
+	maildir_close(md);
+}
+END_TEST
+
+START_TEST(test_grown_and_commit_failures)
+{
+	struct maildrop *md;
+	char p[PATH_MAX];
+	int fd;
+
+	make_user("u");
+	put_str("u/cur/a", "a\n", 1);
+	put_str("u/cur/b", "b\n", 2);
+	put_str("u/cur/c", "c\n", 3);
+	md = open_scanned("u");
+	put_str("u/cur/a", "a grew\n", 1);
+	ck_assert_int_eq(maildir_msg_open(md, 1, &fd), MAILDIR_CHANGED);
+
+	/*
+	 * b is already gone (counts as deleted); c became a directory,
+	 * which unlink() refuses even to root.
+	 */
+	ck_assert(maildir_mark_deleted(md, 2));
+	ck_assert(maildir_mark_deleted(md, 3));
+	ck_assert_int_eq(unlink(at(p, "u/cur/b")), 0);
+	ck_assert_int_eq(unlink(at(p, "u/cur/c")), 0);
+	mkdir_rel("u/cur/c");
+	ck_assert_uint_eq(maildir_commit(md), 1);
+	ck_assert(exists("u/cur/a"));
+	maildir_close(md);
+	maildir_close(NULL);
+}
+END_TEST
+
+START_TEST(test_strerror)
+{
+	int st;
+
+	for (st = MAILDIR_OK; st <= MAILDIR_CHANGED; st++) {
+		const char *s = maildir_strerror((enum maildir_status)st);
+
+		ck_assert_ptr_nonnull(s);
+		ck_assert_uint_gt(strlen(s), 0);
+	}
+	ck_assert_str_ne(maildir_strerror(MAILDIR_GONE),
+	    maildir_strerror(MAILDIR_CHANGED));
+}
+END_TEST
+
+Suite *maildir_suite(void);
+
+Suite *
+maildir_suite(void)
+{
+	Suite *s = suite_create("maildir");
+	TCase *core = tcase_create("core");
+	TCase *limits = tcase_create("limits");
+
+	tcase_add_unchecked_fixture(core, base_setup, base_teardown);
+	tcase_add_checked_fixture(core, setup, teardown);
+	tcase_add_test(core, test_scan_order);
+	tcase_add_test(core, test_sizes);
+	tcase_add_test(core, test_new_to_cur);
+	tcase_add_test(core, test_non_regular_ignored);
+	tcase_add_test(core, test_uidl_plain);
+	tcase_add_test(core, test_uidl_unsafe_stable);
+	tcase_add_test(core, test_uidl_duplicates);
+	tcase_add_test(core, test_scan_budget);
+	tcase_add_test(core, test_mark_rollback_commit);
+	tcase_add_test(core, test_msg_open);
+	tcase_add_test(core, test_bad_user);
+	tcase_add_test(core, test_creates_dirs);
+	suite_add_tcase(s, core);
+
+	tcase_add_unchecked_fixture(limits, base_setup, base_teardown);
+	tcase_add_checked_fixture(limits, setup, teardown);
+	tcase_add_test(limits, test_root_missing);
+	tcase_add_test(limits, test_uidl_edges);
+	tcase_add_test(limits, test_scan_tiny_budgets);
+	tcase_add_test(limits, test_scan_vanished);
+	tcase_add_test(limits, test_grown_and_commit_failures);
+	tcase_add_test(limits, test_strerror);
+	suite_add_tcase(s, limits);
+	return s;
+}

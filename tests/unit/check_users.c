@@ -1,0 +1,943 @@
+/*
+ * Unit tests of the user store: parsing and atomic rewrite of the users
+ * file, hash format and verification, name and password limits, the
+ * lock table.  Each test works in its own folder under one mkdtemp()
+ * base, which the unchecked teardown (run in the parent) removes even
+ * when a forked test exits on a failed assertion.
+ */
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "users.h"
+
+/* Hashes made outside this code (openssl passwd -6, Python crypt). */
+#define H_ALICE	"$6$./xC07S1/lE2Cjby$nPjkOyAPiwIQNLkOj3Bmg9tfsY1HMjKSGmuqf" \
+		"eQk1ZRUrVihEYVJvwwcTTNay.PQGAVNJPWVYe3UyU/l9.qws1"
+#define P_ALICE	"secret1"
+#define H_BOB	"$6$NtXy83Mvd03xgrht$TIbBvfJozmQb5V1eqbpgk.BjJOfH7kESK5MVZ" \
+		"O5NU/61piyesdviHW/Bn1aJ0pLWJv/vbkYYWDDGGIMiJAdFG."
+#define P_BOB	"hunter2"
+#define H_CAROL	"$6$7rDCURMYNam3IOiy$DXTaA270uE/n9a88/YE7lDUlWGzOpNyv6yKYg" \
+		"yEwgu7GgBYy5bwcDzJCFB3XlngQCToUcn/ROB2Fm.R6xSvGH1"
+#define P_CAROL	"p@ss:w=rd"
+/* A "rounds=" hash: its '=' must not make the line a setting. */
+#define H_ROUNDS "$6$rounds=1000$abcdefghijklmnop$Sl0YX.ffoyvOz8c0Hw4xx63m" \
+		"z/bnlxIu1CjqEMHSGUlwpeDnGfxLllfFQ5SNnfwFoYFY7fT3O4CzXAYC9ogAv1"
+#define P_ROUNDS "roundpw"
+
+#define CRYPT_CHARS \
+	"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+#define ALNUM_CHARS \
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+/*
+ * Comments, CRLF and LF endings, a blank and a whitespace-only line,
+ * a known and an unknown setting, unsorted accounts, no final newline.
+ */
+static const char fixture[] =
+    "# pop3server users, written by check_users\r\n"
+    "\r\n"
+    "max_users=50\r\n"
+    "# a comment between records\n"
+    "bob:" H_BOB "\r\n"
+    "future_knob=7\n"
+    " \t\n"
+    "alice:" H_ALICE "\n"
+    "rounds:" H_ROUNDS "\n"
+    "locked:!\n"
+    "carol.b-x_1:" H_CAROL;
+
+static char base[64];
+static char dir[128];
+static char path[192];
+
+static void
+base_setup(void)
+{
+	/* Unchecked fixtures must not exit; tests fail on an empty base. */
+	(void)snprintf(base, sizeof(base), "/tmp/check_users.XXXXXX");
+	if (mkdtemp(base) == NULL)
+		base[0] = '\0';
+}
+
+static int
+rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	(void)remove(p);
+	return 0;	/* best effort: keep removing the rest */
+}
+
+static void
+base_teardown(void)
+{
+	if (base[0] != '\0')
+		(void)nftw(base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A fresh folder for this test; path names "users" inside it. */
+static void
+new_dir(void)
+{
+	int n;
+
+	ck_assert_msg(base[0] != '\0', "no base folder");
+	n = snprintf(dir, sizeof(dir), "%s/t.XXXXXX", base);
+	ck_assert(n > 0 && (size_t)n < sizeof(dir));
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	n = snprintf(path, sizeof(path), "%s/users", dir);
+	ck_assert(n > 0 && (size_t)n < sizeof(path));
+}
+
+static void
+tmp_path(char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s.tmp.%ld", path, (long)getpid());
+
+	ck_assert(n > 0 && (size_t)n < len);
+}
+
+static void
+write_file(const char *p, const char *data, size_t n)
+{
+	FILE *f = fopen(p, "wb");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+/* The whole file, NUL-terminated; the caller frees it. */
+static char *
+slurp(const char *p, size_t *len)
+{
+	size_t cap = 4096, n = 0;
+	ssize_t r;
+	char *buf;
+	int fd;
+
+	fd = open(p, O_RDONLY);
+	ck_assert_int_ne(fd, -1);
+	buf = malloc(cap);
+	ck_assert_ptr_nonnull(buf);
+	for (;;) {
+		if (cap - n < 2) {
+			cap *= 2;
+			buf = realloc(buf, cap);
+			ck_assert_ptr_nonnull(buf);
+		}
+		r = read(fd, buf + n, cap - n - 1);
+		ck_assert_int_ge(r, 0);
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	(void)close(fd);
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+static struct users *
+load_text(const char *data, size_t n)
+{
+	struct users *u = NULL;
+	unsigned line = 99;
+
+	new_dir();
+	write_file(path, data, n);
+	ck_assert_int_eq(users_load(path, &u, &line), USERS_OK);
+	ck_assert_ptr_nonnull(u);
+	return u;
+}
+
+static struct users *
+load_fixture(void)
+{
+	return load_text(fixture, sizeof(fixture) - 1);
+}
+
+/* Copies the hash of `name` in file text `data` into out. */
+static void
+hash_of(const char *data, const char *name, char *out, size_t len)
+{
+	const char *p = data, *e;
+	size_t ln = strlen(name);
+
+	for (;;) {
+		if (strncmp(p, name, ln) == 0 && p[ln] == ':')
+			break;
+		p = strchr(p, '\n');
+		ck_assert_msg(p != NULL, "no line for %s", name);
+		p++;
+	}
+	p += ln + 1;
+	e = strchr(p, '\n');
+	ck_assert_ptr_nonnull(e);
+	ck_assert_uint_lt((size_t)(e - p), len);
+	memcpy(out, p, (size_t)(e - p));
+	out[e - p] = '\0';
+}
+
+/* Names in dir other than "users"; any temporary file is a failure. */
+static void
+assert_only_users_file(void)
+{
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		ck_assert_msg(strcmp(de->d_name, "users") == 0,
+		    "unexpected file %s", de->d_name);
+		n++;
+	}
+	(void)closedir(d);
+	ck_assert_int_eq(n, 1);
+}
+
+static void
+expect_parse_error(const char *data, size_t n, unsigned want)
+{
+	/* Any non-NULL value: users_load() must reset it on failure. */
+	struct users *u = (struct users *)(void *)&n;
+	unsigned line = 0;
+
+	new_dir();
+	write_file(path, data, n);
+	ck_assert_int_eq(users_load(path, &u, &line), USERS_PARSE);
+	ck_assert_msg(line == want, "line %u, want %u, for \"%s\"", line,
+	    want, data);
+	ck_assert_ptr_null(u);
+}
+
+START_TEST(test_load_fixture)
+{
+	struct users *u = load_fixture();
+
+	ck_assert_uint_eq(users_count(u), 5);
+	ck_assert_str_eq(users_name_at(u, 0), "alice");
+	ck_assert_str_eq(users_name_at(u, 1), "bob");
+	ck_assert_str_eq(users_name_at(u, 2), "carol.b-x_1");
+	ck_assert_str_eq(users_name_at(u, 3), "locked");
+	ck_assert_str_eq(users_name_at(u, 4), "rounds");
+	ck_assert_ptr_null(users_name_at(u, 5));
+	ck_assert_uint_eq(users_setting(u, "max_users", 1), 50);
+	ck_assert_uint_eq(users_setting(u, "future_knob", 1), 7);
+	ck_assert_uint_eq(users_setting(u, "absent", 1234), 1234);
+	ck_assert_uint_eq(users_max(u), 50);
+
+	ck_assert(users_verify(u, "alice", P_ALICE));
+	ck_assert(users_verify(u, "bob", P_BOB));
+	ck_assert(users_verify(u, "carol.b-x_1", P_CAROL));
+	ck_assert(users_verify(u, "rounds", P_ROUNDS));
+
+	ck_assert(!users_verify(u, "alice", P_BOB));
+	ck_assert(!users_verify(u, "alice", "secret"));
+	ck_assert(!users_verify(u, "alice", "secret1 "));
+	ck_assert(!users_verify(u, "alice", "Secret1"));
+	ck_assert(!users_verify(u, "alice", ""));
+	ck_assert(!users_verify(u, "Alice", P_ALICE));
+	ck_assert(!users_verify(u, "dave", P_ALICE));
+	ck_assert(!users_verify(u, "dave", ""));
+	ck_assert(!users_verify(u, "", P_ALICE));
+	ck_assert(!users_verify(u, NULL, P_ALICE));
+	/* A disabled account ("!") matches nothing, not even itself. */
+	ck_assert(!users_verify(u, "locked", "!"));
+	ck_assert(!users_verify(u, "locked", ""));
+	users_free(u);
+}
+END_TEST
+
+START_TEST(test_missing_file)
+{
+	struct users *u = NULL;
+	unsigned line = 99;
+	struct stat st;
+
+	new_dir();
+	ck_assert_int_eq(users_load(path, &u, &line), USERS_OK);
+	ck_assert_ptr_nonnull(u);
+	ck_assert_uint_eq(line, 0);
+	ck_assert_uint_eq(users_count(u), 0);
+	ck_assert_ptr_null(users_name_at(u, 0));
+	ck_assert_uint_eq(users_max(u), DEFAULT_MAX_USERS);
+	ck_assert(!users_verify(u, "alice", P_ALICE));
+	ck_assert_int_eq(stat(path, &st), -1);
+	ck_assert_int_eq(users_save(u), USERS_OK);
+	ck_assert_int_eq(stat(path, &st), 0);
+	users_free(u);
+	users_free(NULL);
+
+	/* A folder where the file should be is an I/O error, not empty. */
+	u = NULL;
+	ck_assert_int_eq(users_load(dir, &u, NULL), USERS_IO);
+	ck_assert_ptr_null(u);
+}
+END_TEST
+
+static void
+assert_sha512_format(const char *h)
+{
+	ck_assert_msg(strncmp(h, "$6$", 3) == 0, "not $6$: %s", h);
+	ck_assert_uint_eq(strspn(h + 3, CRYPT_CHARS), 16);
+	ck_assert_int_eq(h[3 + 16], '$');
+	ck_assert_uint_eq(strlen(h + 20), 86);
+	ck_assert_uint_eq(strspn(h + 20, CRYPT_CHARS), 86);
+}
+
+START_TEST(test_hash_format)
+{
+	char hd[256], he[256], hd2[256];
+	struct users *u = NULL;
+	size_t n;
+	char *data;
+
+	new_dir();
+	ck_assert_int_eq(users_load(path, &u, NULL), USERS_OK);
+	ck_assert_int_eq(users_add(u, "dave", "same-pass"), USERS_OK);
+	ck_assert_int_eq(users_add(u, "erin", "same-pass"), USERS_OK);
+	ck_assert_int_eq(users_save(u), USERS_OK);
+	data = slurp(path, &n);
+	ck_assert_ptr_null(strstr(data, "same-pass"));
+	hash_of(data, "dave", hd, sizeof(hd));
+	hash_of(data, "erin", he, sizeof(he));
+	free(data);
+	assert_sha512_format(hd);
+	assert_sha512_format(he);
+	/* Same password, fresh salts: different hashes. */
+	ck_assert_str_ne(hd, he);
+	ck_assert_int_ne(strncmp(hd + 3, he + 3, 16), 0);
+	ck_assert(users_verify(u, "dave", "same-pass"));
+	ck_assert(users_verify(u, "erin", "same-pass"));
+
+	/* Setting the same password again also changes the salt. */
+	ck_assert_int_eq(users_set_password(u, "dave", "same-pass"),
+	    USERS_OK);
+	ck_assert_int_eq(users_save(u), USERS_OK);
+	data = slurp(path, &n);
+	hash_of(data, "dave", hd2, sizeof(hd2));
+	free(data);
+	assert_sha512_format(hd2);
+	ck_assert_str_ne(hd, hd2);
+	ck_assert(users_verify(u, "dave", "same-pass"));
+	users_free(u);
+}
+END_TEST
+
+START_TEST(test_add_delete)
+{
+	struct users *u = NULL;
+
+	new_dir();
+	ck_assert_int_eq(users_load(path, &u, NULL), USERS_OK);
+	ck_assert_int_eq(users_add(u, "mike", "pw-m"), USERS_OK);
+	ck_assert_int_eq(users_add(u, "charlie", "pw-c"), USERS_OK);
+	ck_assert_int_eq(users_add(u, "alpha", "pw-a"), USERS_OK);
+	ck_assert_int_eq(users_add(u, "Zulu", "pw-z"), USERS_OK);
+	ck_assert_uint_eq(users_count(u), 4);
+	/* Byte order: upper case sorts before lower case. */
+	ck_assert_str_eq(users_name_at(u, 0), "Zulu");
+	ck_assert_str_eq(users_name_at(u, 1), "alpha");
+	ck_assert_str_eq(users_name_at(u, 2), "charlie");
+	ck_assert_str_eq(users_name_at(u, 3), "mike");
+	ck_assert(users_exists(u, "charlie"));
+	ck_assert(!users_exists(u, "Charlie"));
+	ck_assert(!users_exists(u, "bravo"));
+
+	ck_assert_int_eq(users_add(u, "charlie", "other"), USERS_EXISTS);
+	ck_assert(users_verify(u, "charlie", "pw-c"));
+	ck_assert_int_eq(users_add(u, ".x", "pw"), USERS_BADNAME);
+	ck_assert_int_eq(users_add(u, "x", "has space"), USERS_BADPASS);
+	ck_assert_int_eq(users_add(u, "x", ""), USERS_BADPASS);
+	ck_assert_uint_eq(users_count(u), 4);
+
+	ck_assert_int_eq(users_set_password(u, "charlie", "new-c"), USERS_OK);
+	ck_assert(!users_verify(u, "charlie", "pw-c"));
+	ck_assert(users_verify(u, "charlie", "new-c"));
+	ck_assert_int_eq(users_set_password(u, "charlie", "bad pass"),
+	    USERS_BADPASS);
+	ck_assert(users_verify(u, "charlie", "new-c"));
+	ck_assert_int_eq(users_set_password(u, "bravo", "pw"),
+	    USERS_NOTFOUND);
+
+	ck_assert_int_eq(users_delete(u, "charlie"), USERS_OK);
+	ck_assert_int_eq(users_delete(u, "charlie"), USERS_NOTFOUND);
+	ck_assert_int_eq(users_delete(u, "nobody"), USERS_NOTFOUND);
+	ck_assert(!users_exists(u, "charlie"));
+	ck_assert(!users_verify(u, "charlie", "new-c"));
+	ck_assert_uint_eq(users_count(u), 3);
+	ck_assert_str_eq(users_name_at(u, 0), "Zulu");
+	ck_assert_str_eq(users_name_at(u, 1), "alpha");
+	ck_assert_str_eq(users_name_at(u, 2), "mike");
+	ck_assert_int_eq(users_delete(u, "Zulu"), USERS_OK);
+	ck_assert_int_eq(users_delete(u, "mike"), USERS_OK);
+	ck_assert_str_eq(users_name_at(u, 0), "alpha");
+	ck_assert(users_verify(u, "alpha", "pw-a"));
+	ck_assert_int_eq(users_delete(u, "alpha"), USERS_OK);
+	ck_assert_uint_eq(users_count(u), 0);
+	/* A deleted name can come back. */
+	ck_assert_int_eq(users_add(u, "charlie", "again"), USERS_OK);
+	ck_assert(users_verify(u, "charlie", "again"));
+	users_free(u);
+}
+END_TEST
+
+START_TEST(test_settings)
+{
+	struct users *u = load_fixture(), *v = NULL;
+
+	ck_assert_uint_eq(users_setting(u, "idle_timeout", 600), 600);
+	ck_assert_int_eq(users_set_setting(u, "idle_timeout", 30), USERS_OK);
+	ck_assert_uint_eq(users_setting(u, "idle_timeout", 600), 30);
+	ck_assert_int_eq(users_set_setting(u, "idle_timeout", 45), USERS_OK);
+	ck_assert_uint_eq(users_setting(u, "idle_timeout", 600), 45);
+	ck_assert_int_eq(users_set_setting(u, "max_users", 0UL - 1),
+	    USERS_OK);
+	ck_assert_int_eq(users_set_setting(u, "Bad", 1), USERS_PARSE);
+	ck_assert_int_eq(users_set_setting(u, "a=b", 1), USERS_PARSE);
+	ck_assert_int_eq(users_set_setting(u, "", 1), USERS_PARSE);
+	ck_assert_uint_eq(users_setting(u, "Bad", 5), 5);
+	ck_assert_int_eq(users_save(u), USERS_OK);
+	users_free(u);
+
+	ck_assert_int_eq(users_load(path, &v, NULL), USERS_OK);
+	ck_assert_uint_eq(users_setting(v, "idle_timeout", 600), 45);
+	ck_assert_uint_eq(users_setting(v, "max_users", 1), 0UL - 1);
+	/* Unknown keys survive a rewrite. */
+	ck_assert_uint_eq(users_setting(v, "future_knob", 1), 7);
+	users_free(v);
+}
+END_TEST
+
+START_TEST(test_save_reload)
+{
+	struct users *u = load_fixture(), *v = NULL;
+	char *first, *second;
+	size_t n1, n2, i;
+	struct stat st;
+	mode_t old;
+
+	ck_assert_int_eq(users_add(u, "dave", "pw-dave"), USERS_OK);
+	ck_assert_int_eq(users_set_setting(u, "max_connec", 77), USERS_OK);
+	/* Under a umask that would give 0400 the mode must still be 0600. */
+	old = umask(0277);
+	ck_assert_int_eq(users_save(u), USERS_OK);
+	(void)umask(old);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert(S_ISREG(st.st_mode));
+	ck_assert_uint_eq(st.st_mode & 07777, 0600);
+	assert_only_users_file();
+
+	first = slurp(path, &n1);
+	ck_assert_int_eq(first[0], '#');
+	ck_assert_ptr_nonnull(strstr(strtok(first, "\n"), "pop3server"));
+	free(first);
+	first = slurp(path, &n1);
+	ck_assert_ptr_null(strstr(first, "pw-dave"));
+
+	ck_assert_int_eq(users_load(path, &v, NULL), USERS_OK);
+	ck_assert_uint_eq(users_count(v), users_count(u));
+	for (i = 0; i < users_count(u); i++)
+		ck_assert_str_eq(users_name_at(v, i), users_name_at(u, i));
+	ck_assert(users_verify(v, "alice", P_ALICE));
+	ck_assert(users_verify(v, "bob", P_BOB));
+	ck_assert(users_verify(v, "carol.b-x_1", P_CAROL));
+	ck_assert(users_verify(v, "rounds", P_ROUNDS));
+	ck_assert(users_verify(v, "dave", "pw-dave"));
+	ck_assert(!users_verify(v, "dave", "pw-alice"));
+	ck_assert_uint_eq(users_setting(v, "max_users", 1), 50);
+	ck_assert_uint_eq(users_setting(v, "future_knob", 1), 7);
+	ck_assert_uint_eq(users_setting(v, "max_connec", 1), 77);
+
+	/* The reloaded store writes the same bytes back. */
+	ck_assert_int_eq(users_save(v), USERS_OK);
+	second = slurp(path, &n2);
+	ck_assert_uint_eq(n1, n2);
+	ck_assert_mem_eq(first, second, n1);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0600);
+	assert_only_users_file();
+	free(first);
+	free(second);
+	users_free(u);
+	users_free(v);
+}
+END_TEST
+
+START_TEST(test_lock)
+{
+	struct users *u = load_fixture();
+	int h1, h2;
+
+	ck_assert_ptr_null(users_lock_holder(u, "alice"));
+	ck_assert(users_lock(u, "alice", &h1));
+	ck_assert_ptr_eq(users_lock_holder(u, "alice"), &h1);
+	ck_assert(!users_lock(u, "alice", &h2));
+	ck_assert_ptr_eq(users_lock_holder(u, "alice"), &h1);
+	/* The holder asking again keeps it. */
+	ck_assert(users_lock(u, "alice", &h1));
+
+	ck_assert(users_lock(u, "bob", &h2));
+	ck_assert_ptr_eq(users_lock_holder(u, "bob"), &h2);
+
+	users_unlock(u, "alice", &h2);
+	ck_assert_ptr_eq(users_lock_holder(u, "alice"), &h1);
+	users_unlock(u, "alice", NULL);
+	ck_assert_ptr_eq(users_lock_holder(u, "alice"), &h1);
+	users_unlock(u, "alice", &h1);
+	ck_assert_ptr_null(users_lock_holder(u, "alice"));
+	ck_assert_ptr_eq(users_lock_holder(u, "bob"), &h2);
+	ck_assert(users_lock(u, "alice", &h2));
+	ck_assert_ptr_eq(users_lock_holder(u, "alice"), &h2);
+	users_unlock(u, "nobody", &h2);
+
+	/* A lock survives the deletion of its account. */
+	ck_assert_int_eq(users_delete(u, "bob"), USERS_OK);
+	ck_assert_ptr_eq(users_lock_holder(u, "bob"), &h2);
+	ck_assert(!users_lock(u, "bob", &h1));
+	users_unlock(u, "bob", &h2);
+	ck_assert_ptr_null(users_lock_holder(u, "bob"));
+	ck_assert_ptr_eq(users_lock_holder(u, "alice"), &h2);
+	users_free(u);
+}
+END_TEST
+
+START_TEST(test_random_password)
+{
+	size_t counts[256] = { 0 }, i, j, first8 = 0, next8 = 0;
+	char pw[65], pw2[65], one[1];
+
+	for (i = 0; i < 1000; i++) {
+		ck_assert(users_random_password(pw, sizeof(pw)));
+		ck_assert_uint_eq(strlen(pw), 64);
+		ck_assert_uint_eq(strspn(pw, ALNUM_CHARS), 64);
+		ck_assert(users_valid_password(pw));
+		for (j = 0; j < 64; j++)
+			counts[(unsigned char)pw[j]]++;
+	}
+	for (j = 0; j < 62; j++)
+		ck_assert_msg(counts[(unsigned char)ALNUM_CHARS[j]] > 0,
+		    "never drew %c", ALNUM_CHARS[j]);
+	/*
+	 * 256 % 62 == 8: a plain modulo would draw the first 8 characters
+	 * 5/4 as often as the rest (about 2000 more of 64000).  Unbiased,
+	 * the difference has a deviation of about 130.
+	 */
+	for (j = 0; j < 8; j++) {
+		first8 += counts[(unsigned char)ALNUM_CHARS[j]];
+		next8 += counts[(unsigned char)ALNUM_CHARS[8 + j]];
+	}
+	ck_assert_msg((first8 > next8 ? first8 - next8 : next8 - first8) < 800,
+	    "biased: %zu vs %zu", first8, next8);
+
+	ck_assert(users_random_password(pw2, sizeof(pw2)));
+	ck_assert_str_ne(pw, pw2);
+	ck_assert(users_random_password(pw, 17));
+	ck_assert_uint_eq(strlen(pw), 16);
+	one[0] = 'x';
+	ck_assert(users_random_password(one, 1));
+	ck_assert_int_eq(one[0], '\0');
+	ck_assert(!users_random_password(pw, 0));
+}
+END_TEST
+
+START_TEST(test_name_limits)
+{
+	char name[USER_NAME_MAX + 2];
+	struct users *u = NULL;
+
+	memset(name, 'a', sizeof(name));
+	name[USER_NAME_MAX - 1] = '\0';
+	ck_assert(users_valid_name(name));
+	name[USER_NAME_MAX - 1] = 'a';
+	name[USER_NAME_MAX] = '\0';
+	ck_assert(users_valid_name(name));
+	name[USER_NAME_MAX] = 'a';
+	name[USER_NAME_MAX + 1] = '\0';
+	ck_assert(!users_valid_name(name));
+
+	ck_assert(users_valid_name("a"));
+	ck_assert(users_valid_name("A-Z_0.9"));
+	ck_assert(users_valid_name("a..b"));
+	ck_assert(users_valid_name("-dash"));
+	ck_assert(!users_valid_name(""));
+	ck_assert(!users_valid_name(NULL));
+	ck_assert(!users_valid_name("."));
+	ck_assert(!users_valid_name(".."));
+	ck_assert(!users_valid_name(".hidden"));
+	ck_assert(!users_valid_name("/"));
+	ck_assert(!users_valid_name("a/b"));
+	ck_assert(!users_valid_name("../etc"));
+	ck_assert(!users_valid_name("a b"));
+	ck_assert(!users_valid_name("a@b"));
+	ck_assert(!users_valid_name("a:b"));
+	ck_assert(!users_valid_name("a=b"));
+	ck_assert(!users_valid_name("a\tb"));
+	ck_assert(!users_valid_name("a\\b"));
+	ck_assert(!users_valid_name("\xc3\xa9t\xc3\xa9"));
+
+	new_dir();
+	ck_assert_int_eq(users_load(path, &u, NULL), USERS_OK);
+	ck_assert_int_eq(users_add(u, name, "pw"), USERS_BADNAME);
+	name[USER_NAME_MAX] = '\0';
+	ck_assert_int_eq(users_add(u, name, "pw"), USERS_OK);
+	ck_assert(users_verify(u, name, "pw"));
+	ck_assert_int_eq(users_add(u, "a/b", "pw"), USERS_BADNAME);
+	ck_assert_int_eq(users_add(u, "..", "pw"), USERS_BADNAME);
+	ck_assert_int_eq(users_add(u, "", "pw"), USERS_BADNAME);
+	ck_assert_uint_eq(users_count(u), 1);
+	users_free(u);
+}
+END_TEST
+
+START_TEST(test_password_limits)
+{
+	char pw[PASSWORD_MAX + 2];
+	struct users *u = NULL;
+
+	memset(pw, 'p', sizeof(pw));
+	pw[PASSWORD_MAX] = '\0';
+	ck_assert(users_valid_password(pw));
+	pw[PASSWORD_MAX] = 'p';
+	pw[PASSWORD_MAX + 1] = '\0';
+	ck_assert(!users_valid_password(pw));
+
+	ck_assert(users_valid_password("x"));
+	ck_assert(users_valid_password("!~\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}"));
+	ck_assert(!users_valid_password(""));
+	ck_assert(!users_valid_password(NULL));
+	ck_assert(!users_valid_password(" "));
+	ck_assert(!users_valid_password("a b"));
+	ck_assert(!users_valid_password("a\tb"));
+	ck_assert(!users_valid_password("ab\r"));
+	ck_assert(!users_valid_password("\x7f"));
+	ck_assert(!users_valid_password("\xc3\xa9"));
+
+	new_dir();
+	ck_assert_int_eq(users_load(path, &u, NULL), USERS_OK);
+	ck_assert_int_eq(users_add(u, "long", pw), USERS_BADPASS);
+	pw[PASSWORD_MAX] = '\0';
+	ck_assert_int_eq(users_add(u, "long", pw), USERS_OK);
+	ck_assert(users_verify(u, "long", pw));
+	pw[PASSWORD_MAX - 1] = 'q';
+	ck_assert(!users_verify(u, "long", pw));
+	users_free(u);
+}
+END_TEST
+
+START_TEST(test_full)
+{
+	struct users *u = NULL;
+
+	new_dir();
+	ck_assert_int_eq(users_load(path, &u, NULL), USERS_OK);
+	ck_assert_uint_eq(users_max(u), DEFAULT_MAX_USERS);
+	ck_assert_int_eq(users_set_setting(u, "max_users", 2), USERS_OK);
+	ck_assert_uint_eq(users_max(u), 2);
+	ck_assert_int_eq(users_add(u, "u1", "pw"), USERS_OK);
+	ck_assert_int_eq(users_add(u, "u2", "pw"), USERS_OK);
+	ck_assert_int_eq(users_add(u, "u3", "pw"), USERS_FULL);
+	ck_assert(!users_exists(u, "u3"));
+	/* Name and existence errors come before the limit. */
+	ck_assert_int_eq(users_add(u, "u1", "pw"), USERS_EXISTS);
+	ck_assert_int_eq(users_add(u, ".u", "pw"), USERS_BADNAME);
+	ck_assert_int_eq(users_delete(u, "u1"), USERS_OK);
+	ck_assert_int_eq(users_add(u, "u3", "pw"), USERS_OK);
+	ck_assert_uint_eq(users_count(u), 2);
+	ck_assert_int_eq(users_set_setting(u, "max_users", 0), USERS_OK);
+	ck_assert_int_eq(users_add(u, "u4", "pw"), USERS_FULL);
+	ck_assert_int_eq(users_set_setting(u, "max_users", 3), USERS_OK);
+	ck_assert_int_eq(users_add(u, "u4", "pw"), USERS_OK);
+	ck_assert_uint_eq(users_count(u), 3);
+	users_free(u);
+}
+END_TEST
+
+/* Each text and the line its error is on. */
+static const struct {
+	const char	*text;
+	unsigned	 line;
+} bad_files[] = {
+	{ "# c\nalice:" H_ALICE "\nthis is junk\n", 3 },
+	{ "alice:x\nbob:x\nalice:y\n", 3 },		/* duplicate */
+	{ "bob:x\nalice:x\r\nbob:y", 3 },		/* duplicate, no LF */
+	{ "\n\n.bad:x\n", 3 },				/* bad name */
+	{ "a b:x\n", 1 },
+	{ "a/b:x\n", 1 },
+	{ ":x\n", 1 },					/* empty name */
+	{ "alice:\n", 1 },				/* empty hash */
+	{ "alice:has space\n", 1 },
+	{ "alice:x:y\n", 1 },
+	{ "# ok\r\njunk\r\n", 2 },
+	{ "max_users=3\nMax=3\n", 2 },			/* bad key */
+	{ "=3\n", 1 },
+	{ "max_users=\n", 1 },
+	{ "max_users=-1\n", 1 },
+	{ "max_users=+1\n", 1 },
+	{ "max_users= 1\n", 1 },
+	{ "max_users=12x\n", 1 },
+	{ "max_users=99999999999999999999999\n", 1 },	/* overflow */
+	{ "max_users=1\nmax_users=2\n", 2 },		/* duplicate key */
+	{ "# a\n\n#b\nalice:x\n\tbob:x\n", 5 },		/* indented */
+	{ "just words", 1 },
+};
+
+START_TEST(test_parse_error_table)
+{
+	expect_parse_error(bad_files[_i].text, strlen(bad_files[_i].text),
+	    bad_files[_i].line);
+}
+END_TEST
+
+START_TEST(test_parse_error_binary)
+{
+	static const char nul_line[] = "alice:x\nbob:x\0y\n";
+	char text[USER_NAME_MAX + 16];
+	struct users *u = NULL;
+
+	expect_parse_error(nul_line, sizeof(nul_line) - 1, 2);
+
+	memset(text, 'n', USER_NAME_MAX + 1);
+	memcpy(text + USER_NAME_MAX + 1, ":x\n", 4);
+	expect_parse_error(text, strlen(text), 1);
+	/* One character less is a good name. */
+	memmove(text + 1, text + 2, strlen(text + 2) + 1);
+	u = load_text(text, strlen(text));
+	ck_assert_uint_eq(users_count(u), 1);
+	users_free(u);
+
+	/* No final newline, mixed endings, hash with '=': all fine. */
+	(void)snprintf(text, sizeof(text), "a:x\r\nb=2\nc:$6$rounds=9$s$h");
+	u = load_text(text, strlen(text));
+	ck_assert_uint_eq(users_count(u), 2);
+	ck_assert(users_exists(u, "c"));
+	ck_assert_uint_eq(users_setting(u, "b", 0), 2);
+	users_free(u);
+
+	/* An empty file is an empty store. */
+	u = load_text("", 0);
+	ck_assert_uint_eq(users_count(u), 0);
+	users_free(u);
+}
+END_TEST
+
+START_TEST(test_many_users)
+{
+	const size_t n = 5000;
+	char *text, name[16], prev[16];
+	struct users *u;
+	size_t i, len = 0;
+
+	text = malloc(n * 16 + 32);
+	ck_assert_ptr_nonnull(text);
+	/* Descending: every insert goes to the front. */
+	for (i = n; i-- > 0;)
+		len += (size_t)sprintf(text + len, "u%05zu:x\n", i);
+	len += (size_t)sprintf(text + len, "max_users=%zu\n", n);
+	u = load_text(text, len);
+	free(text);
+	ck_assert_uint_eq(users_count(u), n);
+	prev[0] = '\0';
+	for (i = 0; i < n; i++) {
+		(void)snprintf(name, sizeof(name), "u%05zu", i);
+		ck_assert_str_eq(users_name_at(u, i), name);
+		ck_assert(strcmp(prev, name) < 0);
+		memcpy(prev, name, sizeof(name));
+	}
+	ck_assert(users_exists(u, "u00000"));
+	ck_assert(users_exists(u, "u04999"));
+	ck_assert(!users_exists(u, "u05000"));
+	ck_assert(!users_exists(u, "u0"));
+	/* A hash crypt(3) cannot use never verifies. */
+	ck_assert(!users_verify(u, "u00001", "x"));
+	ck_assert_int_eq(users_add(u, "extra", "pw"), USERS_FULL);
+	ck_assert_int_eq(users_delete(u, "u02500"), USERS_OK);
+	ck_assert_str_eq(users_name_at(u, 2500), "u02501");
+	ck_assert_int_eq(users_add(u, "u02500", "pw"), USERS_OK);
+	ck_assert_str_eq(users_name_at(u, 2500), "u02500");
+	ck_assert(users_verify(u, "u02500", "pw"));
+	users_free(u);
+}
+END_TEST
+
+START_TEST(test_save_io_failure)
+{
+	struct users *u = load_fixture(), *v = NULL;
+	char tmp[256], *before, *after, bad[256];
+	size_t nb, na;
+	struct stat st;
+
+	ck_assert_int_eq(users_save(u), USERS_OK);
+	before = slurp(path, &nb);
+	ck_assert_int_eq(users_delete(u, "bob"), USERS_OK);
+	ck_assert_int_eq(users_set_setting(u, "max_users", 9), USERS_OK);
+
+	/* The temporary name is taken by a folder: O_EXCL open fails. */
+	tmp_path(tmp, sizeof(tmp));
+	ck_assert_int_eq(mkdir(tmp, 0700), 0);
+	errno = 0;
+	ck_assert_int_eq(users_save(u), USERS_IO);
+	ck_assert_int_eq(errno, EEXIST);
+	after = slurp(path, &na);
+	ck_assert_uint_eq(na, nb);
+	ck_assert_mem_eq(after, before, nb);
+	free(after);
+	ck_assert_int_eq(stat(tmp, &st), 0);
+	ck_assert(S_ISDIR(st.st_mode));
+	ck_assert_int_eq(rmdir(tmp), 0);
+
+	/* The old file still loads with the old accounts. */
+	ck_assert_int_eq(users_load(path, &v, NULL), USERS_OK);
+	ck_assert(users_exists(v, "bob"));
+	ck_assert_uint_eq(users_setting(v, "max_users", 1), 50);
+	users_free(v);
+
+	/* With the obstacle gone the same store saves. */
+	ck_assert_int_eq(users_save(u), USERS_OK);
+	assert_only_users_file();
+	ck_assert_int_eq(users_load(path, &v, NULL), USERS_OK);
+	ck_assert(!users_exists(v, "bob"));
+	ck_assert_uint_eq(users_setting(v, "max_users", 1), 9);
+	users_free(v);
+	users_free(u);
+	free(before);
+
+	/* A file in a folder that does not exist. */
+	(void)snprintf(bad, sizeof(bad), "%s/no/such/users", dir);
+	u = NULL;
+	ck_assert_int_eq(users_load(bad, &u, NULL), USERS_OK);
+	ck_assert_int_eq(users_add(u, "x", "pw"), USERS_OK);
+	errno = 0;
+	ck_assert_int_eq(users_save(u), USERS_IO);
+	ck_assert_int_eq(errno, ENOENT);
+	users_free(u);
+	assert_only_users_file();
+
+	/*
+	 * A failure after the temporary file exists (rename onto a folder)
+	 * must remove it.
+	 */
+	new_dir();
+	u = NULL;
+	ck_assert_int_eq(users_load(path, &u, NULL), USERS_OK);
+	ck_assert_int_eq(users_add(u, "x", "pw"), USERS_OK);
+	ck_assert_int_eq(mkdir(path, 0700), 0);
+	(void)snprintf(bad, sizeof(bad), "%s/keep", path);
+	write_file(bad, "k", 1);
+	errno = 0;
+	ck_assert_int_eq(users_save(u), USERS_IO);
+	ck_assert_int_ne(errno, 0);
+	assert_only_users_file();
+	ck_assert_int_eq(stat(bad, &st), 0);
+	users_free(u);
+}
+END_TEST
+
+START_TEST(test_stale_temp)
+{
+	struct users *u = load_fixture(), *v = NULL;
+	static const char junk[] = "half a file: no\nbroken";
+	char tmp[256], victim[256], *data;
+	size_t n;
+	struct stat st;
+
+	ck_assert_int_eq(users_save(u), USERS_OK);
+	users_free(u);
+
+	/* A crash between temporary write and rename left this behind. */
+	tmp_path(tmp, sizeof(tmp));
+	write_file(tmp, junk, sizeof(junk) - 1);
+	ck_assert_int_eq(users_load(path, &u, NULL), USERS_OK);
+	ck_assert_uint_eq(users_count(u), 5);
+	ck_assert(users_verify(u, "alice", P_ALICE));
+	ck_assert_int_eq(users_add(u, "dave", "pw-dave"), USERS_OK);
+	ck_assert_int_eq(users_save(u), USERS_OK);
+	ck_assert_int_eq(lstat(tmp, &st), -1);
+	ck_assert_int_eq(errno, ENOENT);
+	assert_only_users_file();
+	ck_assert_int_eq(users_load(path, &v, NULL), USERS_OK);
+	ck_assert_uint_eq(users_count(v), 6);
+	ck_assert(users_verify(v, "dave", "pw-dave"));
+	users_free(v);
+
+	/* A stale name that is a symlink is replaced, never written through. */
+	(void)snprintf(victim, sizeof(victim), "%s/../victim", dir);
+	write_file(victim, "keep me\n", 8);
+	ck_assert_int_eq(symlink(victim, tmp), 0);
+	ck_assert_int_eq(users_delete(u, "dave"), USERS_OK);
+	ck_assert_int_eq(users_save(u), USERS_OK);
+	data = slurp(victim, &n);
+	ck_assert_str_eq(data, "keep me\n");
+	free(data);
+	ck_assert_int_eq(unlink(victim), 0);
+	ck_assert_int_eq(lstat(path, &st), 0);
+	ck_assert(S_ISREG(st.st_mode));
+	assert_only_users_file();
+	users_free(u);
+}
+END_TEST
+
+START_TEST(test_strerror)
+{
+	ck_assert_str_eq(users_strerror(USERS_OK), "success");
+	ck_assert_str_ne(users_strerror(USERS_FULL),
+	    users_strerror(USERS_EXISTS));
+	ck_assert_ptr_nonnull(users_strerror((enum users_status)99));
+}
+END_TEST
+
+Suite *users_suite(void);
+
+Suite *
+users_suite(void)
+{
+	Suite *s = suite_create("users");
+	TCase *core = tcase_create("core");
+	TCase *limits = tcase_create("limits");
+	int nbad = (int)(sizeof(bad_files) / sizeof(bad_files[0]));
+
+	/* crypt(3) SHA-512 is slow on purpose, more so under sanitizers. */
+	tcase_set_timeout(core, 60);
+	tcase_set_timeout(limits, 60);
+	tcase_add_unchecked_fixture(core, base_setup, base_teardown);
+	tcase_add_unchecked_fixture(limits, base_setup, base_teardown);
+
+	tcase_add_test(core, test_load_fixture);
+	tcase_add_test(core, test_missing_file);
+	tcase_add_test(core, test_hash_format);
+	tcase_add_test(core, test_add_delete);
+	tcase_add_test(core, test_settings);
+	tcase_add_test(core, test_save_reload);
+	tcase_add_test(core, test_lock);
+	tcase_add_test(core, test_random_password);
+	tcase_add_test(core, test_strerror);
+	suite_add_tcase(s, core);
+
+	tcase_add_test(limits, test_name_limits);
+	tcase_add_test(limits, test_password_limits);
+	tcase_add_test(limits, test_full);
+	tcase_add_loop_test(limits, test_parse_error_table, 0, nbad);
+	tcase_add_test(limits, test_parse_error_binary);
+	tcase_add_test(limits, test_many_users);
+	tcase_add_test(limits, test_save_io_failure);
+	tcase_add_test(limits, test_stale_temp);
+	suite_add_tcase(s, limits);
+	return s;
+}

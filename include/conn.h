@@ -13,6 +13,7 @@
 #ifndef POP3D_CONN_H
 #define POP3D_CONN_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -71,6 +72,9 @@ struct conn {
 	uint64_t idle_ms;
 	uint64_t last_active;
 	struct sel_timer idle_timer;
+	struct sel_timer late_timer;	/* conn_reply_later() */
+	bool late_close;
+	char late_line[96];
 	struct conn *next_pending;
 	struct conn *next_closing;
 	struct conn *prev_all, *next_all;	/* every live conn */
@@ -96,6 +100,8 @@ int conn_init(struct conn *c, int fd, struct selector *sel,
  */
 bool conn_reply(struct conn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+bool conn_vreply(struct conn *c, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 /*
  * True when the protocol may parse and answer one more command now:
@@ -115,9 +121,14 @@ size_t conn_out_room(const struct conn *c);
 bool conn_stream_begin(struct conn *c, bool big);
 void conn_stream_end(struct conn *c);
 
-/* Pauses parsing (a reply waits for a timer) / resumes it. */
-void conn_hold(struct conn *c);
-void conn_release(struct conn *c);
+/*
+ * Answers `line` after `ms` milliseconds (a failed login's delay, the
+ * MGMT pause), parsing nothing meanwhile; then closes after the flush
+ * if then_close, or resumes parsing.  Returns false (nothing changes)
+ * when the timer cannot be armed.  A longer line is truncated.
+ */
+bool conn_reply_later(struct conn *c, uint64_t ms, const char *line,
+    bool then_close);
 
 /* Freezes / thaws all input of the conn (the MGMT pause). */
 void conn_freeze(struct conn *c, bool frozen);

@@ -46,7 +46,6 @@ struct pop3_session {
 	bool have_user;
 	bool sasl_wait;			/* AUTH PLAIN awaits its response */
 	bool locked;
-	struct sel_timer delay;		/* answers a failed login late */
 	struct maildrop *md;
 
 	/* The running producer and its state (one at a time). */

@@ -55,10 +55,12 @@ update_interest(struct conn *c)
 
 	if (c->closing)
 		return;
-	if (!c->eof && !c->frozen && !c->flush_then_close &&
-	    buffer_free(&c->in) > 0)
+	/* A frozen conn neither reads nor writes: the service is paused. */
+	if (c->frozen)
+		want = SEL_NONE;
+	else if (!c->eof && !c->flush_then_close && buffer_free(&c->in) > 0)
 		want |= SEL_READ;
-	if (!buffer_empty(&c->out) || (c->streaming && !c->frozen))
+	if (!c->frozen && (!buffer_empty(&c->out) || c->streaming))
 		want |= SEL_WRITE;
 	selector_set_interest(c->sel, c->fd, want);
 }
@@ -205,6 +207,7 @@ on_unregistered(struct selector *s, int fd, void *data)
 	struct conn *c = data;
 
 	selector_timer_cancel(s, &c->idle_timer);
+	selector_timer_cancel(s, &c->late_timer);
 	free(c->stream_mem);
 	c->stream_mem = NULL;
 	close(fd);
@@ -285,16 +288,12 @@ conn_init(struct conn *c, int fd, struct selector *sel,
 }
 
 bool
-conn_reply(struct conn *c, const char *fmt, ...)
+conn_vreply(struct conn *c, const char *fmt, va_list ap)
 {
 	size_t room;
 	uint8_t *p = buffer_write_ptr(&c->out, &room);
-	va_list ap;
-	int n;
+	int n = vsnprintf((char *)p, room, fmt, ap);
 
-	va_start(ap, fmt);
-	n = vsnprintf((char *)p, room, fmt, ap);
-	va_end(ap);
 	if (n < 0 || (size_t)n + 2 > room)
 		return false;
 	p[n] = '\r';
@@ -303,6 +302,18 @@ conn_reply(struct conn *c, const char *fmt, ...)
 	if (c != driving)
 		wake(c);
 	return true;
+}
+
+bool
+conn_reply(struct conn *c, const char *fmt, ...)
+{
+	va_list ap;
+	bool ok;
+
+	va_start(ap, fmt);
+	ok = conn_vreply(c, fmt, ap);
+	va_end(ap);
+	return ok;
 }
 
 size_t
@@ -334,17 +345,32 @@ conn_stream_end(struct conn *c)
 		wake(c);
 }
 
-void
-conn_hold(struct conn *c)
+static void
+on_late_timer(struct selector *s, void *data)
 {
-	c->held = true;
+	struct conn *c = data;
+
+	(void)s;
+	c->held = false;
+	if (c->closing)
+		return;
+	conn_reply(c, "%s", c->late_line);
+	if (c->late_close)
+		conn_close_after_flush(c, END_ERROR);
+	wake(c);
 }
 
-void
-conn_release(struct conn *c)
+bool
+conn_reply_later(struct conn *c, uint64_t ms, const char *line,
+    bool then_close)
 {
-	c->held = false;
-	wake(c);
+	if (selector_timer_arm(c->sel, &c->late_timer, ms, on_late_timer,
+	    c) != SELECTOR_OK)
+		return false;
+	snprintf(c->late_line, sizeof(c->late_line), "%s", line);
+	c->late_close = then_close;
+	c->held = true;
+	return true;
 }
 
 void

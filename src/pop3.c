@@ -51,16 +51,13 @@ static const char *const end_names[] = {
 bool
 pop3_reply(struct pop3_session *s, const char *fmt, ...)
 {
-	char line[MAX_REPLY_LINE];
 	va_list ap;
-	int n;
+	bool ok;
 
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
+	ok = conn_vreply(&s->conn, fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(line))
-		return false;
-	return conn_reply(&s->conn, "%s", line);
+	return ok;
 }
 
 enum cmd_result
@@ -250,7 +247,6 @@ on_destroy(struct conn *c, enum conn_end why)
 	    sizeof(end_names[0]) ? end_names[why] : "error";
 
 	pop3_trans_cleanup(s);
-	selector_timer_cancel(c->sel, &s->delay);
 	/* No UPDATE here: closing never deletes (RFC 1939 section 6). */
 	maildir_close(s->md);
 	if (s->locked)

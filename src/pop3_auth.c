@@ -40,18 +40,6 @@ set_user(struct pop3_session *s, const char *name)
 		s->user[0] = '\0';
 }
 
-static void
-answer_failure(struct selector *sel, void *data)
-{
-	struct pop3_session *s = data;
-
-	(void)sel;
-	pop3_reply(s, AUTH_FAILED);
-	if (s->auth_failures >= MAX_AUTH_FAILURES)
-		conn_close_after_flush(&s->conn, END_ERROR);
-	conn_release(&s->conn);
-}
-
 static enum cmd_result
 login_failed(struct pop3_session *s)
 {
@@ -59,12 +47,11 @@ login_failed(struct pop3_session *s)
 	s->have_user = false;
 	log_info("pop3[%lu] %s user=%s login-failed", s->id, s->conn.peer,
 	    s->log_user[0] ? s->log_user : "-");
-	if (selector_timer_arm(s->conn.sel, &s->delay, AUTH_FAIL_DELAY_MS,
-	    answer_failure, s) != SELECTOR_OK) {
+	if (!conn_reply_later(&s->conn, AUTH_FAIL_DELAY_MS, AUTH_FAILED,
+	    s->auth_failures >= MAX_AUTH_FAILURES)) {
 		pop3_reply(s, AUTH_FAILED);
 		return CMD_REPLIED;
 	}
-	conn_hold(&s->conn);
 	return CMD_PENDING;
 }
 

@@ -1,9 +1,10 @@
 /*
  * A client connection: its socket, its bounded input and output
  * buffers, its idle timer, and the rules that decide when it reads,
- * writes and closes.  The protocol on top (POP3, MGMT) only parses
- * `in`, appends replies to `out` and produces streams; it never touches
- * the socket and never frees the conn.
+ * writes and closes.  It frames `in` into lines (one line reader for
+ * every protocol) and hands them to the protocol on top (POP3, MGMT),
+ * which appends replies to `out` and produces streams; the protocol
+ * never touches the socket and never frees the conn.
  *
  * Reading stops while the protocol cannot answer (output nearly full, a
  * stream running, a reply pending on a timer), so a client that sends
@@ -20,6 +21,7 @@
 
 #include "buffer.h"
 #include "config.h"
+#include "proto.h"
 #include "selector.h"
 
 struct conn;
@@ -34,16 +36,14 @@ enum conn_end {
 	END_KICKED,	/* closed by the administrator */
 };
 
-/* What the protocol's on_input did with the input it was given. */
-enum conn_input {
-	INPUT_IDLE,	/* no complete line left: wants more bytes */
-	INPUT_MORE,	/* stopped at the per-pass limit: lines remain */
-	INPUT_BLOCKED,	/* waits for output room, a stream or a timer */
-};
-
 struct conn_ops {
-	/* Parse and answer what is in c->in (called when allowed). */
-	enum conn_input (*on_input)(struct conn *c);
+	/*
+	 * One line framed out of `in` (or LINE_TOO_LONG / LINE_NUL), only
+	 * called when conn_can_answer().  The line lives until the call
+	 * returns.  Returning false stops parsing for this pass (the
+	 * protocol changed state; the rest is parsed right after).
+	 */
+	bool (*on_line)(struct conn *c, enum line_status st, char *line);
 	/* A stream is running and out has room: produce more. */
 	void (*on_output)(struct conn *c);
 	/* The idle timer ran out. */
@@ -57,13 +57,14 @@ struct conn {
 	struct selector *sel;
 	const struct conn_ops *ops;
 	struct buffer in, out;
+	struct framer framer;	/* the only consumer of `in` */
 	uint8_t *stream_mem;	/* STREAM_BUF_SIZE, only while streaming */
 	bool count_stats;	/* a POP3 socket: feed the stats counters */
 	bool streaming;		/* parsing paused; on_output is called */
 	bool held;		/* parsing paused by the protocol (a timer) */
 	bool frozen;		/* the whole service is paused (MGMT) */
 	bool eof;		/* the peer closed its side */
-	bool input_idle;	/* the protocol wants more bytes */
+	bool input_idle;	/* no complete line left in `in` */
 	bool flush_then_close;
 	bool closing;
 	bool woken;		/* on the pending list */

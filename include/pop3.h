@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "selector.h"
+#include "settings.h"
 #include "users.h"
 
 /* What every POP3 session shares; owned by the server, outlives them. */
@@ -17,7 +18,7 @@ struct pop3_env {
 	struct selector *sel;
 	struct users *users;
 	const char *mail_root;
-	uint64_t idle_ms;	/* RFC 1939 autologout timer */
+	const struct settings *settings;	/* idle_s: autologout */
 };
 
 /*

@@ -33,10 +33,10 @@ struct pop3_session {
 	struct conn conn;		/* first: conn callbacks cast back */
 	struct stm stm;
 	const struct pop3_env *env;
-	struct framer framer;
 	unsigned long id;
 	enum pop3_state next_state;	/* set by CMD_NEXT handlers */
-	enum conn_input input_result;
+	enum line_status line_status;	/* the line being handled */
+	char *line;
 	const char *err;		/* reason text for CMD_ERR */
 	char errbuf[80];
 	unsigned bad_cmds;

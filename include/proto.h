@@ -62,6 +62,7 @@ struct cmd {
 	unsigned char min_args;
 	unsigned char max_args;
 	unsigned char flags;
+	const char *usage;	/* synopsis for a capability listing */
 };
 
 #define PROTO_MAX_ARGS 8

@@ -44,6 +44,13 @@ void users_free(struct users *u);
 /* Writes the store to its file atomically, mode 0600. */
 enum users_status users_save(struct users *u);
 
+/*
+ * Rereads the accounts and settings from the file, dropping changes
+ * not saved (after a failed users_save(), memory matches disk again).
+ * The lock table is kept.  On failure nothing changes.
+ */
+enum users_status users_reload(struct users *u);
+
 /* 1..USER_NAME_MAX of [A-Za-z0-9._-], not starting with '.'. */
 bool users_valid_name(const char *name);
 /* 1..PASSWORD_MAX printable ASCII characters (0x21..0x7E). */

@@ -129,6 +129,31 @@ pump(struct conn *c)
 	shrink_out(c);
 }
 
+/*
+ * Hands complete lines to the protocol while it can answer them, at
+ * most MAX_CMDS_PER_PASS per call so one pipelining client cannot hog
+ * a pass.  Lines left over get the conn woken again.
+ */
+static void
+parse(struct conn *c)
+{
+	for (int i = 0; i < MAX_CMDS_PER_PASS; i++) {
+		char *line = NULL;
+		enum line_status st;
+
+		if (!conn_can_answer(c))
+			return;
+		st = proto_next_line(&c->framer, &c->in, POP3_MAX_LINE, &line);
+		if (st == LINE_NONE) {
+			c->input_idle = true;
+			return;
+		}
+		if (!c->ops->on_line(c, st, line))
+			break;
+	}
+	wake(c);
+}
+
 static void
 drive(struct conn *c)
 {
@@ -137,13 +162,8 @@ drive(struct conn *c)
 	if (c->closing)
 		return;
 	driving = c;
-	if (conn_can_answer(c) && !c->input_idle) {
-		enum conn_input r = c->ops->on_input(c);
-
-		c->input_idle = r == INPUT_IDLE;
-		if (r == INPUT_MORE)
-			wake(c);
-	}
+	if (!c->input_idle)
+		parse(c);
 	pump(c);
 	if (conn_can_answer(c) && !c->input_idle)
 		wake(c);	/* a stream ended: pipelined lines wait */

@@ -151,49 +151,29 @@ outcome(struct pop3_session *s, enum cmd_result r)
 /* Defined in pop3_auth.c: the line answering an AUTH continuation. */
 enum cmd_result pop3_sasl_response(struct pop3_session *s, char *line);
 
+/* The state's read handler: one framed line (s->line, s->line_status). */
 static unsigned
 pop3_read(void *ctx)
 {
 	struct pop3_session *s = ctx;
-	unsigned state = stm_state(&s->stm);
+	enum cmd_result r;
 
-	for (int i = 0; i < MAX_CMDS_PER_PASS; i++) {
-		enum cmd_result r;
-		char *line;
-
-		if (!conn_can_answer(&s->conn)) {
-			s->input_result = INPUT_BLOCKED;
-			return state;
-		}
-		switch (proto_next_line(&s->framer, &s->conn.in,
-		    POP3_MAX_LINE, &line)) {
-		case LINE_NONE:
-			s->input_result = INPUT_IDLE;
-			return state;
-		case LINE_TOO_LONG:
-			r = pop3_fail(s, "line too long");
-			break;
-		case LINE_NUL:
-			r = pop3_fail(s, "NUL byte in command");
-			break;
-		case LINE_OK:
-		default:
-			if (s->sasl_wait)
-				r = pop3_sasl_response(s, line);
-			else
-				r = proto_dispatch(tables, POP3_NSTATES,
-				    state, s, line);
-			break;
-		}
-		state = outcome(s, r);
-		if (state != stm_state(&s->stm)) {
-			/* The new state's hooks run before the next line. */
-			s->input_result = INPUT_MORE;
-			return state;
-		}
+	switch (s->line_status) {
+	case LINE_TOO_LONG:
+		r = pop3_fail(s, "line too long");
+		break;
+	case LINE_NUL:
+		r = pop3_fail(s, "NUL byte in command");
+		break;
+	case LINE_OK:
+	case LINE_NONE:
+	default:
+		r = s->sasl_wait ? pop3_sasl_response(s, s->line) :
+		    proto_dispatch(tables, POP3_NSTATES, stm_state(&s->stm), s,
+		    s->line);
+		break;
 	}
-	s->input_result = INPUT_MORE;
-	return state;
+	return outcome(s, r);
 }
 
 static unsigned
@@ -207,14 +187,16 @@ pop3_write(void *ctx)
 	return s->next_state;
 }
 
-static enum conn_input
-on_input(struct conn *c)
+static bool
+on_line(struct conn *c, enum line_status st, char *line)
 {
 	struct pop3_session *s = (struct pop3_session *)c;
+	unsigned before = stm_state(&s->stm);
 
-	s->input_result = INPUT_IDLE;
-	stm_read(&s->stm, s);
-	return s->input_result;
+	s->line_status = st;
+	s->line = line;
+	/* A new state's hooks run before its first line is parsed. */
+	return stm_read(&s->stm, s) == before;
 }
 
 static void
@@ -262,7 +244,7 @@ on_destroy(struct conn *c, enum conn_end why)
 }
 
 static const struct conn_ops pop3_ops = {
-	.on_input = on_input,
+	.on_line = on_line,
 	.on_output = on_output,
 	.on_timeout = on_timeout,
 	.on_destroy = on_destroy,
@@ -278,8 +260,8 @@ pop3_session_new(const struct pop3_env *env, int fd, const char *peer)
 	s->env = env;
 	s->id = ++next_id;
 	s->msg_fd = -1;
-	if (conn_init(&s->conn, fd, env->sel, &pop3_ops, peer, env->idle_ms,
-	    true) < 0) {
+	if (conn_init(&s->conn, fd, env->sel, &pop3_ops, peer,
+	    (uint64_t)env->settings->idle_s * 1000, true) < 0) {
 		free(s);
 		return -1;
 	}

@@ -240,10 +240,10 @@ cmd_quit(void *sp, int argc, char **argv)
 }
 
 const struct cmd pop3_auth_cmds[] = {
-	{ "USER", cmd_user, 1, 1, 0 },
-	{ "PASS", cmd_pass, 1, 1, CMD_REST },
-	{ "AUTH", cmd_auth, 0, 2, 0 },
-	{ "CAPA", pop3_cmd_capa, 0, 0, 0 },
-	{ "QUIT", cmd_quit, 0, 0, 0 },
-	{ NULL, NULL, 0, 0, 0 },
+	{ "USER", cmd_user, 1, 1, 0, NULL },
+	{ "PASS", cmd_pass, 1, 1, CMD_REST, NULL },
+	{ "AUTH", cmd_auth, 0, 2, 0, NULL },
+	{ "CAPA", pop3_cmd_capa, 0, 0, 0, NULL },
+	{ "QUIT", cmd_quit, 0, 0, 0, NULL },
+	{ NULL, NULL, 0, 0, 0, NULL },
 };

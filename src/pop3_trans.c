@@ -327,15 +327,15 @@ pop3_update_enter(unsigned state, void *ctx)
 }
 
 const struct cmd pop3_trans_cmds[] = {
-	{ "STAT", cmd_stat, 0, 0, 0 },
-	{ "LIST", cmd_list, 0, 1, 0 },
-	{ "RETR", cmd_retr, 1, 1, 0 },
-	{ "DELE", cmd_dele, 1, 1, 0 },
-	{ "NOOP", cmd_noop, 0, 0, 0 },
-	{ "RSET", cmd_rset, 0, 0, 0 },
-	{ "TOP", cmd_top, 2, 2, 0 },
-	{ "UIDL", cmd_uidl, 0, 1, 0 },
-	{ "CAPA", pop3_cmd_capa, 0, 0, 0 },
-	{ "QUIT", cmd_quit, 0, 0, 0 },
-	{ NULL, NULL, 0, 0, 0 },
+	{ "STAT", cmd_stat, 0, 0, 0, NULL },
+	{ "LIST", cmd_list, 0, 1, 0, NULL },
+	{ "RETR", cmd_retr, 1, 1, 0, NULL },
+	{ "DELE", cmd_dele, 1, 1, 0, NULL },
+	{ "NOOP", cmd_noop, 0, 0, 0, NULL },
+	{ "RSET", cmd_rset, 0, 0, 0, NULL },
+	{ "TOP", cmd_top, 2, 2, 0, NULL },
+	{ "UIDL", cmd_uidl, 0, 1, 0, NULL },
+	{ "CAPA", pop3_cmd_capa, 0, 0, 0, NULL },
+	{ "QUIT", cmd_quit, 0, 0, 0, NULL },
+	{ NULL, NULL, 0, 0, 0, NULL },
 };

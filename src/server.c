@@ -22,6 +22,7 @@
 #include "config.h"
 #include "conn.h"
 #include "log.h"
+#include "mgmt.h"
 #include "pop3.h"
 #include "selector.h"
 #include "server.h"
@@ -36,14 +37,22 @@
 #define TOO_MANY "-ERR [SYS/TEMP] too many connections\r\n"
 #define BUSY "-ERR [SYS/TEMP] server busy, try again later\r\n"
 
+struct listener {
+	int fd;
+	bool pop3;		/* paused with the POP3 service */
+};
+
 static struct {
 	struct selector *sel;
+	struct settings settings;
 	struct pop3_env pop3;
-	int listeners[MAX_LISTENERS];
+	struct mgmt_env mgmt;
+	struct listener listeners[MAX_LISTENERS];
 	size_t nlisteners;
 	int spare_fd;		/* given up to accept-and-refuse at EMFILE */
-	size_t max_conn;
-	size_t ceiling;
+	bool paused;		/* MGMT TIMEOUT in progress */
+	uint64_t pause_until;
+	struct sel_timer pause_timer;
 } srv = { .spare_fd = -1 };
 
 static int
@@ -79,7 +88,7 @@ raise_nofile(void)
 size_t
 server_conn_ceiling(void)
 {
-	return srv.ceiling;
+	return srv.settings.conn_ceiling;
 }
 
 static void
@@ -119,7 +128,7 @@ refuse(int fd, const char *line, const char *peer, const char *why)
 
 /* At EMFILE: free the spare, take the client, refuse it, re-take it. */
 static void
-refuse_at_limit(int lfd)
+refuse_at_limit(int lfd, bool pop3)
 {
 	int fd;
 
@@ -129,7 +138,8 @@ refuse_at_limit(int lfd)
 	}
 	fd = accept(lfd, NULL, NULL);
 	if (fd >= 0) {
-		stats_accepted();
+		if (pop3)
+			stats_accepted();
 		refuse(fd, BUSY, "-", "out of descriptors");
 	}
 	srv.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -145,7 +155,7 @@ admit(int fd, const struct sockaddr_storage *ss)
 		close(fd);
 		return;
 	}
-	if (stats_get()->live >= srv.max_conn) {
+	if (stats_get()->live >= srv.settings.max_conn) {
 		refuse(fd, TOO_MANY, peer, "too many connections");
 		return;
 	}
@@ -153,28 +163,51 @@ admit(int fd, const struct sockaddr_storage *ss)
 		refuse(fd, BUSY, peer, "no room in the reactor");
 }
 
+/* Accepts a batch; `pop3` picks the service (and the admission rules). */
 static void
-on_pop3_accept(struct selector *s, int lfd, void *data)
+accept_batch(int lfd, bool pop3)
 {
-	(void)s;
-	(void)data;
 	for (int i = 0; i < ACCEPTS_PER_PASS; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
 		int fd = accept(lfd, (struct sockaddr *)&ss, &len);
+		char peer[64];
 
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
 			if (errno == EMFILE || errno == ENFILE)
-				refuse_at_limit(lfd);
+				refuse_at_limit(lfd, pop3);
 			else if (errno != EAGAIN && errno != EWOULDBLOCK)
 				log_warn("accept: %s", strerror(errno));
 			return;
 		}
-		stats_accepted();
-		admit(fd, &ss);
+		if (pop3) {
+			stats_accepted();
+			admit(fd, &ss);
+			continue;
+		}
+		peer_text(&ss, peer, sizeof(peer));
+		if (set_nonblock_cloexec(fd) < 0 ||
+		    mgmt_session_new(&srv.mgmt, fd, peer) < 0)
+			refuse(fd, BUSY, peer, "no room in the reactor");
 	}
+}
+
+static void
+on_pop3_accept(struct selector *s, int lfd, void *data)
+{
+	(void)s;
+	(void)data;
+	accept_batch(lfd, true);
+}
+
+static void
+on_mgmt_accept(struct selector *s, int lfd, void *data)
+{
+	(void)s;
+	(void)data;
+	accept_batch(lfd, false);
 }
 
 static void
@@ -187,6 +220,11 @@ on_listener_close(struct selector *s, int fd, void *data)
 
 static const struct sel_handler pop3_listener = {
 	.on_read = on_pop3_accept,
+	.on_close = on_listener_close,
+};
+
+static const struct sel_handler mgmt_listener = {
+	.on_read = on_mgmt_accept,
 	.on_close = on_listener_close,
 };
 
@@ -232,7 +270,8 @@ listen_on(const struct sockaddr *sa, socklen_t len,
 		errno = EMFILE;
 		goto fail;
 	}
-	srv.listeners[srv.nlisteners++] = fd;
+	srv.listeners[srv.nlisteners].fd = fd;
+	srv.listeners[srv.nlisteners++].pop3 = h == &pop3_listener;
 	return 0;
 fail:
 	saved = errno;
@@ -294,26 +333,115 @@ bind_service(const char *what, const char *addr, unsigned port,
 	return SERVER_OK;
 }
 
+/* Applies the idle timeout to one open POP3 session. */
+static void
+set_idle(struct conn *c, void *arg)
+{
+	(void)arg;
+	if (c->count_stats)
+		conn_set_idle(c, (uint64_t)srv.settings.idle_s * 1000);
+}
+
+static void
+apply_idle(void)
+{
+	conn_foreach(set_idle, NULL);
+}
+
+static void
+freeze(struct conn *c, void *arg)
+{
+	if (c->count_stats)
+		conn_freeze(c, *(bool *)arg);
+}
+
+/* Stops or restarts every POP3 listener and session (MGMT TIMEOUT). */
+static void
+set_paused(bool paused)
+{
+	srv.paused = paused;
+	for (size_t i = 0; i < srv.nlisteners; i++)
+		if (srv.listeners[i].pop3)
+			selector_set_interest(srv.sel, srv.listeners[i].fd,
+			    paused ? SEL_NONE : SEL_READ);
+	conn_foreach(freeze, &paused);
+	log_info("pop3 service %s", paused ? "paused" : "resumed");
+}
+
+static void
+on_pause_end(struct selector *s, void *data)
+{
+	uint64_t now = selector_now_ms();
+
+	(void)data;
+	if (now < srv.pause_until) {
+		selector_timer_arm(s, &srv.pause_timer, srv.pause_until - now,
+		    on_pause_end, NULL);
+		return;
+	}
+	set_paused(false);
+}
+
+/* Pauses POP3 for `seconds`; overlapping pauses end at the latest end. */
+static void
+pause_pop3(unsigned seconds)
+{
+	uint64_t until = selector_now_ms() + (uint64_t)seconds * 1000;
+
+	if (until > srv.pause_until)
+		srv.pause_until = until;
+	if (!srv.paused)
+		set_paused(true);
+	if (!selector_timer_armed(&srv.pause_timer))
+		selector_timer_arm(srv.sel, &srv.pause_timer,
+		    (uint64_t)seconds * 1000, on_pause_end, NULL);
+}
+
+/*
+ * Settings: the users file's (saved by MGMT) win over the command line,
+ * so a restart keeps every change an administrator made live.
+ */
+static void
+load_settings(const struct server_config *cfg, struct users *users,
+    size_t nofile)
+{
+	struct settings *set = &srv.settings;
+	size_t want;
+
+	set->conn_ceiling = nofile > RESERVED_FDS ?
+	    (nofile - RESERVED_FDS) * CONN_FD_SHARE_PCT / 100 : 1;
+	if (set->conn_ceiling == 0)
+		set->conn_ceiling = 1;
+	want = users_setting(users, SETTING_MAX_CONN, cfg->max_conn);
+	if (want == 0 || want > set->conn_ceiling) {
+		if (want > set->conn_ceiling)
+			log_warn("max connections %zu: only %zu fit the "
+			    "descriptor limit (%zu); using %zu", want,
+			    set->conn_ceiling, nofile, set->conn_ceiling);
+		want = set->conn_ceiling;
+	}
+	set->max_conn = want;
+	set->idle_s = (unsigned)users_setting(users, SETTING_IDLE,
+	    cfg->idle_s);
+	if (cfg->max_conn != 0 && set->max_conn != cfg->max_conn &&
+	    users_setting(users, SETTING_MAX_CONN, 0) != 0)
+		log_warn("max connections %zu saved by MGMT overrides -m",
+		    set->max_conn);
+	if (set->idle_s != cfg->idle_s)
+		log_warn("idle timeout %us saved by MGMT overrides -T",
+		    set->idle_s);
+}
+
 enum server_status
 server_init(const struct server_config *cfg, struct users *users,
     int signal_fd)
 {
 	static const char *const all[] = { "::", "0.0.0.0", NULL };
+	static const char *const loopback[] = { "::1", "127.0.0.1", NULL };
 	size_t nofile = raise_nofile();
 	enum server_status st;
 
-	srv.ceiling = nofile > RESERVED_FDS ?
-	    (nofile - RESERVED_FDS) * CONN_FD_SHARE_PCT / 100 : 1;
-	if (srv.ceiling == 0)
-		srv.ceiling = 1;
-	srv.max_conn = cfg->max_conn;
-	if (srv.max_conn == 0 || srv.max_conn > srv.ceiling) {
-		if (srv.max_conn > srv.ceiling)
-			log_warn("-m %zu: only %zu connections fit the "
-			    "descriptor limit (%zu); using %zu", srv.max_conn,
-			    srv.ceiling, nofile, srv.ceiling);
-		srv.max_conn = srv.ceiling;
-	}
+	load_settings(cfg, users, nofile);
 	stats_init();
 	srv.sel = selector_new(nofile);
 	srv.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -321,10 +449,11 @@ server_init(const struct server_config *cfg, struct users *users,
 		log_err("cannot set up the reactor: %s", strerror(errno));
 		return SERVER_FAIL;
 	}
-	srv.pop3.sel = srv.sel;
-	srv.pop3.users = users;
-	srv.pop3.mail_root = cfg->mail_root;
-	srv.pop3.idle_ms = (uint64_t)cfg->idle_s * 1000;
+	srv.pop3 = (struct pop3_env){ .sel = srv.sel, .users = users,
+	    .mail_root = cfg->mail_root, .settings = &srv.settings };
+	srv.mgmt = (struct mgmt_env){ .sel = srv.sel, .users = users,
+	    .settings = &srv.settings, .apply_idle = apply_idle,
+	    .pause = pause_pop3 };
 	if (selector_register(srv.sel, signal_fd, &signal_handler, SEL_READ,
 	    NULL) != SELECTOR_OK) {
 		log_err("cannot watch the signal pipe");
@@ -332,11 +461,14 @@ server_init(const struct server_config *cfg, struct users *users,
 	}
 	st = bind_service("pop3", cfg->pop3_addr, cfg->pop3_port, all,
 	    &pop3_listener);
+	if (st == SERVER_OK)
+		st = bind_service("mgmt", cfg->mgmt_addr, cfg->mgmt_port,
+		    loopback, &mgmt_listener);
 	if (st != SERVER_OK)
 		return st;
 	log_info("pop3server " POP3D_VERSION " ready: max %zu connections, "
-	    "idle timeout %us, mail root %s", srv.max_conn, cfg->idle_s,
-	    cfg->mail_root);
+	    "idle timeout %us, mail root %s", srv.settings.max_conn,
+	    srv.settings.idle_s, cfg->mail_root);
 	return SERVER_OK;
 }
 
@@ -373,8 +505,10 @@ void
 server_shutdown(void)
 {
 	for (size_t i = 0; i < srv.nlisteners; i++)
-		selector_unregister(srv.sel, srv.listeners[i]);
+		selector_unregister(srv.sel, srv.listeners[i].fd);
 	srv.nlisteners = 0;
+	if (srv.sel != NULL)
+		selector_timer_cancel(srv.sel, &srv.pause_timer);
 	conn_foreach(close_session, NULL);
 	conn_reap();
 	selector_destroy(srv.sel);

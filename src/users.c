@@ -493,6 +493,28 @@ cleanup:
 	return USERS_OK;
 }
 
+enum users_status
+users_reload(struct users *u)
+{
+	struct users *fresh;
+	enum users_status st = users_load(u->path, &fresh, NULL);
+	struct account *acc;
+	struct setting *set;
+	size_t n, cap;
+
+	if (st != USERS_OK)
+		return st;
+	/* Swap the records; the lock table is live state and stays. */
+	acc = u->acc, u->acc = fresh->acc, fresh->acc = acc;
+	n = u->nacc, u->nacc = fresh->nacc, fresh->nacc = n;
+	cap = u->acc_cap, u->acc_cap = fresh->acc_cap, fresh->acc_cap = cap;
+	set = u->set, u->set = fresh->set, fresh->set = set;
+	n = u->nset, u->nset = fresh->nset, fresh->nset = n;
+	cap = u->set_cap, u->set_cap = fresh->set_cap, fresh->set_cap = cap;
+	users_free(fresh);
+	return USERS_OK;
+}
+
 void
 users_free(struct users *u)
 {

@@ -1,0 +1,34 @@
+/*
+ * The management service (docs/mgmt-protocol.md): statistics, live
+ * settings and user administration for the administrator, over the same
+ * conn, framer and dispatcher as POP3, with its own state tables
+ * (AUTH_MGMT, ACTIVE_MGMT).
+ */
+#ifndef POP3D_MGMT_H
+#define POP3D_MGMT_H
+
+#include "selector.h"
+#include "settings.h"
+#include "users.h"
+
+/* What every MGMT session shares; owned by the server. */
+struct mgmt_env {
+	struct selector *sel;
+	struct users *users;
+	struct settings *settings;
+	/* Applies settings->idle_s to every open POP3 session. */
+	void (*apply_idle)(void);
+	/* Pauses the POP3 service for `seconds` (MGMT TIMEOUT). */
+	void (*pause)(unsigned seconds);
+};
+
+/* Idle timeout of MGMT sessions themselves, milliseconds. */
+#define MGMT_IDLE_MS	(600 * 1000)
+
+/*
+ * Starts a session on the accepted, non-blocking socket fd and greets.
+ * Returns 0 (fd now owned by the session) or -1 (caller still owns fd).
+ */
+int mgmt_session_new(const struct mgmt_env *env, int fd, const char *peer);
+
+#endif

@@ -1,0 +1,22 @@
+/*
+ * The live server settings that MGMT may change.  Owned by the server;
+ * POP3 and MGMT sessions hold a pointer and always read the current
+ * value (a change applies on the next accept, login or timer).
+ */
+#ifndef POP3D_SETTINGS_H
+#define POP3D_SETTINGS_H
+
+#include <stddef.h>
+
+struct settings {
+	size_t max_conn;	/* concurrent POP3 connections allowed */
+	size_t conn_ceiling;	/* the most the descriptor limit allows */
+	unsigned idle_s;	/* RFC 1939 autologout, seconds */
+};
+
+/* Keys under which MGMT persists them in the users/settings file. */
+#define SETTING_MAX_CONN	"max_connections"
+#define SETTING_IDLE		"idle_timeout"
+#define SETTING_MAX_USERS	"max_users"
+
+#endif

@@ -1,0 +1,634 @@
+/*
+ * The management protocol (docs/mgmt-protocol.md): AUTH_MGMT and
+ * ACTIVE_MGMT command tables over the same conn line reader and
+ * dispatcher as POP3.  Figures come from stats, settings and the user
+ * store; every change is saved to the users/settings file before the
+ * +OK, and undone in memory when the save fails.  No socket calls here.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "log.h"
+#include "mgmt.h"
+#include "pop3.h"
+#include "proto.h"
+#include "stats.h"
+#include "stm.h"
+
+#define ADMIN_NAME	"admin"
+
+/* The spec's bounds for the numeric settings. */
+#define IDLE_MIN	10
+#define IDLE_MAX	86400
+#define PAUSE_MIN	1
+#define PAUSE_MAX	3600
+
+enum mgmt_state { MGMT_AUTH, MGMT_ACTIVE, MGMT_NSTATES };
+
+struct mgmt_session {
+	struct conn conn;		/* first: conn callbacks cast back */
+	struct stm stm;
+	const struct mgmt_env *env;
+	unsigned long id;
+	enum mgmt_state next_state;
+	enum line_status line_status;
+	char *line;
+	const char *err;		/* reason for CMD_ERR */
+	bool have_user;
+	unsigned failures;
+	size_t cursor;			/* USERS listing */
+};
+
+static unsigned long next_id;
+
+static bool
+reply(struct mgmt_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static bool
+reply(struct mgmt_session *s, const char *fmt, ...)
+{
+	va_list ap;
+	bool ok;
+
+	va_start(ap, fmt);
+	ok = conn_vreply(&s->conn, fmt, ap);
+	va_end(ap);
+	return ok;
+}
+
+/* A body line of a multi-line reply, byte-stuffed like POP3. */
+static bool
+body(struct mgmt_session *s, const char *text)
+{
+	return reply(s, "%s%s", text[0] == '.' ? "." : "", text);
+}
+
+static enum cmd_result
+fail(struct mgmt_session *s, const char *reason)
+{
+	s->err = reason;
+	return CMD_ERR;
+}
+
+/* Persists the store, or undoes the change in memory and says why. */
+static bool
+save(struct mgmt_session *s)
+{
+	enum users_status st = users_save(s->env->users);
+
+	if (st == USERS_OK)
+		return true;
+	log_err("mgmt[%lu] cannot save the users file: %s", s->id,
+	    users_strerror(st));
+	users_reload(s->env->users);
+	s->err = "[SYS/TEMP] CANNOT SAVE THE USERS FILE";
+	return false;
+}
+
+/* Parses a setting's value: digits only, within [min, max]. */
+static bool
+setting_value(const char *arg, unsigned long min, unsigned long max,
+    unsigned long *out)
+{
+	uint64_t v;
+
+	if (!proto_parse_uint(arg, max, &v) || v < min)
+		return false;
+	*out = (unsigned long)v;
+	return true;
+}
+
+/* AUTH_MGMT */
+
+static enum cmd_result
+cmd_user(void *sp, int argc, char **argv)
+{
+	struct mgmt_session *s = sp;
+
+	(void)argc;
+	s->have_user = strcmp(argv[1], ADMIN_NAME) == 0;
+	if (!s->have_user)
+		return fail(s, "NOT AN ADMINISTRATOR");
+	reply(s, "+OK USER");
+	return CMD_REPLIED;
+}
+
+static enum cmd_result
+cmd_pass(void *sp, int argc, char **argv)
+{
+	struct mgmt_session *s = sp;
+	bool ok;
+
+	(void)argc;
+	ok = s->have_user && users_verify(s->env->users, ADMIN_NAME, argv[1]);
+	memset(argv[1], 0, strlen(argv[1]));
+	s->have_user = false;
+	if (ok) {
+		log_info("mgmt[%lu] %s user=admin login", s->id, s->conn.peer);
+		reply(s, "+OK PASS");
+		s->next_state = MGMT_ACTIVE;
+		return CMD_NEXT;
+	}
+	s->failures++;
+	log_info("mgmt[%lu] %s login-failed", s->id, s->conn.peer);
+	if (!conn_reply_later(&s->conn, AUTH_FAIL_DELAY_MS, "-ERR WRONG "
+	    "PASSWORD", s->failures >= MAX_AUTH_FAILURES))
+		return fail(s, "WRONG PASSWORD");
+	return CMD_PENDING;
+}
+
+static enum cmd_result
+cmd_quit(void *sp, int argc, char **argv)
+{
+	struct mgmt_session *s = sp;
+
+	(void)argc;
+	(void)argv;
+	reply(s, "+OK GOODBYE");
+	return CMD_CLOSE;
+}
+
+/* ACTIVE_MGMT: figures */
+
+static enum cmd_result
+cmd_noop(void *sp, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	reply(sp, "+OK NOOP");
+	return CMD_REPLIED;
+}
+
+/* Multi-line reply with one "KEY: value" body line. */
+static enum cmd_result
+figure(struct mgmt_session *s, const char *keyword, const char *key,
+    unsigned long long value)
+{
+	reply(s, "+OK %s", keyword);
+	reply(s, "%s: %llu", key, value);
+	reply(s, ".");
+	return CMD_REPLIED;
+}
+
+static enum cmd_result
+cmd_historic(void *sp, int argc, char **argv)
+{
+	(void)argc;
+	return figure(sp, argv[0], "HISTORIC CONNECTIONS",
+	    (unsigned long long)stats_get()->historic);
+}
+
+static enum cmd_result
+cmd_live(void *sp, int argc, char **argv)
+{
+	(void)argc;
+	return figure(sp, argv[0], "LIVE CONNECTIONS",
+	    (unsigned long long)stats_get()->live);
+}
+
+static enum cmd_result
+cmd_bytes(void *sp, int argc, char **argv)
+{
+	struct mgmt_session *s = sp;
+	const struct stats *st = stats_get();
+
+	(void)argc;
+	(void)argv;
+	reply(s, "+OK BYTES_TRANS");
+	reply(s, "BYTES SENT: %llu", (unsigned long long)st->bytes_out);
+	reply(s, "BYTES RECEIVED: %llu", (unsigned long long)st->bytes_in);
+	reply(s, ".");
+	return CMD_REPLIED;
+}
+
+static enum cmd_result
+cmd_status(void *sp, int argc, char **argv)
+{
+	struct mgmt_session *s = sp;
+	const struct stats *st = stats_get();
+	const struct settings *set = s->env->settings;
+
+	(void)argc;
+	(void)argv;
+	reply(s, "+OK STATUS");
+	reply(s, "BYTES SENT: %llu", (unsigned long long)st->bytes_out);
+	reply(s, "BYTES RECEIVED: %llu", (unsigned long long)st->bytes_in);
+	reply(s, "LIVE CONNECTIONS: %llu", (unsigned long long)st->live);
+	reply(s, "HISTORIC CONNECTIONS: %llu",
+	    (unsigned long long)st->historic);
+	reply(s, "TOTAL USERS: %zu", users_count(s->env->users));
+	reply(s, "MAX USERS: %zu", users_max(s->env->users));
+	reply(s, "MAX CONNECTIONS: %zu", set->max_conn);
+	reply(s, "IDLE TIMEOUT: %u", set->idle_s);
+	reply(s, "UPTIME: %llu", (unsigned long long)stats_uptime());
+	reply(s, ".");
+	return CMD_REPLIED;
+}
+
+/* USERS can list thousands of names: a producer, one line at a time. */
+static void
+produce_users(struct mgmt_session *s)
+{
+	struct users *u = s->env->users;
+
+	while (s->cursor < users_count(u)) {
+		if (conn_out_room(&s->conn) < USER_NAME_MAX + 8)
+			return;
+		body(s, users_name_at(u, s->cursor++));
+	}
+	if (reply(s, "."))
+		conn_stream_end(&s->conn);
+}
+
+static enum cmd_result
+cmd_users(void *sp, int argc, char **argv)
+{
+	struct mgmt_session *s = sp;
+
+	(void)argc;
+	(void)argv;
+	if (!conn_stream_begin(&s->conn, users_count(s->env->users) > 8))
+		return fail(s, "[SYS/TEMP] OUT OF MEMORY");
+	reply(s, "+OK USERS");
+	reply(s, "USER COUNT: %zu", users_count(s->env->users));
+	reply(s, "USER LIST:");
+	s->cursor = 0;
+	return CMD_STREAM;
+}
+
+/* ACTIVE_MGMT: settings */
+
+static enum cmd_result
+cmd_max_users(void *sp, int argc, char **argv)
+{
+	struct mgmt_session *s = sp;
+	unsigned long n;
+
+	(void)argc;
+	if (!setting_value(argv[1], 1, 1000000000UL, &n) ||
+	    n < users_count(s->env->users))
+		return fail(s, "INVALID MAX USERS");
+	if (users_set_setting(s->env->users, SETTING_MAX_USERS, n) !=
+	    USERS_OK || !save(s))
+		return CMD_ERR;
+	reply(s, "+OK MAX_USERS");
+	reply(s, "MAX USERS CHANGED SUCCESSFULLY");
+	reply(s, ".");
+	return CMD_REPLIED;
+}
+
+static enum cmd_result
+cmd_max_connec(void *sp, int argc, char **argv)
+{
+	struct mgmt_session *s = sp;
+	unsigned long n;
+
+	(void)argc;
+	if (!setting_value(argv[1], 1, s->env->settings->conn_ceiling, &n))
+		return fail(s, "INVALID MAX CONNECTIONS");
+	if (users_set_setting(s->env->users, SETTING_MAX_CONN, n) !=
+	    USERS_OK || !save(s))
+		return CMD_ERR;
+	/* Takes effect on the next accept; open sessions stay. */
+	s->env->settings->max_conn = n;
+	log_info("mgmt[%lu] max connections now %lu", s->id, n);
+	reply(s, "+OK MAX_CONNEC CHANGED");
+	return CMD_REPLIED;
+}
+
+static enum cmd_result
+cmd_idle_timeout(void *sp, int argc, char **argv)
+{
+	struct mgmt_session *s = sp;
+	unsigned long n;
+
+	(void)argc;
+	if (!setting_value(argv[1], IDLE_MIN, IDLE_MAX, &n))
+		return fail(s, "INVALID IDLE TIMEOUT");
+	if (users_set_setting(s->env->users, SETTING_IDLE, n) != USERS_OK ||
+	    !save(s))
+		return CMD_ERR;
+	s->env->settings->idle_s = (unsigned)n;
+	s->env->apply_idle();
+	log_info("mgmt[%lu] idle timeout now %lus", s->id, n);
+	reply(s, "+OK IDLE_TIMEOUT CHANGED");
+	return CMD_REPLIED;
+}
+
+static enum cmd_result
+cmd_timeout(void *sp, int argc, char **argv)
+{
+	struct mgmt_session *s = sp;
+	unsigned long n;
+
+	(void)argc;
+	if (!setting_value(argv[1], PAUSE_MIN, PAUSE_MAX, &n))
+		return fail(s, "INVALID TIMEOUT");
+	if (!conn_reply_later(&s->conn, (uint64_t)n * 1000,
+	    "+OK TIMEOUT COMPLETED", false))
+		return fail(s, "[SYS/TEMP] OUT OF MEMORY");
+	log_info("mgmt[%lu] POP3 service paused for %lus", s->id, n);
+	s->env->pause((unsigned)n);
+	return CMD_PENDING;
+}
+
+/* ACTIVE_MGMT: users */
+
+static enum cmd_result
+done(struct mgmt_session *s, const char *keyword, const char *text)
+{
+	reply(s, "+OK %s", keyword);
+	reply(s, "%s", text);
+	reply(s, ".");
+	return CMD_REPLIED;
+}
+
+static enum cmd_result
+cmd_delete_user(void *sp, int argc, char **argv)
+{
+	struct mgmt_session *s = sp;
+	struct users *u = s->env->users;
+
+	(void)argc;
+	if (strcmp(argv[1], ADMIN_NAME) == 0)
+		return fail(s, "ADMIN CANNOT BE DELETED");
+	if (users_delete(u, argv[1]) != USERS_OK)
+		return fail(s, "USER NOT FOUND");
+	if (!save(s))
+		return CMD_ERR;
+	/* The account goes, the mail stays; a live session ends, no UPDATE. */
+	pop3_kick(users_lock_holder(u, argv[1]));
+	log_info("mgmt[%lu] deleted user %s", s->id, argv[1]);
+	return done(s, "DELETE_USER", "USER DELETED SUCCESSFULLY");
+}
+
+static enum cmd_result
+cmd_add_user(void *sp, int argc, char **argv)
+{
+	struct mgmt_session *s = sp;
+
+	(void)argc;
+	switch (users_add(s->env->users, argv[1], argv[2])) {
+	case USERS_OK:
+		break;
+	case USERS_BADNAME:
+		return fail(s, "INVALID USER NAME");
+	case USERS_BADPASS:
+		return fail(s, "INVALID PASSWORD");
+	case USERS_EXISTS:
+		return fail(s, "USER ALREADY EXISTS");
+	case USERS_FULL:
+		return fail(s, "MAX USERS REACHED");
+	default:
+		return fail(s, "[SYS/TEMP] CANNOT ADD USER");
+	}
+	memset(argv[2], 0, strlen(argv[2]));
+	if (!save(s))
+		return CMD_ERR;
+	log_info("mgmt[%lu] added user %s", s->id, argv[1]);
+	return done(s, "ADD_USER", "USER ADDED SUCCESSFULLY");
+}
+
+static enum cmd_result
+cmd_reset_password(void *sp, int argc, char **argv)
+{
+	struct mgmt_session *s = sp;
+
+	(void)argc;
+	/* The report's rule: the new password is the user name. */
+	if (users_set_password(s->env->users, argv[1], argv[1]) != USERS_OK)
+		return fail(s, "USER NOT FOUND");
+	if (!save(s))
+		return CMD_ERR;
+	log_info("mgmt[%lu] reset the password of %s", s->id, argv[1]);
+	return done(s, "RESET_USER_PASSWORD", "PASSWORD RESET SUCCESSFULLY");
+}
+
+static enum cmd_result
+cmd_change_password(void *sp, int argc, char **argv)
+{
+	struct mgmt_session *s = sp;
+	bool ok = users_verify(s->env->users, ADMIN_NAME, argv[1]);
+	enum users_status st;
+
+	(void)argc;
+	memset(argv[1], 0, strlen(argv[1]));
+	if (!ok)
+		return fail(s, "WRONG PASSWORD");
+	st = users_set_password(s->env->users, ADMIN_NAME, argv[2]);
+	memset(argv[2], 0, strlen(argv[2]));
+	if (st != USERS_OK)
+		return fail(s, "INVALID PASSWORD");
+	if (!save(s))
+		return CMD_ERR;
+	log_info("mgmt[%lu] administrator password changed", s->id);
+	return done(s, "CHANGE_PASSWORD", "PASSWORD CHANGED SUCCESSFULLY");
+}
+
+static const struct cmd auth_cmds[] = {
+	{ "USER", cmd_user, 1, 1, 0, NULL },
+	{ "PASS", cmd_pass, 1, 1, CMD_REST, NULL },
+	{ "QUIT", cmd_quit, 0, 0, 0, NULL },
+	{ NULL, NULL, 0, 0, 0, NULL },
+};
+
+/* CAPA lists this very table, so it is declared ahead. */
+static cmd_fn cmd_capa;
+
+static const struct cmd active_cmds[] = {
+	{ "NOOP", cmd_noop, 0, 0, 0,
+	    "NOOP" },
+	{ "CAPA", cmd_capa, 0, 0, 0,
+	    "CAPA" },
+	{ "QUIT", cmd_quit, 0, 0, 0,
+	    "QUIT" },
+	{ "HISTORIC_CONNEC", cmd_historic, 0, 0, 0,
+	    "HISTORIC_CONNEC" },
+	{ "LIVE_CONNEC", cmd_live, 0, 0, 0,
+	    "LIVE_CONNEC" },
+	{ "BYTES_TRANS", cmd_bytes, 0, 0, 0,
+	    "BYTES_TRANS" },
+	{ "USERS", cmd_users, 0, 0, 0,
+	    "USERS" },
+	{ "STATUS", cmd_status, 0, 0, 0,
+	    "STATUS" },
+	{ "MAX_USERS", cmd_max_users, 1, 1, 0,
+	    "MAX_USERS <n>" },
+	{ "MAX_CONNEC", cmd_max_connec, 1, 1, 0,
+	    "MAX_CONNEC <n>" },
+	{ "IDLE_TIMEOUT", cmd_idle_timeout, 1, 1, 0,
+	    "IDLE_TIMEOUT <seconds>" },
+	{ "TIMEOUT", cmd_timeout, 1, 1, 0,
+	    "TIMEOUT <seconds>" },
+	{ "DELETE_USER", cmd_delete_user, 1, 1, 0,
+	    "DELETE_USER <username>" },
+	{ "ADD_USER", cmd_add_user, 2, 2, 0,
+	    "ADD_USER <username> <password>" },
+	{ "RESET_USER_PASSWORD", cmd_reset_password, 1, 1, 0,
+	    "RESET_USER_PASSWORD <username>" },
+	{ "CHANGE_PASSWORD", cmd_change_password, 2, 2, 0,
+	    "CHANGE_PASSWORD <oldPassword> <newPassword>" },
+	{ NULL, NULL, 0, 0, 0, NULL },
+};
+
+static enum cmd_result
+cmd_capa(void *sp, int argc, char **argv)
+{
+	struct mgmt_session *s = sp;
+
+	(void)argc;
+	(void)argv;
+	reply(s, "+OK CAPA");
+	for (const struct cmd *c = active_cmds; c->name != NULL; c++)
+		body(s, c->usage);
+	reply(s, ".");
+	return CMD_REPLIED;
+}
+
+static const struct cmd *const tables[MGMT_NSTATES] = {
+	[MGMT_AUTH] = auth_cmds,
+	[MGMT_ACTIVE] = active_cmds,
+};
+
+static unsigned
+outcome(struct mgmt_session *s, enum cmd_result r)
+{
+	const char *why = NULL;
+
+	switch (r) {
+	case CMD_OK:
+		reply(s, "+OK");
+		break;
+	case CMD_ERR:
+		why = s->err;
+		break;
+	case CMD_UNKNOWN:
+		why = "UNKNOWN COMMAND";
+		break;
+	case CMD_BAD_STATE:
+		why = stm_state(&s->stm) == MGMT_AUTH ? "NOT AUTHENTICATED" :
+		    "ALREADY AUTHENTICATED";
+		break;
+	case CMD_BAD_ARGS:
+		why = "WRONG NUMBER OF ARGUMENTS";
+		break;
+	case CMD_CLOSE:
+		conn_close_after_flush(&s->conn, END_QUIT);
+		break;
+	case CMD_NEXT:
+		return s->next_state;
+	case CMD_REPLIED:
+	case CMD_STREAM:
+	case CMD_PENDING:
+		break;
+	}
+	s->err = NULL;
+	if (why != NULL)
+		reply(s, "-ERR %s", why);
+	return stm_state(&s->stm);
+}
+
+static unsigned
+mgmt_read(void *ctx)
+{
+	struct mgmt_session *s = ctx;
+
+	switch (s->line_status) {
+	case LINE_TOO_LONG:
+		return outcome(s, fail(s, "LINE TOO LONG"));
+	case LINE_NUL:
+		return outcome(s, fail(s, "NUL BYTE IN COMMAND"));
+	case LINE_OK:
+	case LINE_NONE:
+	default:
+		return outcome(s, proto_dispatch(tables, MGMT_NSTATES,
+		    stm_state(&s->stm), s, s->line));
+	}
+}
+
+static unsigned
+mgmt_write(void *ctx)
+{
+	struct mgmt_session *s = ctx;
+
+	if (s->conn.streaming)
+		produce_users(s);
+	return stm_state(&s->stm);
+}
+
+static const struct stm_state states[MGMT_NSTATES] = {
+	[MGMT_AUTH] = { .state = MGMT_AUTH, .on_read = mgmt_read },
+	[MGMT_ACTIVE] = {
+		.state = MGMT_ACTIVE,
+		.on_read = mgmt_read,
+		.on_write = mgmt_write,
+	},
+};
+
+static bool
+on_line(struct conn *c, enum line_status st, char *line)
+{
+	struct mgmt_session *s = (struct mgmt_session *)c;
+	unsigned before = stm_state(&s->stm);
+
+	s->line_status = st;
+	s->line = line;
+	return stm_read(&s->stm, s) == before;
+}
+
+static void
+on_output(struct conn *c)
+{
+	struct mgmt_session *s = (struct mgmt_session *)c;
+
+	stm_write(&s->stm, s);
+}
+
+static void
+on_timeout(struct conn *c)
+{
+	reply((struct mgmt_session *)c, "-ERR IDLE TIMEOUT");
+	conn_close_after_flush(c, END_TIMEOUT);
+}
+
+static void
+on_destroy(struct conn *c, enum conn_end why)
+{
+	struct mgmt_session *s = (struct mgmt_session *)c;
+
+	log_info("mgmt[%lu] %s closed (%s)", s->id, c->peer,
+	    why == END_QUIT ? "quit" : why == END_TIMEOUT ? "timeout" :
+	    why == END_SHUTDOWN ? "shutdown" : "disconnect");
+	free(s);
+}
+
+static const struct conn_ops mgmt_ops = {
+	.on_line = on_line,
+	.on_output = on_output,
+	.on_timeout = on_timeout,
+	.on_destroy = on_destroy,
+};
+
+int
+mgmt_session_new(const struct mgmt_env *env, int fd, const char *peer)
+{
+	struct mgmt_session *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return -1;
+	s->env = env;
+	s->id = ++next_id;
+	if (conn_init(&s->conn, fd, env->sel, &mgmt_ops, peer, MGMT_IDLE_MS,
+	    false) < 0) {
+		free(s);
+		return -1;
+	}
+	stm_init(&s->stm, states, MGMT_NSTATES, MGMT_AUTH, s);
+	log_info("mgmt[%lu] %s connect", s->id, peer);
+	reply(s, "+OK Management server ready");
+	return 0;
+}

@@ -1,0 +1,332 @@
+/*
+ * admin_monitor: the command-line client of the management protocol.
+ * Connects, logs in, sends one command, sends QUIT, and prints every
+ * line the server sent (without the '.' that ends a multi-line reply).
+ * Exit status: 0 the command got +OK; 1 the login or the command got
+ * -ERR; 2 usage error; 3 no connection, a broken one, or no answer in
+ * time.  A client may wait, so it blocks, but never without a deadline.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "proto.h"
+
+#define EXIT_ERR	1
+#define EXIT_USAGE	2
+#define EXIT_CONN	3
+#define PROTOCOL_VERSION "1.0"
+#define DEFAULT_TIMEOUT	10
+
+/* A client command: its flag, the MGMT verb, arguments, reply kind. */
+struct command {
+	const char *flag;
+	const char *verb;
+	int nargs;
+	bool multi;		/* multi-line reply on +OK */
+	const char *usage;
+};
+
+static const struct command commands[] = {
+	{ "-HELP", NULL, 0, false, "" },
+	{ "-HISTORIC_CONNEC", "HISTORIC_CONNEC", 0, true, "" },
+	{ "-LIVE_CONNEC", "LIVE_CONNEC", 0, true, "" },
+	{ "-BYTES_TRANS", "BYTES_TRANS", 0, true, "" },
+	{ "-USERS", "USERS", 0, true, "" },
+	{ "-STATUS", "STATUS", 0, true, "" },
+	{ "-MAX_USERS", "MAX_USERS", 1, true, " <maxUsers>" },
+	{ "-MAX_CONNECTIONS", "MAX_CONNEC", 1, false, " <maxConnections>" },
+	{ "-IDLE_TIMEOUT", "IDLE_TIMEOUT", 1, false, " <seconds>" },
+	{ "-TIMEOUT", "TIMEOUT", 1, false, " <seconds>" },
+	{ "-DELETE_USER", "DELETE_USER", 1, true, " <username>" },
+	{ "-ADD_USER", "ADD_USER", 2, true, " <username> <password>" },
+	{ "-RESET_USER_PASSWORD", "RESET_USER_PASSWORD", 1, true,
+	    " <username>" },
+	{ "-CHANGE_PASSWORD", "CHANGE_PASSWORD", 2, true,
+	    " <oldPassword> <newPassword>" },
+	{ "-CAPA", "CAPA", 0, true, "" },
+	{ "-NOOP", "NOOP", 0, false, "" },
+};
+
+struct link {
+	int fd;
+	unsigned timeout_s;
+	char buf[4096];
+	size_t len;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: admin_monitor [--host H] [--port P] [--timeout S] "
+	    "<version> <username> <password> <command> [args...]\n"
+	    "  <version>   protocol version: " PROTOCOL_VERSION "\n"
+	    "  <password>  '-' reads it from standard input\n"
+	    "  defaults: --host localhost --port %d --timeout %d\n"
+	    "commands:\n", DEFAULT_MGMT_PORT, DEFAULT_TIMEOUT);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %s%s\n", commands[i].flag, commands[i].usage);
+}
+
+static void
+die_usage(const char *msg, const char *arg)
+{
+	fprintf(stderr, "admin_monitor: %s%s\n", msg, arg);
+	usage(stderr);
+	exit(EXIT_USAGE);
+}
+
+static void
+die_conn(const char *msg, const char *detail)
+{
+	fprintf(stderr, "admin_monitor: %s%s\n", msg, detail);
+	exit(EXIT_CONN);
+}
+
+/* Connects to host:port within the timeout; exits 3 on failure. */
+static int
+dial(const char *host, const char *port, unsigned timeout_s)
+{
+	struct addrinfo hints = { 0 }, *res, *ai;
+	int rc, fd = -1, err = ECONNREFUSED;
+
+	hints.ai_socktype = SOCK_STREAM;
+	rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0)
+		die_conn("cannot resolve host: ", gai_strerror(rc));
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		struct pollfd p;
+		socklen_t len = sizeof(err);
+
+		fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+		if (fd < 0)
+			continue;
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			break;
+		err = errno;
+		if (errno == EINPROGRESS) {
+			p.fd = fd;
+			p.events = POLLOUT;
+			if (poll(&p, 1, (int)timeout_s * 1000) == 1 &&
+			    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err,
+			    &len) == 0 && err == 0)
+				break;
+			if (err == EINPROGRESS)
+				err = ETIMEDOUT;
+		}
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		die_conn("cannot connect: ", strerror(err));
+	return fd;
+}
+
+static void
+send_line(struct link *l, const char *line)
+{
+	size_t n = strlen(line), off = 0;
+	time_t deadline = time(NULL) + l->timeout_s;
+
+	while (off < n) {
+		struct pollfd p = { .fd = l->fd, .events = POLLOUT };
+		ssize_t w;
+
+		if (poll(&p, 1, 1000) < 0 && errno != EINTR)
+			die_conn("poll: ", strerror(errno));
+		if (time(NULL) > deadline)
+			die_conn("the server does not read", "");
+		w = send(l->fd, line + off, n - off, MSG_NOSIGNAL);
+		if (w < 0 && errno != EAGAIN && errno != EINTR)
+			die_conn("connection broken: ", strerror(errno));
+		if (w > 0)
+			off += (size_t)w;
+	}
+}
+
+/*
+ * Reads one line (CRLF or LF stripped) within `wait_s` seconds; exits 3
+ * when the server closes or stays silent.
+ */
+static void
+read_line(struct link *l, char *out, size_t cap, unsigned wait_s)
+{
+	time_t deadline = time(NULL) + wait_s;
+
+	for (;;) {
+		char *lf = memchr(l->buf, '\n', l->len);
+		struct pollfd p = { .fd = l->fd, .events = POLLIN };
+		ssize_t n;
+
+		if (lf != NULL) {
+			size_t len = (size_t)(lf - l->buf);
+			size_t keep = len;
+
+			if (keep > 0 && l->buf[keep - 1] == '\r')
+				keep--;
+			if (keep >= cap)
+				keep = cap - 1;
+			memcpy(out, l->buf, keep);
+			out[keep] = '\0';
+			l->len -= len + 1;
+			memmove(l->buf, lf + 1, l->len);
+			return;
+		}
+		if (l->len == sizeof(l->buf))
+			die_conn("reply line too long", "");
+		if (time(NULL) > deadline)
+			die_conn("no answer from the server in time", "");
+		if (poll(&p, 1, 1000) < 0 && errno != EINTR)
+			die_conn("poll: ", strerror(errno));
+		n = recv(l->fd, l->buf + l->len, sizeof(l->buf) - l->len, 0);
+		if (n == 0)
+			die_conn("the server closed the connection", "");
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			die_conn("connection broken: ", strerror(errno));
+		if (n > 0)
+			l->len += (size_t)n;
+	}
+}
+
+/* Prints a reply's status line (and body); true when it was +OK. */
+static bool
+print_reply(struct link *l, bool multi, unsigned wait_s)
+{
+	char line[1024];
+	bool ok;
+
+	read_line(l, line, sizeof(line), wait_s);
+	puts(line);
+	ok = strncmp(line, "+OK", 3) == 0;
+	if (!ok || !multi)
+		return ok;
+	for (;;) {
+		read_line(l, line, sizeof(line), l->timeout_s);
+		if (strcmp(line, ".") == 0)
+			return true;
+		puts(line[0] == '.' ? line + 1 : line);
+	}
+}
+
+static bool
+exchange(struct link *l, const char *cmd, bool multi, unsigned wait_s)
+{
+	char line[600];
+
+	if ((size_t)snprintf(line, sizeof(line), "%s\r\n", cmd) >=
+	    sizeof(line))
+		die_usage("arguments too long", "");
+	send_line(l, line);
+	return print_reply(l, multi, wait_s);
+}
+
+static void
+read_password(char *pw, size_t cap)
+{
+	size_t n;
+
+	if (fgets(pw, (int)cap, stdin) == NULL)
+		die_usage("no password on standard input", "");
+	n = strcspn(pw, "\r\n");
+	pw[n] = '\0';
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *host = "localhost", *port = "6000";
+	static char pw[PASSWORD_MAX + 2];
+	const struct command *cmd = NULL;
+	struct link l = { .fd = -1, .timeout_s = DEFAULT_TIMEOUT };
+	char line[600];
+	unsigned wait_s;
+	uint64_t v;
+	bool ok;
+	int i = 1;
+
+	for (; i < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
+		if (strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return 0;
+		}
+		if (i + 1 >= argc)
+			die_usage("option needs a value: ", argv[i]);
+		if (strcmp(argv[i], "--host") == 0) {
+			host = argv[i + 1];
+		} else if (strcmp(argv[i], "--port") == 0) {
+			if (!proto_parse_uint(argv[i + 1], 65535, &v) || v == 0)
+				die_usage("invalid port: ", argv[i + 1]);
+			port = argv[i + 1];
+		} else if (strcmp(argv[i], "--timeout") == 0) {
+			if (!proto_parse_uint(argv[i + 1], 3600, &v) || v == 0)
+				die_usage("invalid timeout: ", argv[i + 1]);
+			l.timeout_s = (unsigned)v;
+		} else {
+			die_usage("unknown option: ", argv[i]);
+		}
+	}
+	if (i < argc && strcasecmp(argv[i], "-HELP") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (argc - i < 4)
+		die_usage("missing arguments", "");
+	if (strcmp(argv[i], PROTOCOL_VERSION) != 0)
+		die_usage("unsupported protocol version: ", argv[i]);
+	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
+		if (strcasecmp(argv[i + 3], commands[k].flag) == 0)
+			cmd = &commands[k];
+	if (cmd == NULL)
+		die_usage("unknown command: ", argv[i + 3]);
+	if (cmd->verb == NULL) {
+		usage(stdout);
+		return 0;
+	}
+	if (argc - (i + 4) != cmd->nargs)
+		die_usage("wrong number of arguments for ", cmd->flag);
+	if (strcmp(argv[i + 2], "-") == 0)
+		read_password(pw, sizeof(pw));
+	else
+		snprintf(pw, sizeof(pw), "%s", argv[i + 2]);
+
+	l.fd = dial(host, port, l.timeout_s);
+	if (!print_reply(&l, false, l.timeout_s))
+		return EXIT_ERR;
+	snprintf(line, sizeof(line), "USER %s", argv[i + 1]);
+	ok = exchange(&l, line, false, l.timeout_s);
+	if (ok) {
+		snprintf(line, sizeof(line), "PASS %s", pw);
+		ok = exchange(&l, line, false, l.timeout_s);
+		memset(line, 0, sizeof(line));
+	}
+	memset(pw, 0, sizeof(pw));
+	if (ok) {
+		snprintf(line, sizeof(line), "%s", cmd->verb);
+		for (int k = 0; k < cmd->nargs; k++) {
+			strncat(line, " ", sizeof(line) - strlen(line) - 1);
+			strncat(line, argv[i + 4 + k],
+			    sizeof(line) - strlen(line) - 1);
+		}
+		/* TIMEOUT answers when the pause ends. */
+		wait_s = l.timeout_s;
+		if (strcmp(cmd->verb, "TIMEOUT") == 0 &&
+		    proto_parse_uint(argv[i + 4], 3600, &v))
+			wait_s += (unsigned)v;
+		ok = exchange(&l, line, cmd->multi, wait_s);
+	}
+	exchange(&l, "QUIT", false, l.timeout_s);
+	close(l.fd);
+	return ok ? 0 : EXIT_ERR;
+}

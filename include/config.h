@@ -44,6 +44,9 @@
 /* RFC 1939 section 3: the autologout timer is at least 10 minutes. */
 #define DEFAULT_IDLE_TIMEOUT	600
 
+/* A RETR filter silent this long is killed (spec: default 30 s). */
+#define DEFAULT_FILTER_TIMEOUT	30
+
 /* Delay before a failed PASS/AUTH is answered, and failures allowed. */
 #define AUTH_FAIL_DELAY_MS	1000
 #define MAX_AUTH_FAILURES	3

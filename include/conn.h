@@ -61,6 +61,7 @@ struct conn {
 	uint8_t *stream_mem;	/* STREAM_BUF_SIZE, only while streaming */
 	bool count_stats;	/* a POP3 socket: feed the stats counters */
 	bool streaming;		/* parsing paused; on_output is called */
+	bool stream_waiting;	/* the producer waits for its source */
 	bool held;		/* parsing paused by the protocol (a timer) */
 	bool frozen;		/* the whole service is paused (MGMT) */
 	bool eof;		/* the peer closed its side */
@@ -121,6 +122,13 @@ size_t conn_out_room(const struct conn *c);
  */
 bool conn_stream_begin(struct conn *c, bool big);
 void conn_stream_end(struct conn *c);
+
+/*
+ * The producer has nothing now (its source is a pipe): on_output is not
+ * called until conn_stream_resume(), so no time is spent polling.
+ */
+void conn_stream_wait(struct conn *c);
+void conn_stream_resume(struct conn *c);
 
 /*
  * Answers `line` after `ms` milliseconds (a failed login's delay, the

@@ -18,7 +18,8 @@ struct pop3_env {
 	struct selector *sel;
 	struct users *users;
 	const char *mail_root;
-	const struct settings *settings;	/* idle_s: autologout */
+	const struct settings *settings;	/* idle_s, filter */
+	char hostname[256];	/* POP3_SERVER for filters */
 };
 
 /*

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "conn.h"
 #include "dotstuff.h"
+#include "filter.h"
 #include "maildir.h"
 #include "pop3.h"
 #include "proto.h"
@@ -54,6 +55,8 @@ struct pop3_session {
 	uint64_t msg_left;		/* file bytes still to read */
 	struct dotstuff ds;
 	size_t cursor;			/* LIST/UIDL: next message */
+	struct filter *filter;		/* RETR through -t COMMAND */
+	bool filter_replied;		/* its +OK is out */
 
 	/* For the end-of-session log line. */
 	unsigned retr_count, top_count, dele_count;

@@ -20,6 +20,8 @@ struct server_config {
 	const char *mail_root;
 	unsigned idle_s;	/* POP3 autologout, seconds */
 	size_t max_conn;	/* 0: as many as descriptors allow */
+	const char *filter;	/* -t: RETR filter command, or NULL */
+	unsigned filter_limit_s;	/* a filter's silence limit */
 };
 
 /* Why server_init() failed: decides the exit status. */
@@ -38,11 +40,18 @@ enum server_status {
 enum server_status server_init(const struct server_config *cfg,
     struct users *users, int signal_fd);
 
+/* Flags set by main's signal handlers, looked at after every pass. */
+struct server_signals {
+	volatile sig_atomic_t stop;		/* SIGINT, SIGTERM */
+	volatile sig_atomic_t reopen_log;	/* SIGHUP */
+	volatile sig_atomic_t child;		/* SIGCHLD: reap filters */
+};
+
 /*
- * Runs the reactor until *stop becomes non-zero; *reopen_log asks for a
- * log reopen (SIGHUP).  Returns 0, or -1 when select() failed.
+ * Runs the reactor until sig->stop becomes non-zero.  Returns 0, or -1
+ * when select() failed.
  */
-int server_run(volatile sig_atomic_t *stop, volatile sig_atomic_t *reopen_log);
+int server_run(struct server_signals *sig);
 
 /* Closes every session without UPDATE, every listener; frees all. */
 void server_shutdown(void);

@@ -12,11 +12,14 @@ struct settings {
 	size_t max_conn;	/* concurrent POP3 connections allowed */
 	size_t conn_ceiling;	/* the most the descriptor limit allows */
 	unsigned idle_s;	/* RFC 1939 autologout, seconds */
+	char *filter;		/* RETR filter command (owned), or NULL */
+	unsigned filter_limit_s;	/* a filter's silence limit */
 };
 
 /* Keys under which MGMT persists them in the users/settings file. */
 #define SETTING_MAX_CONN	"max_connections"
 #define SETTING_IDLE		"idle_timeout"
 #define SETTING_MAX_USERS	"max_users"
+#define SETTING_FILTER		"filter"
 
 #endif

@@ -6,6 +6,7 @@
  * File format (one record a line; '#' starts a comment line):
  *   name:$6$salt$hash      an account
  *   key=value              a setting (key: [a-z_]+, value: decimal)
+ *   %key text              a text setting (text: to the end of line)
  * The file is rewritten atomically (temporary file in the same folder,
  * fsync, rename, fsync of the folder) with mode 0600.
  */
@@ -89,6 +90,16 @@ unsigned long users_setting(const struct users *u, const char *key,
     unsigned long dflt);
 enum users_status users_set_setting(struct users *u, const char *key,
     unsigned long value);
+
+/*
+ * Text settings (a filter command line, say).  users_setting_text
+ * returns NULL when absent; the pointer lives until the next change.
+ * users_set_setting_text with NULL removes the key; text must be
+ * non-empty and hold no CR or LF (USERS_PARSE otherwise).
+ */
+const char *users_setting_text(const struct users *u, const char *key);
+enum users_status users_set_setting_text(struct users *u, const char *key,
+    const char *text);
 
 /* Shortcuts for the "max_users" setting (DEFAULT_MAX_USERS). */
 size_t users_max(const struct users *u);

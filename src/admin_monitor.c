@@ -32,7 +32,7 @@
 struct command {
 	const char *flag;
 	const char *verb;
-	int nargs;
+	int nargs;		/* -1: zero or one */
 	bool multi;		/* multi-line reply on +OK */
 	const char *usage;
 };
@@ -54,6 +54,7 @@ static const struct command commands[] = {
 	    " <username>" },
 	{ "-CHANGE_PASSWORD", "CHANGE_PASSWORD", 2, true,
 	    " <oldPassword> <newPassword>" },
+	{ "-FILTER", "FILTER", -1, true, " [<command>|-]" },
 	{ "-CAPA", "CAPA", 0, true, "" },
 	{ "-NOOP", "NOOP", 0, false, "" },
 };
@@ -254,7 +255,7 @@ main(int argc, char **argv)
 	unsigned wait_s;
 	uint64_t v;
 	bool ok;
-	int i = 1;
+	int i = 1, nargs;
 
 	for (; i < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
 		if (strcmp(argv[i], "--help") == 0) {
@@ -294,7 +295,8 @@ main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	if (argc - (i + 4) != cmd->nargs)
+	nargs = argc - (i + 4);
+	if (cmd->nargs >= 0 ? nargs != cmd->nargs : nargs > 1)
 		die_usage("wrong number of arguments for ", cmd->flag);
 	if (strcmp(argv[i + 2], "-") == 0)
 		read_password(pw, sizeof(pw));
@@ -314,7 +316,7 @@ main(int argc, char **argv)
 	memset(pw, 0, sizeof(pw));
 	if (ok) {
 		snprintf(line, sizeof(line), "%s", cmd->verb);
-		for (int k = 0; k < cmd->nargs; k++) {
+		for (int k = 0; k < nargs; k++) {
 			strncat(line, " ", sizeof(line) - strlen(line) - 1);
 			strncat(line, argv[i + 4 + k],
 			    sizeof(line) - strlen(line) - 1);

@@ -60,7 +60,8 @@ update_interest(struct conn *c)
 		want = SEL_NONE;
 	else if (!c->eof && !c->flush_then_close && buffer_free(&c->in) > 0)
 		want |= SEL_READ;
-	if (!c->frozen && (!buffer_empty(&c->out) || c->streaming))
+	if (!c->frozen && (!buffer_empty(&c->out) ||
+	    (c->streaming && !c->stream_waiting)))
 		want |= SEL_WRITE;
 	selector_set_interest(c->sel, c->fd, want);
 }
@@ -118,7 +119,8 @@ pump(struct conn *c)
 		flush(c);
 		if (c->closing || !buffer_empty(&c->out))
 			break;
-		if (!c->streaming || c->frozen || moved >= MAX_STREAM_PER_PASS)
+		if (!c->streaming || c->stream_waiting || c->frozen ||
+		    moved >= MAX_STREAM_PER_PASS)
 			break;
 		before = buffer_readable(&c->out);
 		c->ops->on_output(c);
@@ -358,9 +360,25 @@ conn_stream_begin(struct conn *c, bool big)
 }
 
 void
+conn_stream_wait(struct conn *c)
+{
+	c->stream_waiting = true;
+}
+
+void
+conn_stream_resume(struct conn *c)
+{
+	if (!c->stream_waiting)
+		return;
+	c->stream_waiting = false;
+	wake(c);
+}
+
+void
 conn_stream_end(struct conn *c)
 {
 	c->streaming = false;
+	c->stream_waiting = false;
 	if (c != driving)
 		wake(c);
 }

@@ -34,7 +34,7 @@ struct options {
 	size_t ncli_users;
 };
 
-static volatile sig_atomic_t stop_flag, reopen_flag;
+static struct server_signals signals;
 static int signal_pipe[2] = { -1, -1 };
 
 static void
@@ -49,13 +49,16 @@ usage(FILE *f)
 	    "  -d DIR       mail root, one Maildir per user (default %s)\n"
 	    "  -u USER:PASS create a user or set its password (repeatable)\n"
 	    "  -U FILE      users and settings file (default %s)\n"
+	    "  -t COMMAND   pass every RETR through /bin/sh -c COMMAND\n"
+	    "  --filter-timeout SECONDS\n"
+	    "               kill a filter silent that long (default %d)\n"
 	    "  -T SECONDS   idle timeout (default %d)\n"
 	    "  -m N         maximum connections (default: descriptor limit)\n"
 	    "  --log FILE   access log file (default: standard error)\n"
 	    "  -v           print the version and exit\n"
 	    "  -h           print this help and exit\n",
 	    DEFAULT_POP3_PORT, DEFAULT_MGMT_PORT, DEFAULT_MAIL_ROOT,
-	    DEFAULT_USERS_FILE, DEFAULT_IDLE_TIMEOUT);
+	    DEFAULT_USERS_FILE, DEFAULT_FILTER_TIMEOUT, DEFAULT_IDLE_TIMEOUT);
 }
 
 static void die_usage(const char *fmt, ...)
@@ -110,6 +113,7 @@ parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
 		{ "log", required_argument, NULL, 'o' },
+		{ "filter-timeout", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'v' },
 		{ NULL, 0, NULL, 0 },
@@ -121,9 +125,10 @@ parse_options(int argc, char **argv, struct options *o)
 	o->server.mgmt_port = DEFAULT_MGMT_PORT;
 	o->server.mail_root = DEFAULT_MAIL_ROOT;
 	o->server.idle_s = DEFAULT_IDLE_TIMEOUT;
+	o->server.filter_limit_s = DEFAULT_FILTER_TIMEOUT;
 	o->users_file = DEFAULT_USERS_FILE;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":p:l:P:L:d:u:U:T:m:vh", longopts,
+	while ((ch = getopt_long(argc, argv, ":p:l:P:L:d:u:U:t:T:m:vh", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'p':
@@ -163,6 +168,15 @@ parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'o':
 			o->log_file = optarg;
+			break;
+		case 't':
+			if (*optarg == '\0')
+				die_usage("-t needs a command");
+			o->server.filter = optarg;
+			break;
+		case 'F':
+			o->server.filter_limit_s = (unsigned)number(optarg, 1,
+			    86400, "--filter-timeout seconds");
 			break;
 		case 'v':
 			printf(POP3D_NAME " " POP3D_VERSION "\n");
@@ -250,9 +264,11 @@ on_signal(int sig)
 	char c = (char)sig;
 
 	if (sig == SIGHUP)
-		reopen_flag = 1;
+		signals.reopen_log = 1;
+	else if (sig == SIGCHLD)
+		signals.child = 1;
 	else
-		stop_flag = 1;
+		signals.stop = 1;
 	if (write(signal_pipe[1], &c, 1) < 0) {
 		/* The pipe is full: select() will wake anyway. */
 	}
@@ -280,7 +296,9 @@ setup_signals(void)
 	if (sigaction(SIGPIPE, &sa, NULL) < 0)
 		return -1;
 	sa.sa_handler = on_signal;
-	if (sigaction(SIGINT, &sa, NULL) < 0 ||
+	sa.sa_flags = SA_NOCLDSTOP;
+	if (sigaction(SIGCHLD, &sa, NULL) < 0 ||
+	    sigaction(SIGINT, &sa, NULL) < 0 ||
 	    sigaction(SIGTERM, &sa, NULL) < 0 ||
 	    sigaction(SIGHUP, &sa, NULL) < 0)
 		return -1;
@@ -313,7 +331,7 @@ main(int argc, char **argv)
 		users_free(users);
 		return EXIT_FAILURE;
 	}
-	rc = server_run(&stop_flag, &reopen_flag);
+	rc = server_run(&signals);
 	log_info("pop3server shutting down");
 	server_shutdown();
 	users_free(users);

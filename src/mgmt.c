@@ -336,6 +336,42 @@ cmd_timeout(void *sp, int argc, char **argv)
 	return CMD_PENDING;
 }
 
+/*
+ * FILTER shows the RETR filter, FILTER <command> sets it, FILTER -
+ * removes it.  The body always shows the filter now in force.
+ */
+static enum cmd_result
+cmd_filter(void *sp, int argc, char **argv)
+{
+	struct mgmt_session *s = sp;
+	struct settings *set = s->env->settings;
+	const char *want = argc == 2 && strcmp(argv[1], "-") != 0 ? argv[1] :
+	    NULL;
+
+	if (argc == 2) {
+		char *copy = want != NULL ? strdup(want) : NULL;
+
+		if ((want != NULL && copy == NULL) ||
+		    users_set_setting_text(s->env->users, SETTING_FILTER,
+		    want) != USERS_OK) {
+			free(copy);
+			return fail(s, "INVALID FILTER");
+		}
+		if (!save(s)) {
+			free(copy);
+			return CMD_ERR;
+		}
+		free(set->filter);
+		set->filter = copy;
+		log_info("mgmt[%lu] RETR filter now: %s", s->id,
+		    copy != NULL ? copy : "none");
+	}
+	reply(s, "+OK FILTER");
+	reply(s, "FILTER: %s", set->filter != NULL ? set->filter : "NONE");
+	reply(s, ".");
+	return CMD_REPLIED;
+}
+
 /* ACTIVE_MGMT: users */
 
 static enum cmd_result
@@ -464,6 +500,8 @@ static const struct cmd active_cmds[] = {
 	    "IDLE_TIMEOUT <seconds>" },
 	{ "TIMEOUT", cmd_timeout, 1, 1, 0,
 	    "TIMEOUT <seconds>" },
+	{ "FILTER", cmd_filter, 0, 1, CMD_REST,
+	    "FILTER [<command>|-]" },
 	{ "DELETE_USER", cmd_delete_user, 1, 1, 0,
 	    "DELETE_USER <username>" },
 	{ "ADD_USER", cmd_add_user, 2, 2, 0,

@@ -56,6 +56,9 @@ pop3_trans_cleanup(struct pop3_session *s)
 		close(s->msg_fd);
 		s->msg_fd = -1;
 	}
+	/* A filter still running is killed here (the client went away). */
+	filter_destroy(s->filter);
+	s->filter = NULL;
 }
 
 static enum cmd_result
@@ -151,30 +154,58 @@ stream_broken(struct pop3_session *s, const char *why)
 	pop3_abort(s);
 }
 
-/*
- * Reads one slice of the message file and encodes it into `out`.  Reads
- * at most half the room, since encoding at most doubles the bytes.
- */
+/* Encodes what fits of src into `out`; false if the encoder overflowed. */
+static bool
+encode(struct pop3_session *s, const uint8_t *src, size_t n)
+{
+	size_t room, produced, used;
+	uint8_t *dst = buffer_write_ptr(&s->conn.out, &room);
+
+	used = dotstuff_feed(&s->ds, src, n, dst, room, &produced);
+	buffer_write_adv(&s->conn.out, produced);
+	return used == n || dotstuff_done(&s->ds);
+}
+
+/* Writes the end of the message and ends the stream. */
 static void
-produce_message(struct pop3_session *s)
+finish_message(struct pop3_session *s)
 {
 	size_t room;
 	uint8_t *dst = buffer_write_ptr(&s->conn.out, &room);
-	size_t want, used, produced;
-	ssize_t n;
+
+	buffer_write_adv(&s->conn.out, dotstuff_end(&s->ds, dst, room));
+	pop3_trans_cleanup(s);
+	pop3_stream_done(s);
+}
+
+/* File bytes that surely fit `out` once encoded (at most doubled). */
+static size_t
+slice(struct pop3_session *s)
+{
+	size_t room = conn_out_room(&s->conn);
+	size_t want;
 
 	if (room < 2 * DOTSTUFF_END_MAX)
-		return;
+		return 0;
+	want = (room - DOTSTUFF_END_MAX) / 2;
+	return want < sizeof(scratch) ? want : sizeof(scratch);
+}
+
+/* Reads one slice of the message file and encodes it into `out`. */
+static void
+produce_message(struct pop3_session *s)
+{
+	size_t want;
+	ssize_t n;
+
 	if (s->msg_left == 0 || dotstuff_done(&s->ds)) {
-		produced = dotstuff_end(&s->ds, dst, room);
-		buffer_write_adv(&s->conn.out, produced);
-		pop3_trans_cleanup(s);
-		pop3_stream_done(s);
+		if (conn_out_room(&s->conn) >= DOTSTUFF_END_MAX)
+			finish_message(s);
 		return;
 	}
-	want = (room - DOTSTUFF_END_MAX) / 2;
-	if (want > sizeof(scratch))
-		want = sizeof(scratch);
+	want = slice(s);
+	if (want == 0)
+		return;
 	if (want > s->msg_left)
 		want = (size_t)s->msg_left;
 	n = read(s->msg_fd, scratch, want);
@@ -186,10 +217,87 @@ produce_message(struct pop3_session *s)
 		return;
 	}
 	s->msg_left -= (uint64_t)n;
-	used = dotstuff_feed(&s->ds, scratch, (size_t)n, dst, room, &produced);
-	buffer_write_adv(&s->conn.out, produced);
-	if (used != (size_t)n && !dotstuff_done(&s->ds))
+	if (!encode(s, scratch, (size_t)n))
 		stream_broken(s, "encoder overflow");
+}
+
+static void
+filter_ready(void *owner)
+{
+	struct pop3_session *s = owner;
+
+	conn_stream_resume(&s->conn);
+}
+
+/*
+ * Streams a filter's output.  The +OK waits for its first byte (or a
+ * clean exit with none); a failure before that is an -ERR and the
+ * session goes on, a failure after it ends the connection: never a
+ * truncated message closed by a '.'.
+ */
+static void
+produce_filtered(struct pop3_session *s)
+{
+	enum filter_state st = filter_state(s->filter);
+	size_t want, n;
+
+	if (!s->filter_replied) {
+		if (st == FILTER_FAILED) {
+			pop3_trans_cleanup(s);
+			pop3_reply(s, "-ERR [SYS/TEMP] filter failed");
+			pop3_stream_done(s);
+			return;
+		}
+		if (!filter_has_output(s->filter) && st != FILTER_DONE) {
+			conn_stream_wait(&s->conn);
+			return;
+		}
+		pop3_reply(s, "+OK filtered message follows");
+		s->filter_replied = true;
+	}
+	if (st == FILTER_FAILED) {
+		stream_broken(s, "filter failed mid-message");
+		return;
+	}
+	want = slice(s);
+	if (want == 0)
+		return;
+	n = filter_take(s->filter, scratch, want);
+	if (n > 0) {
+		if (!encode(s, scratch, n))
+			stream_broken(s, "encoder overflow");
+	} else if (st == FILTER_DONE) {
+		finish_message(s);
+	} else {
+		conn_stream_wait(&s->conn);
+	}
+}
+
+static enum cmd_result
+send_filtered(struct pop3_session *s, size_t n, int fd)
+{
+	const struct mail_msg *m = maildir_msg(s->md, n);
+	struct filter_job job = {
+		.command = s->env->settings->filter,
+		.input_fd = fd,
+		.user = s->user,
+		.server = s->env->hostname,
+		.uidl = m->uid,
+		.msgnum = n,
+		.limit_ms = (uint64_t)s->env->settings->filter_limit_s * 1000,
+		.log_id = s->id,
+	};
+
+	s->filter = filter_start(s->conn.sel, &job, filter_ready, s);
+	if (s->filter == NULL)
+		return pop3_fail(s, "[SYS/TEMP] filter failed");
+	s->filter_replied = false;
+	dotstuff_init(&s->ds, false, 0);
+	if (pop3_stream(s, produce_filtered, true) != CMD_STREAM) {
+		pop3_trans_cleanup(s);
+		return CMD_ERR;
+	}
+	return CMD_STREAM;
 }
 
 /* Opens message n and starts streaming it (RETR, or TOP with a limit). */
@@ -205,6 +313,12 @@ send_message(struct pop3_session *s, size_t n, bool limited, uint64_t lines)
 		    maildir_strerror(st));
 		return pop3_fail(s, "[SYS/TEMP] message %zu is not available",
 		    n);
+	}
+	if (!limited && s->env->settings->filter != NULL) {
+		int fd = s->msg_fd;
+
+		s->msg_fd = -1;
+		return send_filtered(s, n, fd);
 	}
 	s->msg_left = m->file_size;
 	dotstuff_init(&s->ds, limited, lines);

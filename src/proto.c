@@ -133,7 +133,7 @@ proto_parse_uint(const char *s, uint64_t max, uint64_t *out)
 		if (*s < '0' || *s > '9')
 			return false;
 		d = (unsigned)(*s - '0');
-		if (v > (max - d) / 10)
+		if (d > max || v > (max - d) / 10)
 			return false;
 		v = v * 10 + d;
 	}

@@ -21,6 +21,7 @@
 
 #include "config.h"
 #include "conn.h"
+#include "filter.h"
 #include "log.h"
 #include "mgmt.h"
 #include "pop3.h"
@@ -430,6 +431,15 @@ load_settings(const struct server_config *cfg, struct users *users,
 	if (set->idle_s != cfg->idle_s)
 		log_warn("idle timeout %us saved by MGMT overrides -T",
 		    set->idle_s);
+	free(set->filter);
+	set->filter = NULL;
+	if (users_setting_text(users, SETTING_FILTER) != NULL)
+		set->filter = strdup(users_setting_text(users, SETTING_FILTER));
+	else if (cfg->filter != NULL)
+		set->filter = strdup(cfg->filter);
+	set->filter_limit_s = cfg->filter_limit_s;
+	if (set->filter != NULL)
+		log_info("RETR filter: %s", set->filter);
 }
 
 enum server_status
@@ -451,6 +461,9 @@ server_init(const struct server_config *cfg, struct users *users,
 	}
 	srv.pop3 = (struct pop3_env){ .sel = srv.sel, .users = users,
 	    .mail_root = cfg->mail_root, .settings = &srv.settings };
+	if (gethostname(srv.pop3.hostname, sizeof(srv.pop3.hostname) - 1) < 0)
+		snprintf(srv.pop3.hostname, sizeof(srv.pop3.hostname),
+		    "localhost");
 	srv.mgmt = (struct mgmt_env){ .sel = srv.sel, .users = users,
 	    .settings = &srv.settings, .apply_idle = apply_idle,
 	    .pause = pause_pop3 };
@@ -473,16 +486,21 @@ server_init(const struct server_config *cfg, struct users *users,
 }
 
 int
-server_run(volatile sig_atomic_t *stop, volatile sig_atomic_t *reopen_log)
+server_run(struct server_signals *sig)
 {
 	for (;;) {
-		bool more = conn_run_pending();
+		bool more;
 
+		if (sig->child) {
+			sig->child = 0;
+			filter_reap();
+		}
+		more = conn_run_pending();
 		conn_reap();
-		if (*stop)
+		if (sig->stop)
 			return 0;
-		if (*reopen_log) {
-			*reopen_log = 0;
+		if (sig->reopen_log) {
+			sig->reopen_log = 0;
 			if (log_reopen() < 0)
 				log_err("cannot reopen the log: %s",
 				    strerror(errno));
@@ -516,4 +534,6 @@ server_shutdown(void)
 	if (srv.spare_fd >= 0)
 		close(srv.spare_fd);
 	srv.spare_fd = -1;
+	free(srv.settings.filter);
+	srv.settings.filter = NULL;
 }

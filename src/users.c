@@ -67,6 +67,7 @@ struct account {
 struct setting {
 	char		*key;
 	unsigned long	 value;
+	char		*text;		/* a text setting ("%key text"), or NULL */
 };
 
 struct lock {
@@ -286,6 +287,7 @@ set_append(struct users *u, const char *key, unsigned long value)
 		return USERS_NOMEM;
 	u->set[u->nset].key = k;
 	u->set[u->nset].value = value;
+	u->set[u->nset].text = NULL;
 	u->nset++;
 	return USERS_OK;
 }
@@ -341,6 +343,18 @@ parse_line(struct users *u, char *s, size_t n)
 		continue;
 	if (i == n || s[0] == '#')
 		return USERS_OK;
+
+	/* A text setting: "%key text"; the text may hold ':' and '='. */
+	if (s[0] == '%') {
+		char *sp = strchr(s, ' ');
+
+		if (sp == NULL || !valid_key(s + 1, (size_t)(sp - s - 1)))
+			return USERS_PARSE;
+		*sp = '\0';
+		if (set_find(u, s + 1) != NULL)
+			return USERS_PARSE;
+		return users_set_setting_text(u, s + 1, sp + 1);
+	}
 
 	/*
 	 * Names and keys contain neither ':' nor '=', but a hash may hold
@@ -524,8 +538,10 @@ users_free(struct users *u)
 		return;
 	for (i = 0; i < u->nacc; i++)
 		free(u->acc[i].name);
-	for (i = 0; i < u->nset; i++)
+	for (i = 0; i < u->nset; i++) {
 		free(u->set[i].key);
+		free(u->set[i].text);
+	}
 	free(u->acc);
 	free(u->set);
 	free(u->locks);
@@ -576,6 +592,14 @@ serialize(const struct users *u, struct sbuf *b)
 
 	sbuf_str(b, file_header);
 	for (i = 0; i < u->nset; i++) {
+		if (u->set[i].text != NULL) {
+			sbuf_str(b, "%");
+			sbuf_str(b, u->set[i].key);
+			sbuf_str(b, " ");
+			sbuf_str(b, u->set[i].text);
+			sbuf_str(b, "\n");
+			continue;
+		}
 		(void)snprintf(num, sizeof(num), "%lu", u->set[i].value);
 		sbuf_str(b, u->set[i].key);
 		sbuf_str(b, "=");
@@ -867,7 +891,54 @@ users_setting(const struct users *u, const char *key, unsigned long dflt)
 {
 	const struct setting *s = set_find(u, key);
 
-	return s != NULL ? s->value : dflt;
+	return s != NULL && s->text == NULL ? s->value : dflt;
+}
+
+const char *
+users_setting_text(const struct users *u, const char *key)
+{
+	const struct setting *s = set_find(u, key);
+
+	return s != NULL ? s->text : NULL;
+}
+
+enum users_status
+users_set_setting_text(struct users *u, const char *key, const char *text)
+{
+	struct setting *s;
+	char *copy = NULL;
+	enum users_status st;
+
+	if (key == NULL || !valid_key(key, strlen(key)))
+		return USERS_PARSE;
+	if (text != NULL) {
+		if (*text == '\0' || strpbrk(text, "\r\n") != NULL)
+			return USERS_PARSE;
+		copy = strdup(text);
+		if (copy == NULL)
+			return USERS_NOMEM;
+	}
+	s = set_find(u, key);
+	if (s == NULL && copy == NULL)
+		return USERS_OK;
+	if (s == NULL) {
+		st = set_append(u, key, 0);
+		if (st != USERS_OK) {
+			free(copy);
+			return st;
+		}
+		s = &u->set[u->nset - 1];
+	}
+	free(s->text);
+	s->text = copy;
+	if (copy == NULL) {
+		/* Removed: the key goes too, keeping the others in order. */
+		free(s->key);
+		memmove(s, s + 1, (size_t)(&u->set[u->nset] - (s + 1)) *
+		    sizeof(*s));
+		u->nset--;
+	}
+	return USERS_OK;
 }
 
 /* A key outside [a-z_]+ could not be written back: USERS_PARSE. */
@@ -880,6 +951,8 @@ users_set_setting(struct users *u, const char *key, unsigned long value)
 		return USERS_PARSE;
 	s = set_find(u, key);
 	if (s != NULL) {
+		free(s->text);
+		s->text = NULL;
 		s->value = value;
 		return USERS_OK;
 	}

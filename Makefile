@@ -36,7 +36,13 @@ PROGRAMS  := $(BINDIR)/pop3server $(if $(wildcard src/admin_monitor.c),$(BINDIR)
 
 DEPS := $(LIB_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(BUILD)/main.d $(BUILD)/admin_monitor.d
 
-.PHONY: all run test check unit protocol e2e sanitize asan headers format clean help deps
+.PHONY: all run test check unit protocol e2e sanitize asan headers format clean help deps \
+        install uninstall
+
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+MANDIR   ?= $(PREFIX)/share/man
+DOCDIR   ?= $(PREFIX)/share/doc/pop3server
 
 all: $(PROGRAMS)
 
@@ -90,6 +96,22 @@ sanitize asan: deps
 run: all
 	@tests/demo.sh
 
+install: all
+	install -D -m 0755 bin/pop3server $(DESTDIR)$(PREFIX)/sbin/pop3server
+	install -D -m 0755 bin/admin_monitor $(DESTDIR)$(PREFIX)/bin/admin_monitor
+	install -D -m 0644 docs/pop3server.8 $(DESTDIR)$(MANDIR)/man8/pop3server.8
+	install -D -m 0644 docs/admin_monitor.1 $(DESTDIR)$(MANDIR)/man1/admin_monitor.1
+	install -d $(DESTDIR)$(DOCDIR)/examples
+	install -m 0644 docs/examples/* $(DESTDIR)$(DOCDIR)/examples/
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/sbin/pop3server \
+	    $(DESTDIR)$(PREFIX)/bin/admin_monitor \
+	    $(DESTDIR)$(MANDIR)/man8/pop3server.8 \
+	    $(DESTDIR)$(MANDIR)/man1/admin_monitor.1
+	rm -rf $(DESTDIR)$(DOCDIR)
+
 headers:
 	@for h in include/*.h; do \
 	    printf '#include "%s"\n' $$(basename $$h) | \
@@ -108,6 +130,8 @@ help:
 	@echo 'make unit       unit tests only (Check)'
 	@echo 'make asan       the whole suite under ASan + UBSan'
 	@echo 'make headers    compile every header on its own'
+	@echo 'make install    install to $$(DESTDIR)$$(PREFIX) (default /usr/local)'
+	@echo 'make uninstall  remove what make install put there'
 	@echo 'make clean      remove build outputs'
 
 -include $(DEPS)

@@ -33,12 +33,19 @@ enum server_status {
 
 /*
  * Raises the descriptor limit, creates the reactor and binds every
- * listener.  `users` stays the caller's and must outlive the server.
- * `signal_fd` is the read end of the signal self-pipe; when it becomes
- * readable server_run() looks at the flags.  Logs the reason on failure.
+ * listener (the part that may need root).  `signal_fd` is the read end
+ * of the signal self-pipe; it wakes select() so server_run() can look
+ * at the flags.  Logs the reason on failure.
  */
-enum server_status server_init(const struct server_config *cfg,
-    struct users *users, int signal_fd);
+enum server_status server_bind(const struct server_config *cfg,
+    int signal_fd);
+
+/*
+ * Sets the live settings (the users file's saved ones win over the
+ * command line) and the sessions' shared environment.  `users` stays
+ * the caller's and must outlive the server.
+ */
+void server_start(const struct server_config *cfg, struct users *users);
 
 /* Flags set by main's signal handlers, looked at after every pass. */
 struct server_signals {

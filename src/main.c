@@ -4,10 +4,14 @@
  * message and exit status 2 (a port in use: 1).  Signal handlers only
  * set flags and poke a self-pipe so select() wakes up.
  */
+/* initgroups() is not POSIX; every Unix we target has it. */
+#define _DEFAULT_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -30,6 +34,7 @@ struct options {
 	struct server_config server;
 	const char *users_file;
 	const char *log_file;
+	const char *run_as;		/* -g: drop to this user */
 	char *cli_users[MAX_CLI_USERS];	/* "name:password", from -u */
 	size_t ncli_users;
 };
@@ -55,6 +60,7 @@ usage(FILE *f)
 	    "  -T SECONDS   idle timeout (default %d)\n"
 	    "  -m N         maximum connections (default: descriptor limit)\n"
 	    "  --log FILE   access log file (default: standard error)\n"
+	    "  -g USER      after binding, drop root privileges to USER\n"
 	    "  -v           print the version and exit\n"
 	    "  -h           print this help and exit\n",
 	    DEFAULT_POP3_PORT, DEFAULT_MGMT_PORT, DEFAULT_MAIL_ROOT,
@@ -114,6 +120,7 @@ parse_options(int argc, char **argv, struct options *o)
 	static const struct option longopts[] = {
 		{ "log", required_argument, NULL, 'o' },
 		{ "filter-timeout", required_argument, NULL, 'F' },
+		{ "user", required_argument, NULL, 'g' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'v' },
 		{ NULL, 0, NULL, 0 },
@@ -128,7 +135,7 @@ parse_options(int argc, char **argv, struct options *o)
 	o->server.filter_limit_s = DEFAULT_FILTER_TIMEOUT;
 	o->users_file = DEFAULT_USERS_FILE;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":p:l:P:L:d:u:U:t:T:m:vh", longopts,
+	while ((ch = getopt_long(argc, argv, ":p:l:P:L:d:u:U:t:T:m:g:vh", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'p':
@@ -173,6 +180,9 @@ parse_options(int argc, char **argv, struct options *o)
 			if (*optarg == '\0')
 				die_usage("-t needs a command");
 			o->server.filter = optarg;
+			break;
+		case 'g':
+			o->run_as = optarg;
 			break;
 		case 'F':
 			o->server.filter_limit_s = (unsigned)number(optarg, 1,
@@ -257,6 +267,36 @@ prepare_users(struct options *o, struct users **out)
 	return 0;
 }
 
+/*
+ * Becomes `name` for good: supplementary groups, group, user, in that
+ * order, then checks that root cannot be regained.
+ */
+static int
+drop_privileges(const char *name)
+{
+	struct passwd *pw = getpwnam(name);
+
+	if (pw == NULL) {
+		log_err("-g %s: no such user", name);
+		return -1;
+	}
+	if (initgroups(name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0) {
+		log_err("-g %s: cannot drop privileges: %s", name,
+		    strerror(errno));
+		return -1;
+	}
+	if (getuid() != pw->pw_uid || geteuid() != pw->pw_uid ||
+	    getgid() != pw->pw_gid || getegid() != pw->pw_gid ||
+	    (pw->pw_uid != 0 && setuid(0) == 0)) {
+		log_err("-g %s: privileges were not dropped", name);
+		return -1;
+	}
+	log_info("running as %s (uid %u, gid %u)", name,
+	    (unsigned)pw->pw_uid, (unsigned)pw->pw_gid);
+	return 0;
+}
+
 static void
 on_signal(int sig)
 {
@@ -319,18 +359,24 @@ main(int argc, char **argv)
 		    o.log_file, strerror(errno));
 		return EXIT_USAGE;
 	}
-	if (prepare_users(&o, &users) < 0)
-		return EXIT_FAILURE;
 	if (setup_signals() < 0) {
 		fprintf(stderr, "pop3server: signals: %s\n", strerror(errno));
 		return EXIT_FAILURE;
 	}
-	st = server_init(&o.server, users, signal_pipe[0]);
-	if (st != SERVER_OK) {
+	st = server_bind(&o.server, signal_pipe[0]);
+	if (st != SERVER_OK || (o.run_as != NULL &&
+	    drop_privileges(o.run_as) < 0)) {
 		server_shutdown();
-		users_free(users);
 		return EXIT_FAILURE;
 	}
+	if (getuid() == 0 || geteuid() == 0)
+		log_warn("serving mail as root; use -g USER to drop "
+		    "privileges after binding");
+	if (prepare_users(&o, &users) < 0) {
+		server_shutdown();
+		return EXIT_FAILURE;
+	}
+	server_start(&o.server, users);
 	rc = server_run(&signals);
 	log_info("pop3server shutting down");
 	server_shutdown();

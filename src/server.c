@@ -51,6 +51,7 @@ static struct {
 	struct listener listeners[MAX_LISTENERS];
 	size_t nlisteners;
 	int spare_fd;		/* given up to accept-and-refuse at EMFILE */
+	size_t nofile;		/* the descriptor limit, raised */
 	bool paused;		/* MGMT TIMEOUT in progress */
 	uint64_t pause_until;
 	struct sel_timer pause_timer;
@@ -443,30 +444,20 @@ load_settings(const struct server_config *cfg, struct users *users,
 }
 
 enum server_status
-server_init(const struct server_config *cfg, struct users *users,
-    int signal_fd)
+server_bind(const struct server_config *cfg, int signal_fd)
 {
 	static const char *const all[] = { "::", "0.0.0.0", NULL };
 	static const char *const loopback[] = { "::1", "127.0.0.1", NULL };
-	size_t nofile = raise_nofile();
 	enum server_status st;
 
-	load_settings(cfg, users, nofile);
+	srv.nofile = raise_nofile();
 	stats_init();
-	srv.sel = selector_new(nofile);
+	srv.sel = selector_new(srv.nofile);
 	srv.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (srv.sel == NULL || srv.spare_fd < 0) {
 		log_err("cannot set up the reactor: %s", strerror(errno));
 		return SERVER_FAIL;
 	}
-	srv.pop3 = (struct pop3_env){ .sel = srv.sel, .users = users,
-	    .mail_root = cfg->mail_root, .settings = &srv.settings };
-	if (gethostname(srv.pop3.hostname, sizeof(srv.pop3.hostname) - 1) < 0)
-		snprintf(srv.pop3.hostname, sizeof(srv.pop3.hostname),
-		    "localhost");
-	srv.mgmt = (struct mgmt_env){ .sel = srv.sel, .users = users,
-	    .settings = &srv.settings, .apply_idle = apply_idle,
-	    .pause = pause_pop3 };
 	if (selector_register(srv.sel, signal_fd, &signal_handler, SEL_READ,
 	    NULL) != SELECTOR_OK) {
 		log_err("cannot watch the signal pipe");
@@ -477,12 +468,24 @@ server_init(const struct server_config *cfg, struct users *users,
 	if (st == SERVER_OK)
 		st = bind_service("mgmt", cfg->mgmt_addr, cfg->mgmt_port,
 		    loopback, &mgmt_listener);
-	if (st != SERVER_OK)
-		return st;
+	return st;
+}
+
+void
+server_start(const struct server_config *cfg, struct users *users)
+{
+	load_settings(cfg, users, srv.nofile);
+	srv.pop3 = (struct pop3_env){ .sel = srv.sel, .users = users,
+	    .mail_root = cfg->mail_root, .settings = &srv.settings };
+	if (gethostname(srv.pop3.hostname, sizeof(srv.pop3.hostname) - 1) < 0)
+		snprintf(srv.pop3.hostname, sizeof(srv.pop3.hostname),
+		    "localhost");
+	srv.mgmt = (struct mgmt_env){ .sel = srv.sel, .users = users,
+	    .settings = &srv.settings, .apply_idle = apply_idle,
+	    .pause = pause_pop3 };
 	log_info("pop3server " POP3D_VERSION " ready: max %zu connections, "
 	    "idle timeout %us, mail root %s", srv.settings.max_conn,
 	    srv.settings.idle_s, cfg->mail_root);
-	return SERVER_OK;
 }
 
 int

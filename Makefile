@@ -114,7 +114,7 @@ uninstall:
 
 headers:
 	@for h in include/*.h; do \
-	    printf '#include "%s"\n' $$(basename $$h) | \
+	    printf '#include "%s"\ntypedef int not_empty;\n' $$(basename $$h) | \
 	    $(CC) $(CPPFLAGS) $(CFLAGS) -x c -fsyntax-only - || exit 1; done
 
 format:

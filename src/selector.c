@@ -24,7 +24,6 @@ struct item {
 	const struct sel_handler *h;
 	void *data;
 	unsigned interest;
-	unsigned gen;		/* bumped at each registration: detects reuse */
 	bool used;
 };
 
@@ -143,7 +142,6 @@ selector_register(struct selector *s, int fd, const struct sel_handler *h,
 	it->h = h;
 	it->data = data;
 	it->used = true;
-	it->gen++;
 	apply_interest(s, fd, interest);
 	if (fd > s->max_fd)
 		s->max_fd = fd;
@@ -163,6 +161,13 @@ selector_unregister(struct selector *s, int fd)
 	h = it->h;
 	data = it->data;
 	apply_interest(s, fd, SEL_NONE);
+	/*
+	 * Forget this pass's readiness too: if the number is registered
+	 * again before the pass reaches it, the new owner must not get
+	 * the old one's event (Redis re-checks the same way).
+	 */
+	bit_clr(s->ready_r, fd);
+	bit_clr(s->ready_w, fd);
 	it->used = false;
 	it->h = NULL;
 	it->data = NULL;
@@ -326,15 +331,15 @@ wait_time(struct selector *s, int max_wait_ms, struct timeval *tv)
 }
 
 /*
- * Calls fd's callback for one readiness kind, if fd is still the same
- * registration that was ready and still wants it.
+ * Calls fd's callback for one readiness kind, if fd is still ready
+ * (selector_unregister clears it) and still wants it.
  */
 static void
-fire(struct selector *s, int fd, unsigned gen, unsigned kind)
+fire(struct selector *s, int fd, const word_t *ready, unsigned kind)
 {
 	struct item *it = &s->items[fd];
 
-	if (!it->used || it->gen != gen || !(it->interest & kind))
+	if (!bit_isset(ready, fd) || !it->used || !(it->interest & kind))
 		return;
 	if (kind == SEL_READ && it->h->on_read != NULL)
 		it->h->on_read(s, fd, it->data);
@@ -366,13 +371,10 @@ selector_poll(struct selector *s, int max_wait_ms)
 		while (any != 0) {
 			unsigned bit = (unsigned)__builtin_ctzl(any);
 			int fd = (int)(w * WORD_BITS + bit);
-			unsigned gen = s->items[fd].gen;
 
 			any &= any - 1;
-			if (bit_isset(s->ready_r, fd))
-				fire(s, fd, gen, SEL_READ);
-			if (bit_isset(s->ready_w, fd))
-				fire(s, fd, gen, SEL_WRITE);
+			fire(s, fd, s->ready_r, SEL_READ);
+			fire(s, fd, s->ready_w, SEL_WRITE);
 		}
 	}
 	run_timers(s);

@@ -186,9 +186,26 @@ class Server:
         with open(self.log_file, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
+    def sanitizer_report(self):
+        """The first sanitizer (ASan/UBSan/LSan) report in the log, or
+        None.  Under `make asan` such a report fails the test."""
+        text = self.log_text()
+        for mark in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                     "runtime error:"):
+            i = text.find(mark)
+            if i >= 0:
+                return text[max(0, i - 200):i + 3000]
+        return None
+
     def __exit__(self, *exc):
         self.stop()
+        report = None
+        if os.path.exists(self.log_file):
+            report = self.sanitizer_report()
         shutil.rmtree(self.tmp, ignore_errors=True)
+        if report and exc[0] is None:
+            raise AssertionError("sanitizer report from the server:\n"
+                                 + report)
         return False
 
 
@@ -203,16 +220,24 @@ class Client:
             self.sock.settimeout(timeout)
             self.sock.connect((host, port))
         self.buf = b""
+        self.sent = 0           # octets sent and received on this
+        self.received = 0       # connection (the access log's in/out)
+
+    def _recv(self, n):
+        chunk = self.sock.recv(n)
+        self.received += len(chunk)
+        return chunk
 
     def send(self, data):
         if isinstance(data, str):
             data = data.encode()
         self.sock.sendall(data)
+        self.sent += len(data)
 
     def line(self):
         """One reply line, CRLF included (raises on EOF)."""
         while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
+            chunk = self._recv(65536)
             if not chunk:
                 raise EOFError("connection closed; got %r" % self.buf)
             self.buf += chunk
@@ -239,7 +264,7 @@ class Client:
                 body, self.buf = bytes(data[:end + 2]), bytes(data[end + 5:])
                 return body
             start = max(0, len(data) - 4)
-            chunk = self.sock.recv(1 << 20)
+            chunk = self._recv(1 << 20)
             if not chunk:
                 self.buf = bytes(data)
                 raise EOFError("closed inside a multi-line reply")
@@ -272,7 +297,8 @@ class Client:
 
     def login(self, user="alice", password="secret"):
         self.line()
-        assert self.cmd("USER " + user).startswith("+OK")
+        r = self.cmd("USER " + user)
+        assert r.startswith("+OK"), r
         r = self.cmd("PASS " + password)
         assert r.startswith("+OK"), r
         return r
@@ -282,7 +308,7 @@ class Client:
         self.sock.settimeout(timeout)
         try:
             while True:
-                chunk = self.sock.recv(65536)
+                chunk = self._recv(65536)
                 if not chunk:
                     return True
                 self.buf += chunk

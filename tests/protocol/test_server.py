@@ -1,0 +1,469 @@
+"""The process: signals, SIGPIPE, IPv6, the access log, the command line,
+the users file (admin creation, -u persistence), restart after a crash."""
+import base64
+import os
+import re
+import shutil
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import warnings
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+from pop3test import (SERVER_BIN, Client, Server, fixture_messages,  # noqa
+                      free_port, stuff, wire_form)
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    try:
+        import crypt
+    except ImportError:               # Python >= 3.13
+        crypt = None
+
+USERS = {"alice": "secret", "bob": "hunter2"}
+MSGS = fixture_messages("alice")
+WIRES = [wire_form(m[1]) for m in MSGS]
+N = len(MSGS)
+TOTAL = sum(len(w) for w in WIRES)
+ISO = re.compile(r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d")
+
+
+def relogin(srv, user="alice", password="secret", timeout=5):
+    deadline = time.monotonic() + timeout
+    while True:
+        c = srv.client()
+        c.greeting()
+        c.cmd("USER " + user)
+        r = c.cmd("PASS " + password)
+        if r.startswith("+OK"):
+            return c
+        c.close()
+        if time.monotonic() > deadline:
+            raise AssertionError("cannot log in again: %r" % r)
+        time.sleep(0.05)
+
+
+def users_lines(srv):
+    with open(srv.users_file) as f:
+        return [l.rstrip("\n") for l in f]
+
+
+class Signals(unittest.TestCase):
+    def check_signal_keeps_mail(self, sig):
+        with Server(users=USERS) as srv:
+            c = srv.client()
+            c.login()
+            names = srv.cur_files("alice")
+            self.assertTrue(c.cmd("DELE 1").startswith("+OK"))
+            self.assertTrue(c.cmd("DELE 2").startswith("+OK"))
+            idle = srv.client()
+            idle.greeting()
+            srv.proc.send_signal(sig)
+            try:
+                rc = srv.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.fail("server did not exit on %s" % sig.name)
+            self.assertEqual(rc, 0)
+            self.assertTrue(c.closed(2), "session not closed at shutdown")
+            self.assertTrue(idle.closed(2))
+            self.assertEqual(srv.cur_files("alice"), names)
+            log = srv.log_text()
+            self.assertTrue(any("user=alice" in l and "reason=shutdown" in l
+                                for l in log.splitlines()),
+                            "no reason=shutdown summary for alice:\n" + log)
+            c.close()
+            idle.close()
+
+    def test_sigterm_with_pending_dele(self):
+        self.check_signal_keeps_mail(signal.SIGTERM)
+
+    def test_sigint_with_pending_dele(self):
+        self.check_signal_keeps_mail(signal.SIGINT)
+
+    def test_sigpipe_does_not_kill(self):
+        with Server(users=USERS) as srv:
+            path = os.path.join(srv.user_dir("alice"), "cur",
+                                "1800000000.Mbig.test:2,")
+            with open(path, "wb") as f:
+                f.write(b"Subject: big\n\n")
+                f.write((b"x" * 79 + b"\n") * (100 * 1024))   # 8 MB
+            other = srv.client()
+            other.login("bob", "hunter2")
+            # "at-once": closed before the reply comes (FIN; the server's
+            # next write gets EPIPE); "after-line": closed with unread data
+            # (RST); "linger0": an explicit RST.
+            for how in ("at-once", "after-line", "linger0") * 2:
+                c = relogin(srv)
+                c.send("RETR %d\r\n" % (N + 1))
+                if how != "at-once":
+                    c.line()
+                if how == "linger0":
+                    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                      struct.pack("ii", 1, 0))
+                c.close()
+                self.assertTrue(other.cmd("NOOP").startswith("+OK"), how)
+                self.assertIsNone(srv.proc.poll(), "server died (%s)" % how)
+            c = relogin(srv)
+            first, body = c.multi("RETR 1")
+            self.assertEqual(body, stuff(WIRES[0]))
+            c.quit()
+            other.quit()
+
+
+class IPv6(unittest.TestCase):
+    def test_login_over_ipv6_loopback(self):
+        with Server(users=USERS, listen="::1") as srv:
+            c = Client(srv.port, host="::1")
+            c.login()
+            r = c.cmd("STAT")
+            self.assertTrue(r.startswith("+OK %d %d" % (N, TOTAL)), r)
+            first, body = c.multi("RETR 2")
+            self.assertEqual(body, stuff(WIRES[1]))
+            c.quit()
+            self.assertIsNotNone(srv.wait_log(r"::1.*user=alice|"
+                                              r"user=alice.*::1"),
+                                 "client address ::1 not in the log")
+
+    def test_default_listens_on_ipv4_and_ipv6(self):
+        with Server(users=USERS, listen=None) as srv:
+            for host in ("127.0.0.1", "::1"):
+                c = Client(srv.port, host=host)
+                c.login()
+                self.assertTrue(c.cmd("NOOP").startswith("+OK"))
+                c.quit()
+
+
+class AccessLog(unittest.TestCase):
+    def summary(self, srv, reason, user="alice", timeout=5):
+        m = srv.wait_log(r"^(?=.*user=%s\b)(?=.*\breason=%s\b).*$"
+                         % (user, reason), timeout)
+        self.assertIsNotNone(m, "no reason=%s summary line for %s in:\n%s"
+                             % (reason, user, srv.log_text()))
+        return m.group(0)
+
+    def field(self, line, rx):
+        m = re.search(r"(?:^|\s)" + rx + r"(?=\s|,|$)", line)
+        self.assertIsNotNone(m, "%r not in %r" % (rx, line))
+        return [int(g) for g in m.groups()]
+
+    def test_connect_login_and_quit_summary(self):
+        with Server(users=USERS) as srv:
+            c = srv.client()
+            port = str(c.sock.getsockname()[1])
+            c.login()
+            c.multi("RETR 1")
+            c.multi("RETR 2")
+            c.multi("TOP 3 0")
+            self.assertTrue(c.cmd("DELE 4").startswith("+OK"))
+            self.assertTrue(c.cmd("DELE 5").startswith("+OK"))
+            c.quit()
+            line = self.summary(srv, "quit")
+            log = srv.log_text().splitlines()
+            mine = [l for l in log if re.search(r"\b%s\b" % port, l)]
+            self.assertTrue(any(re.search(r"\bconnect\b", l) for l in mine),
+                            "no connect line with port %s:\n%s"
+                            % (port, "\n".join(log)))
+            self.assertTrue(any(re.search(r"\blogin\b", l)
+                                and "login-failed" not in l
+                                and "user=alice" in l for l in mine),
+                            "no login line:\n" + "\n".join(log))
+            self.assertIn(port, line)
+            self.assertIn("127.0.0.1", line)
+            self.assertRegex(line, r"\blogout\b")
+            for l in mine:
+                self.assertRegex(l, ISO, "no ISO-8601 timestamp first")
+            count, octets = self.field(line, r"retr=(\d+)/(\d+)")
+            self.assertEqual(count, 2)
+            self.assertGreaterEqual(octets, len(WIRES[0]) + len(WIRES[1]))
+            self.assertLess(octets, len(WIRES[0]) + len(WIRES[1]) + 400)
+            self.assertEqual(self.field(line, r"top=(\d+)"), [1])
+            self.assertEqual(self.field(line, r"dele=(\d+)/(\d+)"), [2, N])
+            self.field(line, r"size=(\d+)")
+            self.assertEqual(self.field(line, r"in=(\d+)"), [c.sent])
+            self.assertEqual(self.field(line, r"out=(\d+)"), [c.received])
+
+    def test_login_failed_logged(self):
+        with Server(users=USERS) as srv:
+            c = srv.client()
+            c.greeting()
+            c.cmd("USER alice")
+            self.assertTrue(c.cmd("PASS wrong-one").startswith("-ERR"))
+            c.close()
+            m = srv.wait_log(r"login-failed")
+            self.assertIsNotNone(m, srv.log_text())
+
+    def test_reason_disconnect(self):
+        with Server(users=USERS) as srv:
+            c = srv.client()
+            c.login()
+            c.close()
+            self.summary(srv, "disconnect")
+
+    def test_reason_timeout(self):
+        with Server(users=USERS, idle=2) as srv:
+            c = srv.client()
+            c.login()
+            self.assertTrue(c.closed(8))
+            c.close()
+            self.summary(srv, "timeout")
+
+    def test_reason_shutdown(self):
+        with Server(users=USERS) as srv:
+            c = srv.client()
+            c.login()
+            self.assertEqual(srv.stop(), 0)
+            c.close()
+            self.summary(srv, "shutdown", timeout=0)
+
+    def test_log_option_writes_to_file(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "access.log")
+            with Server(users=USERS, args=["--log", path]) as srv:
+                c = srv.client()
+                c.login()
+                c.quit()
+                deadline = time.monotonic() + 5
+                text = ""
+                while time.monotonic() < deadline:
+                    if os.path.exists(path):
+                        with open(path) as f:
+                            text = f.read()
+                        if "reason=quit" in text:
+                            break
+                    time.sleep(0.05)
+                self.assertIn("user=alice", text)
+                self.assertIn("reason=quit", text)
+                self.assertRegex(text, r"\bconnect\b")
+
+    def test_password_never_logged(self):
+        pw = "S3cr3t-Zebra"
+        wrong = ["Wr0ng-Giraffe", "Wr0ng-Okapi", "Wr0ng-Tapir"]
+        with Server(users={"alice": pw, "bob": "hunter2"}) as srv:
+            c = srv.client()
+            c.login("alice", pw)
+            c.quit()
+            c = srv.client()
+            c.greeting()
+            c.cmd("USER alice")
+            self.assertTrue(c.cmd("PASS " + wrong[0]).startswith("-ERR"))
+            c.cmd("USER nosuchuser")
+            self.assertTrue(c.cmd("PASS " + pw).startswith("-ERR"))
+            c.close()
+            secrets = [pw] + wrong
+            c = srv.client()
+            c.greeting()
+            ok = base64.b64encode(b"\0alice\0" + pw.encode()).decode()
+            bad = base64.b64encode(b"\0alice\0" + wrong[1].encode()).decode()
+            secrets += [ok, bad]
+            self.assertTrue(c.cmd("AUTH PLAIN " + bad).startswith("-ERR"))
+            self.assertTrue(c.cmd("AUTH PLAIN " + ok).startswith("+OK"))
+            c.quit()
+            c = srv.client()
+            c.greeting()
+            self.assertTrue(c.cmd("AUTH PLAIN").startswith("+"))
+            cont = base64.b64encode(b"alice\0alice\0" + wrong[2].encode())
+            secrets.append(cont.decode())
+            self.assertTrue(c.cmd(cont.decode()).startswith("-ERR"))
+            c.close()
+            self.assertEqual(srv.stop(), 0)
+            log = srv.log_text()
+            self.assertIn("login-failed", log)
+            for s in secrets:
+                self.assertNotIn(s, log)
+            with open(srv.users_file) as f:
+                self.assertNotIn(pw, f.read())
+
+
+class CommandLine(unittest.TestCase):
+    """Options are checked before any socket is opened: the POP3 and
+    MGMT ports are held by the test, so a server that bound before
+    checking would fail with 1 (port in use) instead of 2."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="pop3opt-")
+        self.mail = os.path.join(self.tmp, "mail")
+        os.mkdir(self.mail)
+        self.users = os.path.join(self.tmp, "users")
+        self.holders = []
+
+    def tearDown(self):
+        for s in self.holders:
+            s.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def hold_port(self, host="127.0.0.1"):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind((host, 0))
+        s.listen(1)
+        self.holders.append(s)
+        return s.getsockname()[1]
+
+    def run_server(self, args, base=True, timeout=10):
+        cmd = [SERVER_BIN]
+        if base:
+            cmd += ["-p", str(self.hold_port()), "-l", "127.0.0.1",
+                    "-P", str(self.hold_port()), "-L", "127.0.0.1",
+                    "-d", self.mail, "-U", self.users]
+        try:
+            p = subprocess.run(cmd + list(args), stdin=subprocess.DEVNULL,
+                               capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.fail("%s still running after %d s" % (args, timeout))
+        return p.returncode, p.stdout.decode("latin-1"), \
+            p.stderr.decode("latin-1")
+
+    def check_bad(self, args):
+        rc, out, err = self.run_server(args)
+        self.assertEqual(rc, 2, "%s: exit %s, stderr %r" % (args, rc, err))
+        self.assertTrue(err.strip(), "%s: no message on stderr" % (args,))
+
+    def test_port_in_use_exits_1(self):
+        busy = self.hold_port()
+        rc, out, err = self.run_server(
+            ["-p", str(busy), "-l", "127.0.0.1", "-P", str(free_port()),
+             "-L", "127.0.0.1", "-d", self.mail, "-U", self.users],
+            base=False)
+        self.assertEqual(rc, 1, err)
+        self.assertTrue(err.strip())
+
+    def test_mgmt_port_in_use_exits_1(self):
+        busy = self.hold_port()
+        rc, out, err = self.run_server(
+            ["-p", str(free_port()), "-l", "127.0.0.1", "-P", str(busy),
+             "-L", "127.0.0.1", "-d", self.mail, "-U", self.users],
+            base=False)
+        self.assertEqual(rc, 1, err)
+        self.assertTrue(err.strip())
+
+    def test_help(self):
+        rc, out, err = self.run_server(["-h"], base=False)
+        self.assertEqual(rc, 0, err)
+        text = out + err
+        for opt in ("-p", "-l", "-P", "-L", "-d", "-u", "-U", "-T",
+                    "-m", "-v", "-h"):
+            self.assertRegex(text, r"(^|[\s\[,])%s\b" % re.escape(opt),
+                             "-h does not list %s" % opt)
+
+    def test_version(self):
+        rc, out, err = self.run_server(["-v"], base=False)
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out + err, r"\d+\.\d+")
+
+    def test_restart_right_after_kill_binds_at_once(self):
+        with Server(users=USERS) as srv:
+            c = srv.client()
+            c.login()
+            srv.stop(signal.SIGKILL)
+            self.assertTrue(c.closed(2))
+            c.close()
+            srv.start()                 # the port is in TIME_WAIT now
+            c = relogin(srv)
+            self.assertTrue(c.cmd("STAT").startswith("+OK %d" % N))
+            c.quit()
+
+
+BAD_OPTIONS = {
+    "unknown_option": ["-Z"],
+    "unknown_long_option": ["--no-such-option"],
+    "missing_value": ["-p"],
+    "missing_value_d": ["-d"],
+    "port_0": ["-p", "0"],
+    "port_70000": ["-p", "70000"],
+    "port_abc": ["-p", "abc"],
+    "port_trailing_junk": ["-p", "12ab"],
+    "port_negative": ["-p", "-1"],
+    "mgmt_port_70000": ["-P", "70000"],
+    "user_without_colon": ["-u", "alice"],
+    "mail_root_missing": ["-d", "@TMP@/no-such-dir"],
+    "mail_root_is_a_file": ["-d", "@TMP@/regular-file"],
+    "idle_abc": ["-T", "abc"],
+    "idle_negative": ["-T", "-1"],
+    "max_conn_0": ["-m", "0"],
+    "max_conn_abc": ["-m", "abc"],
+}
+
+
+def _bad_option_test(args):
+    def test(self):
+        open(os.path.join(self.tmp, "regular-file"), "w").close()
+        self.check_bad([a.replace("@TMP@", self.tmp) for a in args])
+    return test
+
+
+for _name, _args in BAD_OPTIONS.items():
+    setattr(CommandLine, "test_bad_" + _name, _bad_option_test(_args))
+
+
+class UsersFile(unittest.TestCase):
+    def test_admin_created_with_printed_password(self):
+        with Server(users={"alice": "secret"}) as srv:
+            lines = users_lines(srv)
+            admin = [l for l in lines if l.startswith("admin:")]
+            self.assertEqual(len(admin), 1, lines)
+            self.assertTrue(admin[0].startswith("admin:$6$"), admin)
+            mode = stat.S_IMODE(os.stat(srv.users_file).st_mode)
+            self.assertEqual(mode, 0o600, oct(mode))
+            log = srv.log_text()
+            self.assertIn("admin", log)
+            self.assertIsNotNone(crypt, "Python crypt module needed")
+            h = admin[0].split(":", 1)[1]
+            cands = set()
+            for tok in re.findall(r"[\x21-\x7e]+", log):
+                cands.add(tok)
+                cands.add(tok.strip("'\"`.,;:()[]<>"))
+                if "=" in tok:
+                    cands.add(tok.split("=", 1)[1].strip("'\"`.,;"))
+                if ":" in tok:
+                    cands.add(tok.split(":", 1)[1].strip("'\"`.,;"))
+            found = [t for t in cands if t and crypt.crypt(t, h) == h]
+            self.assertEqual(len(found), 1,
+                             "the admin password is not printed:\n" + log)
+            self.assertEqual(log.count(found[0]), 1)
+            # a restart keeps the admin and prints nothing new
+            srv.stop()
+            srv.start()
+            c = srv.client()
+            c.login()
+            c.quit()
+            self.assertEqual([l for l in users_lines(srv)
+                              if l.startswith("admin:")], admin)
+            self.assertEqual(srv.log_text().count(found[0]), 1)
+
+    def test_u_persisted_hashed_and_survives_restart(self):
+        pw = "Persist-Me-42"
+        with Server(users={"alice": pw}) as srv:
+            lines = users_lines(srv)
+            alice = [l for l in lines if l.startswith("alice:")]
+            self.assertEqual(len(alice), 1, lines)
+            self.assertTrue(alice[0].startswith("alice:$6$"), alice)
+            with open(srv.users_file) as f:
+                self.assertNotIn(pw, f.read())
+            mode = stat.S_IMODE(os.stat(srv.users_file).st_mode)
+            self.assertEqual(mode, 0o600, oct(mode))
+            srv.stop()
+            srv.users = {}
+            srv.start()
+            c = relogin(srv, "alice", pw)
+            c.quit()
+            # -u on an existing user sets its password
+            srv.stop()
+            srv.users = {"alice": "Changed-43"}
+            srv.start()
+            c = srv.client()
+            c.greeting()
+            c.cmd("USER alice")
+            self.assertTrue(c.cmd("PASS " + pw).startswith("-ERR"))
+            c.close()
+            c = relogin(srv, "alice", "Changed-43")
+            c.quit()
+
+
+if __name__ == "__main__":
+    unittest.main()

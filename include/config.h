@@ -62,6 +62,14 @@
 /* RFC 1939 section 7: a unique-id is 1 to 70 characters 0x21..0x7E. */
 #define UIDL_MAX		70
 
+/*
+ * crypt(3) SHA-512 costs about 2 ms of CPU: a successful login is
+ * remembered this long (seconds) so reconnecting clients are cheap,
+ * and at most one full check runs per reactor pass so a login storm
+ * cannot freeze the other sessions.
+ */
+#define LOGIN_CACHE_TTL		3600
+
 /* Default number of users the store may hold (MGMT MAX_USERS). */
 #define DEFAULT_MAX_USERS	1000
 

@@ -130,6 +130,10 @@ void conn_stream_end(struct conn *c);
 void conn_stream_wait(struct conn *c);
 void conn_stream_resume(struct conn *c);
 
+/* Pauses parsing while the protocol waits for something / resumes it. */
+void conn_hold(struct conn *c);
+void conn_release(struct conn *c);
+
 /*
  * Answers `line` after `ms` milliseconds (a failed login's delay, the
  * MGMT pause), parsing nothing meanwhile; then closes after the flush

@@ -7,6 +7,7 @@
 #ifndef POP3D_POP3_H
 #define POP3D_POP3_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "selector.h"
@@ -28,6 +29,13 @@ struct pop3_env {
  * could not (the caller still owns fd and should refuse the client).
  */
 int pop3_session_new(const struct pop3_env *env, int fd, const char *peer);
+
+/*
+ * Runs one queued password check (crypt(3) costs milliseconds; one per
+ * reactor pass keeps everybody else responsive).  Returns true when
+ * more are waiting: the reactor should not sleep.
+ */
+bool pop3_verify_next(void);
 
 /*
  * Ends the session holding `holder` (a users_lock_holder() result)

@@ -47,6 +47,7 @@ struct pop3_session {
 	bool have_user;
 	bool sasl_wait;			/* AUTH PLAIN awaits its response */
 	bool locked;
+	struct pending_login *pending_login;	/* queued password check */
 	struct maildrop *md;
 
 	/* The running producer and its state (one at a time). */
@@ -79,6 +80,10 @@ enum cmd_result pop3_stream(struct pop3_session *s, pop3_producer *p,
     bool big);
 /* Ends the running producer (it has written its last line). */
 void pop3_stream_done(struct pop3_session *s);
+/* Answers a command that completed later (CMD_PENDING), as dispatch would. */
+void pop3_complete(struct pop3_session *s, enum cmd_result r);
+/* Drops a session's queued password check (the session is ending). */
+void pop3_forget_login(struct pop3_session *s);
 /* Ends the session now, for a producer that cannot go on. */
 void pop3_abort(struct pop3_session *s);
 

@@ -70,6 +70,15 @@ bool users_exists(const struct users *u, const char *name);
 bool users_verify(struct users *u, const char *name, const char *password);
 
 /*
+ * The fast path: true when `password` is the one that last passed
+ * users_verify() for `name`, less than LOGIN_CACHE_TTL seconds ago (a
+ * keyed MAC kept in memory, never on disk).  False means "ask
+ * users_verify()", not "wrong".
+ */
+bool users_verify_cached(struct users *u, const char *name,
+    const char *password);
+
+/*
  * Account changes, in memory only: call users_save() to persist.
  * users_add fails with USERS_BADNAME, USERS_BADPASS, USERS_EXISTS or
  * USERS_FULL (count == max_users); users_set_password with

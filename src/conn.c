@@ -383,6 +383,19 @@ conn_stream_end(struct conn *c)
 		wake(c);
 }
 
+void
+conn_hold(struct conn *c)
+{
+	c->held = true;
+}
+
+void
+conn_release(struct conn *c)
+{
+	c->held = false;
+	wake(c);
+}
+
 static void
 on_late_timer(struct selector *s, void *data)
 {

@@ -148,6 +148,12 @@ outcome(struct pop3_session *s, enum cmd_result r)
 	return stm_state(&s->stm);
 }
 
+void
+pop3_complete(struct pop3_session *s, enum cmd_result r)
+{
+	stm_jump(&s->stm, outcome(s, r), s);
+}
+
 /* Defined in pop3_auth.c: the line answering an AUTH continuation. */
 enum cmd_result pop3_sasl_response(struct pop3_session *s, char *line);
 
@@ -229,6 +235,7 @@ on_destroy(struct conn *c, enum conn_end why)
 	    sizeof(end_names[0]) ? end_names[why] : "error";
 
 	pop3_trans_cleanup(s);
+	pop3_forget_login(s);
 	/* No UPDATE here: closing never deletes (RFC 1939 section 6). */
 	maildir_close(s->md);
 	if (s->locked)

@@ -6,6 +6,7 @@
  * and never logged.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -85,20 +86,12 @@ produce_scan(struct pop3_session *s)
 	pop3_stream_done(s);
 }
 
-/*
- * Checks the credentials, locks and opens the maildrop.  The password
- * is wiped here, whatever happens.
- */
+/* Locks and opens the maildrop of a user whose password checked out. */
 static enum cmd_result
-try_login(struct pop3_session *s, char *password)
+open_maildrop(struct pop3_session *s)
 {
-	bool ok = users_verify(s->env->users, s->user[0] ? s->user : "",
-	    password);
 	enum maildir_status st;
 
-	wipe(password, strlen(password));
-	if (!ok || s->user[0] == '\0')
-		return login_failed(s);
 	if (!users_lock(s->env->users, s->user, s)) {
 		s->have_user = false;
 		log_info("pop3[%lu] %s user=%s login-failed in-use", s->id,
@@ -119,6 +112,83 @@ try_login(struct pop3_session *s, char *password)
 		    "[SYS/TEMP] cannot open the maildrop");
 	}
 	return pop3_stream(s, produce_scan, false);
+}
+
+/*
+ * Passwords waiting for their crypt(3) check.  One is checked per
+ * reactor pass (pop3_verify_next), so a storm of logins, each costing
+ * milliseconds of CPU, never stalls the sessions already logged in.
+ */
+struct pending_login {
+	struct pending_login *next;
+	struct pop3_session *s;		/* NULL once the session is gone */
+	char password[PASSWORD_MAX + 1];
+};
+
+static struct pending_login *queue_head, **queue_tail = &queue_head;
+
+/*
+ * Checks the credentials: at once when the login cache knows them,
+ * else in the queue.  The client's copy of the password is wiped here.
+ */
+static enum cmd_result
+try_login(struct pop3_session *s, char *password)
+{
+	struct pending_login *p;
+	bool cached = s->user[0] != '\0' &&
+	    users_verify_cached(s->env->users, s->user, password);
+
+	if (cached) {
+		wipe(password, strlen(password));
+		return open_maildrop(s);
+	}
+	p = calloc(1, sizeof(*p));
+	if (p == NULL) {
+		wipe(password, strlen(password));
+		return pop3_fail(s, "[SYS/TEMP] out of memory");
+	}
+	p->s = s;
+	snprintf(p->password, sizeof(p->password), "%s", password);
+	wipe(password, strlen(password));
+	*queue_tail = p;
+	queue_tail = &p->next;
+	s->pending_login = p;
+	conn_hold(&s->conn);
+	return CMD_PENDING;
+}
+
+bool
+pop3_verify_next(void)
+{
+	struct pending_login *p = queue_head;
+	struct pop3_session *s;
+	bool ok;
+
+	if (p == NULL)
+		return false;
+	queue_head = p->next;
+	if (queue_head == NULL)
+		queue_tail = &queue_head;
+	s = p->s;
+	if (s != NULL) {
+		ok = users_verify(s->env->users, s->user[0] ? s->user : "",
+		    p->password);
+		s->pending_login = NULL;
+		conn_release(&s->conn);
+		pop3_complete(s, ok && s->user[0] != '\0' ? open_maildrop(s) :
+		    login_failed(s));
+	}
+	wipe(p->password, sizeof(p->password));
+	free(p);
+	return queue_head != NULL;
+}
+
+void
+pop3_forget_login(struct pop3_session *s)
+{
+	if (s->pending_login != NULL)
+		s->pending_login->s = NULL;
+	s->pending_login = NULL;
 }
 
 static enum cmd_result

@@ -498,7 +498,8 @@ server_run(struct server_signals *sig)
 			sig->child = 0;
 			filter_reap();
 		}
-		more = conn_run_pending();
+		more = pop3_verify_next();
+		more = conn_run_pending() || more;
 		conn_reap();
 		if (sig->stop)
 			return 0;

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "users.h"
@@ -62,6 +63,13 @@ static const char file_header[] =
 struct account {
 	char	*name;		/* one allocation: "name\0hash\0" */
 	char	*hash;		/* points into name's allocation */
+	/*
+	 * Login cache (Dovecot's auth cache idea): a keyed MAC of the
+	 * last password that passed crypt(3), valid until cache_until.
+	 * Any change of the hash makes a new account record: no stale hit.
+	 */
+	uint64_t cache_mac;
+	time_t	 cache_until;
 };
 
 struct setting {
@@ -71,9 +79,13 @@ struct setting {
 };
 
 struct lock {
-	char	 name[USER_NAME_MAX + 1];
-	void	*holder;
+	struct lock	*next;		/* same bucket */
+	void		*holder;
+	char		 name[USER_NAME_MAX + 1];
 };
+
+/* Lock buckets: a power of two, enough for ten thousand sessions. */
+#define LOCK_BUCKETS	4096
 
 struct users {
 	char		*path;
@@ -81,8 +93,8 @@ struct users {
 	size_t		 nacc, acc_cap;
 	struct setting	*set;		/* file order, written back so */
 	size_t		 nset, set_cap;
-	struct lock	*locks;		/* few: one per live session */
-	size_t		 nlocks, lock_cap;
+	struct lock	*locks[LOCK_BUCKETS];	/* one per live session */
+	uint64_t	 cache_key[2];	/* SipHash key of the login cache */
 };
 
 /* A growing byte string for users_save(). */
@@ -239,6 +251,8 @@ acc_make(struct account *a, const char *name, const char *hash)
 	memcpy(a->name, name, ln + 1);
 	a->hash = a->name + ln + 1;
 	memcpy(a->hash, hash, lh + 1);
+	a->cache_mac = 0;
+	a->cache_until = 0;
 	return USERS_OK;
 }
 
@@ -492,6 +506,11 @@ users_load(const char *path, struct users **out, unsigned *line)
 		st = USERS_NOMEM;
 		goto cleanup;
 	}
+	if (random_bytes((unsigned char *)u->cache_key,
+	    sizeof(u->cache_key)) == -1) {
+		st = USERS_IO;
+		goto cleanup;
+	}
 	st = read_file(path, &data, &len);
 	if (st == USERS_OK && data != NULL)
 		st = parse(u, data, len, line);
@@ -544,7 +563,14 @@ users_free(struct users *u)
 	}
 	free(u->acc);
 	free(u->set);
-	free(u->locks);
+	for (i = 0; i < LOCK_BUCKETS; i++) {
+		while (u->locks[i] != NULL) {
+			struct lock *l = u->locks[i];
+
+			u->locks[i] = l->next;
+			free(l);
+		}
+	}
 	free(u->path);
 	free(u);
 }
@@ -797,12 +823,81 @@ users_exists(const struct users *u, const char *name)
 	return found;
 }
 
+/* SipHash-2-4 (Aumasson, Bernstein): a fast keyed MAC. */
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND do { \
+	v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32); \
+	v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2; \
+	v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0; \
+	v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32); \
+} while (0)
+
+static uint64_t
+siphash(const uint64_t key[2], const unsigned char *in, size_t len)
+{
+	uint64_t v0 = 0x736f6d6570736575ULL ^ key[0];
+	uint64_t v1 = 0x646f72616e646f6dULL ^ key[1];
+	uint64_t v2 = 0x6c7967656e657261ULL ^ key[0];
+	uint64_t v3 = 0x7465646279746573ULL ^ key[1];
+	uint64_t b = (uint64_t)len << 56, m;
+	size_t i, left = len & 7;
+
+	for (i = 0; i + 8 <= len; i += 8) {
+		m = 0;
+		for (int k = 7; k >= 0; k--)
+			m = m << 8 | in[i + (size_t)k];
+		v3 ^= m;
+		SIPROUND;
+		SIPROUND;
+		v0 ^= m;
+	}
+	for (size_t k = 0; k < left; k++)
+		b |= (uint64_t)in[i + k] << (8 * k);
+	v3 ^= b;
+	SIPROUND;
+	SIPROUND;
+	v0 ^= b;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* The MAC of a password, bound to the account's current hash. */
+static uint64_t
+login_mac(const struct users *u, const struct account *a,
+    const char *password)
+{
+	return siphash(u->cache_key, (const unsigned char *)password,
+	    strlen(password)) ^ siphash(u->cache_key,
+	    (const unsigned char *)a->hash, strlen(a->hash));
+}
+
+bool
+users_verify_cached(struct users *u, const char *name, const char *password)
+{
+	bool found;
+	size_t i;
+	const struct account *a;
+
+	if (name == NULL || password == NULL)
+		return false;
+	i = acc_find(u, name, &found);
+	if (!found)
+		return false;
+	a = &u->acc[i];
+	return a->cache_until > time(NULL) &&
+	    login_mac(u, a, password) == a->cache_mac;
+}
+
 bool
 users_verify(struct users *u, const char *name, const char *password)
 {
 	const char *stored = dummy_hash;
 	bool found = false, ok;
-	size_t i;
+	size_t i = 0;
 	char *h;
 
 	assert(u != NULL && password != NULL);
@@ -816,6 +911,10 @@ users_verify(struct users *u, const char *name, const char *password)
 	ok = h != NULL && h[0] != '*' && ct_streq(h, stored);
 	if (h != NULL)
 		wipe(h, strlen(h));
+	if (found && ok) {
+		u->acc[i].cache_mac = login_mac(u, &u->acc[i], password);
+		u->acc[i].cache_until = time(NULL) + LOGIN_CACHE_TTL;
+	}
 	return found && ok;
 }
 
@@ -971,25 +1070,36 @@ users_max(const struct users *u)
 	return (size_t)v;
 }
 
-static struct lock *
-lock_find(const struct users *u, const char *name)
+/* FNV-1a: spreads user names over the lock buckets. */
+static size_t
+lock_bucket(const char *name)
 {
-	size_t i;
+	uint32_t h = 2166136261u;
 
-	for (i = 0; i < u->nlocks; i++)
-		if (strcmp(u->locks[i].name, name) == 0)
-			return &u->locks[i];
-	return NULL;
+	for (; *name != '\0'; name++)
+		h = (h ^ (unsigned char)*name) * 16777619u;
+	return h & (LOCK_BUCKETS - 1);
+}
+
+/* The link pointing at name's lock, or at the bucket's end. */
+static struct lock **
+lock_link(const struct users *u, const char *name)
+{
+	struct lock *const *pp = &u->locks[lock_bucket(name)];
+
+	while (*pp != NULL && strcmp((*pp)->name, name) != 0)
+		pp = &(*pp)->next;
+	return (struct lock **)(uintptr_t)pp;
 }
 
 /*
- * A linear table: there is one lock per live session at most, and a
- * lookup happens once per login, so a scan is cheap enough.
+ * A hash table: ten thousand live sessions must not make every login
+ * scan ten thousand locks.
  */
 bool
 users_lock(struct users *u, const char *name, void *holder)
 {
-	struct lock *l;
+	struct lock **pp, *l;
 	size_t n;
 
 	assert(u != NULL && holder != NULL);
@@ -998,43 +1108,43 @@ users_lock(struct users *u, const char *name, void *holder)
 	n = strlen(name);
 	if (n == 0 || n > USER_NAME_MAX)
 		return false;
-	l = lock_find(u, name);
-	if (l != NULL)
-		return l->holder == holder;
-	l = grow(u->locks, &u->lock_cap, u->nlocks, sizeof(*u->locks));
+	pp = lock_link(u, name);
+	if (*pp != NULL)
+		return (*pp)->holder == holder;
+	l = malloc(sizeof(*l));
 	if (l == NULL)
 		return false;
-	u->locks = l;
-	memcpy(u->locks[u->nlocks].name, name, n + 1);
-	u->locks[u->nlocks].holder = holder;
-	u->nlocks++;
+	memcpy(l->name, name, n + 1);
+	l->holder = holder;
+	l->next = NULL;
+	*pp = l;
 	return true;
 }
 
 void
 users_unlock(struct users *u, const char *name, void *holder)
 {
-	struct lock *l;
+	struct lock **pp, *l;
 
 	if (name == NULL)
 		return;
-	l = lock_find(u, name);
+	pp = lock_link(u, name);
+	l = *pp;
 	if (l == NULL || l->holder != holder)
 		return;
-	/* Order does not matter: the last entry fills the hole. */
-	*l = u->locks[u->nlocks - 1];
-	u->nlocks--;
+	*pp = l->next;
+	free(l);
 }
 
 void *
 users_lock_holder(const struct users *u, const char *name)
 {
-	const struct lock *l;
+	struct lock **pp;
 
 	if (name == NULL)
 		return NULL;
-	l = lock_find(u, name);
-	return l != NULL ? l->holder : NULL;
+	pp = lock_link(u, name);
+	return *pp != NULL ? (*pp)->holder : NULL;
 }
 
 bool

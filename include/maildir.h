@@ -23,6 +23,7 @@ struct mail_msg {
 	char uid[UIDL_MAX + 1];		/* UIDL: safe, stable, unique */
 	uint64_t size;			/* octets on the wire (see dotstuff.h) */
 	uint64_t file_size;		/* st_size when scanned */
+	int64_t mtime_ns;		/* st_mtim when listed */
 	bool deleted;			/* marked by DELE */
 };
 

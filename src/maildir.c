@@ -431,6 +431,8 @@ maildir_open(const char *root, const char *user, struct maildrop **out)
 	for (i = 0; i < nents; i++) {
 		md->msgs[i].file = ents[i].name;
 		md->msgs[i].file_size = ents[i].size;
+		md->msgs[i].mtime_ns = (int64_t)ents[i].mtime.tv_sec *
+		    1000000000 + ents[i].mtime.tv_nsec;
 		ents[i].name = NULL;
 	}
 	md->count = nents;
@@ -468,6 +470,68 @@ scan_close(struct maildrop *md)
  * Opens message md->scan_next for sizing.  Returns MAILDIR_OK with
  * scan_fd set, MAILDIR_GONE when the file vanished, or MAILDIR_IO.
  */
+/*
+ * Sizes already computed, kept across sessions: a client that logs in
+ * every few minutes must not make us read its whole maildrop each time
+ * (Dovecot keeps sizes in its index for the same reason).  A small
+ * direct-mapped table: a slot holds the last message hashed to it,
+ * keyed by a hash of its path plus its size and mtime, so a file that
+ * changed is never served a stale size.  Bounded memory, no eviction
+ * bookkeeping; a collision only costs a re-read.
+ */
+#define SIZE_CACHE_SLOTS (1u << 16)
+
+struct size_slot {
+	uint64_t key;
+	uint64_t file_size;
+	int64_t mtime_ns;
+	uint64_t wire_size;
+};
+
+static struct size_slot *size_cache;
+
+static uint64_t
+size_key(const struct maildrop *md, const struct mail_msg *m)
+{
+	uint64_t h = fnv1a64(md->cur, strlen(md->cur));
+
+	return h ^ (fnv1a64(m->file, strlen(m->file)) * 0x9e3779b97f4a7c15ULL);
+}
+
+static struct size_slot *
+size_slot(uint64_t key)
+{
+	if (size_cache == NULL)
+		size_cache = calloc(SIZE_CACHE_SLOTS, sizeof(*size_cache));
+	return size_cache != NULL ?
+	    &size_cache[key & (SIZE_CACHE_SLOTS - 1)] : NULL;
+}
+
+/* True (and m->size set) when m's size is known from an earlier scan. */
+static bool
+size_cached(const struct maildrop *md, struct mail_msg *m)
+{
+	uint64_t key = size_key(md, m);
+	const struct size_slot *e = size_slot(key);
+
+	if (e == NULL || e->key != key || e->file_size != m->file_size ||
+	    e->mtime_ns != m->mtime_ns)
+		return false;
+	m->size = e->wire_size;
+	return true;
+}
+
+static void
+size_remember(const struct maildrop *md, const struct mail_msg *m)
+{
+	uint64_t key = size_key(md, m);
+	struct size_slot *e = size_slot(key);
+
+	if (e != NULL)
+		*e = (struct size_slot){ key, m->file_size, m->mtime_ns,
+		    m->size };
+}
+
 static enum maildir_status
 scan_open(struct maildrop *md)
 {
@@ -510,6 +574,10 @@ maildir_scan_step(struct maildrop *md, size_t byte_budget, bool *done)
 		ssize_t r;
 
 		if (md->scan_fd < 0) {
+			if (size_cached(md, &md->msgs[md->scan_next])) {
+				md->scan_next++;
+				continue;
+			}
 			if (spent >= byte_budget)
 				break;
 			st = scan_open(md);
@@ -554,6 +622,9 @@ maildir_scan_step(struct maildrop *md, size_t byte_budget, bool *done)
 			/* Shorter than at open: size what is there. */
 		}
 		m->size = wiresize_end(&md->scan_ws);
+		/* Remember only a size read whole at the listed size. */
+		if (m->file_size == md->scan_read)
+			size_remember(md, m);
 		m->file_size = md->scan_read;
 		scan_close(md);
 		md->scan_next++;

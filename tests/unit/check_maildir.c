@@ -474,6 +474,16 @@ START_TEST(test_scan_budget)
 	ck_assert_uint_eq(maildir_msg(md, 1)->size, want);
 	maildir_close(md);
 
+	/* Sizes are remembered: a second login reads no message file. */
+	md = open_ok("u");
+	ck_assert_int_eq(maildir_scan_step(md, 1, &done), MAILDIR_OK);
+	ck_assert(done);
+	ck_assert_uint_eq(maildir_msg(md, 1)->size, want);
+	maildir_close(md);
+
+	/* A file rewritten since (new mtime) is read again. */
+	put("u/cur/big", msg, len, 3, 0);
+
 	/* Closing mid-scan releases the open file (ASan/valgrind). */
 	md = open_ok("u");
 	ck_assert_int_eq(maildir_scan_step(md, 100, &done), MAILDIR_OK);

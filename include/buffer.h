@@ -36,7 +36,8 @@ void buffer_read_adv(struct buffer *b, size_t n);
 
 /*
  * Pointer to the writable space and its size in *n.  Moves the readable
- * bytes to the start first when that gives more room.
+ * bytes to the start first when less than half the capacity is left at
+ * the end (a copy is only worth it when it wins much room).
  */
 uint8_t *buffer_write_ptr(struct buffer *b, size_t *n);
 /* Marks n bytes just written at buffer_write_ptr() as readable. */

@@ -30,7 +30,14 @@
  * heap only while they stream (memory per idle session stays small).
  */
 #define OUT_BUF_SIZE		1024
-#define STREAM_BUF_SIZE		(64 * 1024)
+#define STREAM_BUF_SIZE		(128 * 1024)
+
+/*
+ * All stream buffers together stay under this; past it a stream makes
+ * do with the small buffer (slower, never refused), so ten thousand
+ * clients that RETR and never read cannot exhaust memory.
+ */
+#define STREAM_MEM_BUDGET	(64u * 1024 * 1024)
 
 /* Longest single-line reply we ever build; parsing waits for this room. */
 #define MAX_REPLY_LINE		512

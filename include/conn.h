@@ -117,10 +117,10 @@ size_t conn_out_room(const struct conn *c);
 /*
  * Starts a stream: parsing pauses and on_output is called whenever out
  * has room, until conn_stream_end().  With big=true `out` grows to
- * STREAM_BUF_SIZE for the stream's life.  Returns false when memory is
- * short (nothing changes).
+ * STREAM_BUF_SIZE for the stream's life when STREAM_MEM_BUDGET allows
+ * (otherwise the stream uses the small buffer).
  */
-bool conn_stream_begin(struct conn *c, bool big);
+void conn_stream_begin(struct conn *c, bool big);
 void conn_stream_end(struct conn *c);
 
 /*

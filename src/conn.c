@@ -22,6 +22,7 @@ static struct conn *pending_head;	/* conns with work but no I/O event */
 static struct conn *closing_head;	/* conns to destroy after the pass */
 static struct conn *driving;		/* the conn drive() is working on */
 static struct conn *all_head;		/* every registered conn */
+static size_t stream_mem_used;		/* bytes lent as stream buffers */
 
 static void drive(struct conn *c);
 
@@ -102,6 +103,7 @@ shrink_out(struct conn *c)
 	buffer_move(&c->out, c->out_mem, sizeof(c->out_mem));
 	free(c->stream_mem);
 	c->stream_mem = NULL;
+	stream_mem_used -= STREAM_BUF_SIZE;
 }
 
 /*
@@ -230,6 +232,8 @@ on_unregistered(struct selector *s, int fd, void *data)
 
 	selector_timer_cancel(s, &c->idle_timer);
 	selector_timer_cancel(s, &c->late_timer);
+	if (c->stream_mem != NULL)
+		stream_mem_used -= STREAM_BUF_SIZE;
 	free(c->stream_mem);
 	c->stream_mem = NULL;
 	close(fd);
@@ -344,19 +348,21 @@ conn_out_room(const struct conn *c)
 	return buffer_free(&c->out);
 }
 
-bool
+void
 conn_stream_begin(struct conn *c, bool big)
 {
-	if (big && c->stream_mem == NULL) {
+	if (big && c->stream_mem == NULL &&
+	    stream_mem_used + STREAM_BUF_SIZE <= STREAM_MEM_BUDGET) {
 		uint8_t *mem = malloc(STREAM_BUF_SIZE);
 
-		if (mem == NULL)
-			return false;
-		buffer_move(&c->out, mem, STREAM_BUF_SIZE);
-		c->stream_mem = mem;
+		/* Without it the stream still runs, through the small one. */
+		if (mem != NULL) {
+			buffer_move(&c->out, mem, STREAM_BUF_SIZE);
+			c->stream_mem = mem;
+			stream_mem_used += STREAM_BUF_SIZE;
+		}
 	}
 	c->streaming = true;
-	return true;
 }
 
 void

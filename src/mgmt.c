@@ -251,8 +251,7 @@ cmd_users(void *sp, int argc, char **argv)
 
 	(void)argc;
 	(void)argv;
-	if (!conn_stream_begin(&s->conn, users_count(s->env->users) > 8))
-		return fail(s, "[SYS/TEMP] OUT OF MEMORY");
+	conn_stream_begin(&s->conn, users_count(s->env->users) > 8);
 	reply(s, "+OK USERS");
 	reply(s, "USER COUNT: %zu", users_count(s->env->users));
 	reply(s, "USER LIST:");

@@ -75,8 +75,7 @@ pop3_fail(struct pop3_session *s, const char *fmt, ...)
 enum cmd_result
 pop3_stream(struct pop3_session *s, pop3_producer *p, bool big)
 {
-	if (!conn_stream_begin(&s->conn, big))
-		return pop3_fail(s, "[SYS/TEMP] out of memory");
+	conn_stream_begin(&s->conn, big);
 	s->produce = p;
 	return CMD_STREAM;
 }

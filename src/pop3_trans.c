@@ -293,11 +293,7 @@ send_filtered(struct pop3_session *s, size_t n, int fd)
 		return pop3_fail(s, "[SYS/TEMP] filter failed");
 	s->filter_replied = false;
 	dotstuff_init(&s->ds, false, 0);
-	if (pop3_stream(s, produce_filtered, true) != CMD_STREAM) {
-		pop3_trans_cleanup(s);
-		return CMD_ERR;
-	}
-	return CMD_STREAM;
+	return pop3_stream(s, produce_filtered, true);
 }
 
 /* Opens message n and starts streaming it (RETR, or TOP with a limit). */
@@ -322,10 +318,7 @@ send_message(struct pop3_session *s, size_t n, bool limited, uint64_t lines)
 	}
 	s->msg_left = m->file_size;
 	dotstuff_init(&s->ds, limited, lines);
-	if (pop3_stream(s, produce_message, true) != CMD_STREAM) {
-		pop3_trans_cleanup(s);
-		return CMD_ERR;
-	}
+	pop3_stream(s, produce_message, true);
 	if (limited)
 		pop3_reply(s, "+OK top of message follows");
 	else

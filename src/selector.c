@@ -297,12 +297,17 @@ selector_timer_armed(const struct sel_timer *t)
 	return t->heap_idx != 0;
 }
 
+/*
+ * Runs the timers due now.  At most as many as were armed on entry, so
+ * a callback that re-arms itself for 0 ms waits for the next pass.
+ */
 static void
 run_timers(struct selector *s)
 {
 	uint64_t now = selector_now_ms();
+	size_t budget = s->nheap;
 
-	while (s->nheap > 0 && s->heap[0]->when_ms <= now) {
+	while (budget-- > 0 && s->nheap > 0 && s->heap[0]->when_ms <= now) {
 		struct sel_timer *t = s->heap[0];
 
 		selector_timer_cancel(s, t);

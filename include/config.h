@@ -22,22 +22,22 @@
  * Per-connection input.  Larger than one line so pipelined commands can
  * be read in one go; small because an idle session must stay cheap.
  */
-#define IN_BUF_SIZE		1024
+#define IN_BUF_SIZE		((size_t)1024)
 
 /*
  * Per-connection output kept while a session is idle: enough for any
  * single-line reply.  Multi-line replies borrow STREAM_BUF_SIZE from the
  * heap only while they stream (memory per idle session stays small).
  */
-#define OUT_BUF_SIZE		1024
-#define STREAM_BUF_SIZE		(128 * 1024)
+#define OUT_BUF_SIZE		((size_t)1024)
+#define STREAM_BUF_SIZE		((size_t)128 * 1024)
 
 /*
  * All stream buffers together stay under this; past it a stream makes
  * do with the small buffer (slower, never refused), so ten thousand
  * clients that RETR and never read cannot exhaust memory.
  */
-#define STREAM_MEM_BUDGET	(64u * 1024 * 1024)
+#define STREAM_MEM_BUDGET	((size_t)64 * 1024 * 1024)
 
 /* Longest single-line reply we ever build; parsing waits for this room. */
 #define MAX_REPLY_LINE		512
@@ -46,7 +46,7 @@
 #define MAX_CMDS_PER_PASS	16
 
 /* Bytes a stream may produce per write callback (fairness per pass). */
-#define MAX_STREAM_PER_PASS	(256 * 1024)
+#define MAX_STREAM_PER_PASS	((size_t)256 * 1024)
 
 /* RFC 1939 section 3: the autologout timer is at least 10 minutes. */
 #define DEFAULT_IDLE_TIMEOUT	600
@@ -97,6 +97,6 @@
 #define MAX_MAILDROP_MSGS	1000000
 
 /* Bytes of message files read per pass while sizing a maildrop. */
-#define SCAN_BYTES_PER_PASS	(4 * 1024 * 1024)
+#define SCAN_BYTES_PER_PASS	((size_t)4 * 1024 * 1024)
 
 #endif

@@ -50,7 +50,7 @@ size_t dotstuff_feed(struct dotstuff *ds, const uint8_t *src, size_t n,
 bool dotstuff_done(const struct dotstuff *ds);
 
 /* Room dotstuff_end() needs at most. */
-#define DOTSTUFF_END_MAX 5
+#define DOTSTUFF_END_MAX ((size_t)5)
 
 /*
  * Ends the message: a CRLF if the last line lacked a line end, then

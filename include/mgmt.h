@@ -7,6 +7,8 @@
 #ifndef POP3D_MGMT_H
 #define POP3D_MGMT_H
 
+#include <stdint.h>
+
 #include "selector.h"
 #include "settings.h"
 #include "users.h"
@@ -23,7 +25,7 @@ struct mgmt_env {
 };
 
 /* Idle timeout of MGMT sessions themselves, milliseconds. */
-#define MGMT_IDLE_MS	(600 * 1000)
+#define MGMT_IDLE_MS	((uint64_t)600 * 1000)
 
 /*
  * Starts a session on the accepted, non-blocking socket fd and greets.

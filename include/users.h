@@ -120,7 +120,7 @@ size_t users_max(const struct users *u);
  * releases the lock if `holder` holds it.
  */
 bool users_lock(struct users *u, const char *name, void *holder);
-void users_unlock(struct users *u, const char *name, void *holder);
+void users_unlock(struct users *u, const char *name, const void *holder);
 /* The holder of name's lock, or NULL. */
 void *users_lock_holder(const struct users *u, const char *name);
 

@@ -211,8 +211,8 @@ on_stderr_readable(struct selector *s, int fd, void *data)
 		} else if (f->errlen < ERR_LINE_MAX) {
 			unsigned char c = (unsigned char)buf[i];
 
-			f->errline[f->errlen++] = c >= 0x20 && c < 0x7f ?
-			    (char)c : '?';
+			f->errline[f->errlen++] =
+			    (char)(c >= 0x20 && c < 0x7f ? c : '?');
 			f->errline[f->errlen] = '\0';
 		}
 	}

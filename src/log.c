@@ -119,7 +119,7 @@ log_sanitize(char *dst, size_t cap, const char *src)
 	for (; src[i] != '\0' && i + 1 < cap; i++) {
 		unsigned char c = (unsigned char)src[i];
 
-		dst[i] = (c > 0x20 && c < 0x7f) ? (char)c : '?';
+		dst[i] = (char)((c > 0x20 && c < 0x7f) ? c : '?');
 	}
 	dst[i] = '\0';
 	return dst;

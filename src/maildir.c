@@ -341,7 +341,9 @@ uid_dedup(struct mail_msg **by, size_t n, const struct mail_msg *base,
 {
 	size_t i, j, changed = 0;
 
-	qsort(by, n, sizeof(*by), msg_uid_cmp);
+	/* An array of pointers: sizeof(pointer) is meant. */
+	qsort(by, n, sizeof(*by), /* NOLINT(bugprone-sizeof-expression) */
+	    msg_uid_cmp);
 	/* by[i] heads a run of equal UIDs and keeps its own. */
 	for (i = 0; i < n; i = j) {
 		for (j = i + 1; j < n && strcmp(by[j]->uid, by[i]->uid) == 0;
@@ -369,6 +371,7 @@ assign_uids(struct mail_msg *msgs, size_t n)
 		uid_from_name(msgs[i].uid, msgs[i].file);
 	if (n < 2)
 		return MAILDIR_OK;
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers are meant */
 	if ((by = malloc(n * sizeof(*by))) == NULL)
 		return MAILDIR_NOMEM;
 	for (i = 0; i < n; i++)

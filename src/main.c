@@ -257,7 +257,7 @@ prepare_users(struct options *o, struct users **out)
 		memset(pw, 0, sizeof(pw));
 		changed = true;
 	}
-	if (changed && (st = users_save(u)) != USERS_OK) {
+	if (changed && users_save(u) != USERS_OK) {
 		fprintf(stderr, "pop3server: cannot write %s: %s\n",
 		    o->users_file, strerror(errno));
 		users_free(u);

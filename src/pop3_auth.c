@@ -286,7 +286,9 @@ pop3_cmd_capa(void *sp, int argc, char **argv)
 	static const char *const caps[] = {
 		"+OK capability list follows", "USER", "TOP", "UIDL",
 		"PIPELINING", "RESP-CODES", "AUTH-RESP-CODE", "SASL PLAIN",
-		"EXPIRE NEVER", "IMPLEMENTATION " POP3D_NAME "-" POP3D_VERSION,
+		"EXPIRE NEVER",
+		/* NOLINTNEXTLINE(bugprone-suspicious-missing-comma) */
+		"IMPLEMENTATION " POP3D_NAME "-" POP3D_VERSION,
 		".",
 	};
 	struct pop3_session *s = sp;

@@ -97,7 +97,7 @@ static void
 peer_text(const struct sockaddr_storage *ss, char *out, size_t cap)
 {
 	char host[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
+	unsigned port;
 
 	if (ss->ss_family == AF_INET) {
 		const struct sockaddr_in *in = (const void *)ss;

@@ -581,6 +581,9 @@ sbuf_add(struct sbuf *b, const char *s, size_t n)
 	size_t ncap;
 	char *p;
 
+	if (n == 0)
+		return;
+
 	if (b->failed)
 		return;
 	if (b->cap - b->len < n) {
@@ -1122,7 +1125,7 @@ users_lock(struct users *u, const char *name, void *holder)
 }
 
 void
-users_unlock(struct users *u, const char *name, void *holder)
+users_unlock(struct users *u, const char *name, const void *holder)
 {
 	struct lock **pp, *l;
 

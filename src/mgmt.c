@@ -178,7 +178,8 @@ static enum cmd_result
 cmd_historic(void *sp, int argc, char **argv)
 {
 	(void)argc;
-	return figure(sp, argv[0], "HISTORIC CONNECTIONS",
+	(void)argv;
+	return figure(sp, "HISTORIC_CONNEC", "HISTORIC CONNECTIONS",
 	    (unsigned long long)stats_get()->historic);
 }
 
@@ -186,7 +187,8 @@ static enum cmd_result
 cmd_live(void *sp, int argc, char **argv)
 {
 	(void)argc;
-	return figure(sp, argv[0], "LIVE CONNECTIONS",
+	(void)argv;
+	return figure(sp, "LIVE_CONNEC", "LIVE CONNECTIONS",
 	    (unsigned long long)stats_get()->live);
 }
 

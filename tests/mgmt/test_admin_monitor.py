@@ -1,0 +1,308 @@
+"""bin/admin_monitor: what it prints for every command (greeting, +OK USER,
++OK PASS, the reply without the '.' terminator, +OK GOODBYE), its exit
+statuses (0 +OK, 1 -ERR, 2 usage, 3 connection trouble), the password
+read from standard input, and its --timeout."""
+import threading
+import unittest
+
+from mgmtlib import (ADMIN_PW, GREETING, MONITOR_BIN, STATUS_KEYS,
+                     FAIL_DELAY_MIN, GreetThenClose, MgmtServer,
+                     SilentListener, free_port, monitor, parse_figures,
+                     run_monitor)
+
+HEAD = [GREETING, "+OK USER", "+OK PASS"]
+TAIL = ["+OK GOODBYE"]
+
+FLAGS = ["-HELP", "-HISTORIC_CONNEC", "-LIVE_CONNEC", "-BYTES_TRANS",
+         "-USERS", "-STATUS", "-MAX_USERS", "-MAX_CONNECTIONS",
+         "-IDLE_TIMEOUT", "-TIMEOUT", "-DELETE_USER", "-ADD_USER",
+         "-RESET_USER_PASSWORD", "-CHANGE_PASSWORD", "-CAPA", "-NOOP"]
+
+
+class MonitorCommands(unittest.TestCase):
+    """Every command through admin_monitor, on one shared server."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = MgmtServer().__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.__exit__(None, None, None)
+
+    def run_ok(self, *args):
+        r = self.srv.monitor(*args)
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.lines[:3], HEAD, r)
+        self.assertEqual(r.lines[-1:], TAIL, r)
+        self.assertNotIn(".", r.lines, r)
+        self.assertNotIn("", r.lines, r)
+        return r.lines[3:-1]
+
+    def run_err(self, reply, *args):
+        r = self.srv.monitor(*args)
+        self.assertEqual(r.rc, 1, r)
+        self.assertEqual(r.lines, HEAD + [reply] + TAIL, r)
+
+    def raw(self, command):
+        m = self.srv.mgmt()
+        try:
+            return m.run(command)
+        finally:
+            m.close()
+
+    def status(self):
+        m = self.srv.mgmt()
+        try:
+            return m.status()
+        finally:
+            m.close()
+
+    def test_noop(self):
+        self.assertEqual(self.run_ok("-NOOP"), ["+OK NOOP"])
+
+    def test_status(self):
+        out = self.run_ok("-STATUS")
+        self.assertEqual(out[0], "+OK STATUS")
+        self.assertEqual(sorted(parse_figures(out[1:])), sorted(STATUS_KEYS))
+        self.assertEqual(len(out), 1 + len(STATUS_KEYS))
+
+    def test_historic_connec(self):
+        out = self.run_ok("-HISTORIC_CONNEC")
+        self.assertEqual(out[0], "+OK HISTORIC_CONNEC")
+        self.assertRegex("\n".join(out[1:]), r"^HISTORIC CONNECTIONS: \d+$")
+
+    def test_live_connec(self):
+        out = self.run_ok("-LIVE_CONNEC")
+        self.assertEqual(out[0], "+OK LIVE_CONNEC")
+        self.assertRegex("\n".join(out[1:]), r"^LIVE CONNECTIONS: \d+$")
+
+    def test_bytes_trans(self):
+        out = self.run_ok("-BYTES_TRANS")
+        self.assertEqual(out[0], "+OK BYTES_TRANS")
+        self.assertEqual(sorted(parse_figures(out[1:])),
+                         ["BYTES RECEIVED", "BYTES SENT"])
+
+    def test_users(self):
+        out = self.run_ok("-USERS")
+        first, body = self.raw("USERS")
+        self.assertEqual(out, [first] + body)
+        self.assertEqual(out[1], "USER COUNT: %d" % (len(out) - 3))
+        self.assertEqual(out[2], "USER LIST:")
+
+    def test_capa(self):
+        out = self.run_ok("-CAPA")
+        first, body = self.raw("CAPA")
+        self.assertEqual(out, [first] + body)
+        self.assertEqual(out[0], "+OK CAPA")
+
+    def test_max_users(self):
+        out = self.run_ok("-MAX_USERS", "4242")
+        self.assertEqual(out, ["+OK MAX_USERS",
+                               "MAX USERS CHANGED SUCCESSFULLY"])
+        self.assertEqual(self.status()["MAX USERS"], 4242)
+
+    def test_max_connections(self):
+        out = self.run_ok("-MAX_CONNECTIONS", "321")
+        self.assertEqual(out, ["+OK MAX_CONNEC CHANGED"])
+        self.assertEqual(self.status()["MAX CONNECTIONS"], 321)
+
+    def test_idle_timeout(self):
+        out = self.run_ok("-IDLE_TIMEOUT", "123")
+        self.assertEqual(out, ["+OK IDLE_TIMEOUT CHANGED"])
+        self.assertEqual(self.status()["IDLE TIMEOUT"], 123)
+
+    def test_timeout(self):
+        r = self.srv.monitor("-TIMEOUT", "1")
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.lines, HEAD + ["+OK TIMEOUT COMPLETED"] + TAIL, r)
+        self.assertGreaterEqual(r.elapsed, 1.0)
+        self.assertLess(r.elapsed, 4.0)
+
+    def test_add_and_delete_user(self):
+        out = self.run_ok("-ADD_USER", "quinn", "Quinn-Pw-1")
+        self.assertEqual(out, ["+OK ADD_USER", "USER ADDED SUCCESSFULLY"])
+        self.assertIn("quinn", self.raw("USERS")[1])
+        out = self.run_ok("-DELETE_USER", "quinn")
+        self.assertEqual(out, ["+OK DELETE_USER", "USER DELETED SUCCESSFULLY"])
+        self.assertNotIn("quinn", self.raw("USERS")[1])
+
+    def test_reset_user_password(self):
+        out = self.run_ok("-RESET_USER_PASSWORD", "bob")
+        self.assertEqual(out, ["+OK RESET_USER_PASSWORD",
+                               "PASSWORD RESET SUCCESSFULLY"])
+        c = self.srv.client()
+        try:
+            c.login("bob", "bob")
+        finally:
+            c.close()
+
+    def test_failures_exit_1(self):
+        for args, reply in (
+                (("-MAX_USERS", "0"), "-ERR INVALID MAX USERS"),
+                (("-MAX_USERS", "abc"), "-ERR INVALID MAX USERS"),
+                (("-MAX_CONNECTIONS", "0"), "-ERR INVALID MAX CONNECTIONS"),
+                (("-MAX_CONNECTIONS", "100000000"),
+                 "-ERR INVALID MAX CONNECTIONS"),
+                (("-IDLE_TIMEOUT", "9"), "-ERR INVALID IDLE TIMEOUT"),
+                (("-IDLE_TIMEOUT", "86401"), "-ERR INVALID IDLE TIMEOUT"),
+                (("-TIMEOUT", "0"), "-ERR INVALID TIMEOUT"),
+                (("-TIMEOUT", "3601"), "-ERR INVALID TIMEOUT"),
+                (("-DELETE_USER", "admin"), "-ERR ADMIN CANNOT BE DELETED"),
+                (("-DELETE_USER", "ghost"), "-ERR USER NOT FOUND"),
+                (("-ADD_USER", "alice", "x1234"), "-ERR USER ALREADY EXISTS"),
+                (("-ADD_USER", "../x", "x1234"), "-ERR INVALID USER NAME"),
+                (("-RESET_USER_PASSWORD", "ghost"), "-ERR USER NOT FOUND"),
+                (("-CHANGE_PASSWORD", "not-it", "new-pw-1"),
+                 "-ERR WRONG PASSWORD"),
+                (("-CHANGE_PASSWORD", ADMIN_PW, "p" * 129),
+                 "-ERR INVALID PASSWORD")):
+            with self.subTest(args=args):
+                self.run_err(reply, *args)
+
+    def test_help(self):
+        r = run_monitor([MONITOR_BIN, "-HELP"])
+        self.assertEqual(r.rc, 0, r)
+        for flag in FLAGS:
+            self.assertIn(flag, r.stdout)
+
+    def test_password_from_stdin(self):
+        r = self.srv.monitor("-NOOP", password="-",
+                             stdin=(ADMIN_PW + "\n").encode())
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.lines, HEAD + ["+OK NOOP"] + TAIL)
+        self.assertNotIn(ADMIN_PW, " ".join(r.argv))
+
+    def test_wrong_password_from_stdin(self):
+        r = self.srv.monitor("-NOOP", password="-", stdin=b"not-the-pw\n")
+        self.assertEqual(r.rc, 1, r)
+
+
+class MonitorLogin(unittest.TestCase):
+    def test_wrong_password_exit_1(self):
+        with MgmtServer() as srv:
+            r = srv.monitor("-ADD_USER", "rita", "Rita-Pw-1",
+                            password="wrong-pw")
+            self.assertEqual(r.rc, 1, r)
+            self.assertEqual(r.lines[:2], HEAD[:2], r)
+            self.assertTrue(r.lines[2].startswith("-ERR"), r)
+            self.assertNotIn("+OK ADD_USER", r.lines)
+            self.assertGreaterEqual(r.elapsed, FAIL_DELAY_MIN)
+            m = srv.mgmt()
+            self.assertNotIn("rita", m.ok("USERS"))
+            m.close()
+
+    def test_non_admin_exit_1(self):
+        with MgmtServer() as srv:
+            r = srv.monitor("-NOOP", user="alice", password="secret")
+            self.assertEqual(r.rc, 1, r)
+            self.assertEqual(r.lines[0], GREETING)
+            self.assertTrue(r.lines[1].startswith("-ERR"), r)
+            self.assertNotIn("+OK NOOP", r.lines)
+
+    def test_add_user_at_the_max_exit_1(self):
+        with MgmtServer() as srv:
+            r = srv.monitor("-MAX_USERS", "3")
+            self.assertEqual(r.rc, 0, r)
+            r = srv.monitor("-ADD_USER", "sam", "Sam-Pw-1")
+            self.assertEqual(r.rc, 1, r)
+            self.assertEqual(r.lines, HEAD + ["-ERR MAX USERS REACHED"]
+                             + TAIL, r)
+
+    def test_change_password(self):
+        with MgmtServer() as srv:
+            r = srv.monitor("-CHANGE_PASSWORD", ADMIN_PW, "Mon-New-Pw-3")
+            self.assertEqual(r.rc, 0, r)
+            self.assertEqual(r.lines, HEAD + ["+OK CHANGE_PASSWORD",
+                                              "PASSWORD CHANGED SUCCESSFULLY"]
+                             + TAIL, r)
+            r = srv.monitor("-NOOP", password="Mon-New-Pw-3")
+            self.assertEqual(r.rc, 0, r)
+
+
+class MonitorUsage(unittest.TestCase):
+    """Usage errors exit 2 before connecting: the port given has nothing
+    listening, so a connection attempt would end in 3."""
+
+    def setUp(self):
+        self.port = free_port()
+
+    def usage(self, *args, **kw):
+        r = monitor(*args, port=self.port, **kw)
+        self.assertEqual(r.rc, 2, r)
+        self.assertTrue(r.stderr.strip(), "no message: %r" % r)
+        return r
+
+    def test_other_versions(self):
+        for v in ("2.0", "1", "1.1", "1.0.0", "v1.0", "0.9"):
+            with self.subTest(version=v):
+                r = self.usage("-NOOP", version=v)
+                self.assertIn("version", r.stderr.lower())
+
+    def test_unknown_command_flag(self):
+        for flag in ("-FOO", "-STAT", "STATUS", "--STATUS", "-MAX_CONNEC"):
+            with self.subTest(flag=flag):
+                self.usage(flag)
+
+    def test_wrong_number_of_command_arguments(self):
+        for args in (("-MAX_USERS",), ("-ADD_USER", "onlyname"),
+                     ("-STATUS", "extra"), ("-CHANGE_PASSWORD", "old"),
+                     ("-TIMEOUT",)):
+            with self.subTest(args=args):
+                self.usage(*args)
+
+    def test_missing_arguments(self):
+        r = run_monitor([MONITOR_BIN, "--port", str(self.port), "1.0",
+                         "admin"])
+        self.assertEqual(r.rc, 2, r)
+        self.assertTrue(r.stderr.strip())
+
+    def test_unknown_option(self):
+        r = run_monitor([MONITOR_BIN, "--bogus", "x", "--port",
+                         str(self.port), "1.0", "admin", "pw", "-NOOP"])
+        self.assertEqual(r.rc, 2, r)
+
+
+class MonitorConnection(unittest.TestCase):
+    def test_nothing_listening_exit_3(self):
+        r = monitor("-NOOP", port=free_port(), options=["--timeout", "2"])
+        self.assertEqual(r.rc, 3, r)
+        self.assertTrue(r.stderr.strip())
+        self.assertLess(r.elapsed, 3.0)
+
+    def test_silent_server_exit_3_within_timeout(self):
+        s = SilentListener()
+        try:
+            r = monitor("-NOOP", port=s.port, options=["--timeout", "2"],
+                        limit=20)
+        finally:
+            s.close()
+        self.assertEqual(r.rc, 3, r)
+        self.assertGreaterEqual(r.elapsed, 1.5, r)
+        self.assertLessEqual(r.elapsed, 4.5, r)
+
+    def test_connection_closed_by_server_exit_3(self):
+        s = GreetThenClose()
+        try:
+            r = monitor("-NOOP", port=s.port, options=["--timeout", "5"])
+        finally:
+            s.close()
+        self.assertEqual(r.rc, 3, r)
+        self.assertLess(r.elapsed, 4.0)
+
+    def test_server_killed_after_login_exit_3(self):
+        """The server goes away while the client waits for the TIMEOUT
+        reply: a broken connection is exit 3."""
+        with MgmtServer() as srv:
+            t = threading.Timer(0.5, srv.stop)
+            t.start()
+            try:
+                r = srv.monitor("-TIMEOUT", "5", options=["--timeout", "2"])
+            finally:
+                t.join()
+            self.assertEqual(r.rc, 3, r)
+            self.assertEqual(r.lines[:3], HEAD, r)
+
+
+if __name__ == "__main__":
+    unittest.main()

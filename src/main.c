@@ -25,6 +25,7 @@
 #include "log.h"
 #include "proto.h"
 #include "server.h"
+#include "settings.h"
 #include "users.h"
 
 #define EXIT_USAGE 2
@@ -35,6 +36,7 @@ struct options {
 	const char *users_file;
 	const char *log_file;
 	const char *run_as;		/* -g: drop to this user */
+	bool allow_root;		/* --allow-root: root is intended */
 	char *cli_users[MAX_CLI_USERS];	/* "name:password", from -u */
 	size_t ncli_users;
 };
@@ -61,6 +63,7 @@ usage(FILE *f)
 	    "  -m N         maximum connections (default: descriptor limit)\n"
 	    "  --log FILE   access log file (default: standard error)\n"
 	    "  -g USER      after binding, drop root privileges to USER\n"
+	    "  --allow-root serve as root without -g (no warning)\n"
 	    "  -v           print the version and exit\n"
 	    "  -h           print this help and exit\n",
 	    DEFAULT_POP3_PORT, DEFAULT_MGMT_PORT, DEFAULT_MAIL_ROOT,
@@ -121,6 +124,7 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "log", required_argument, NULL, 'o' },
 		{ "filter-timeout", required_argument, NULL, 'F' },
 		{ "user", required_argument, NULL, 'g' },
+		{ "allow-root", no_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'v' },
 		{ NULL, 0, NULL, 0 },
@@ -184,6 +188,9 @@ parse_options(int argc, char **argv, struct options *o)
 		case 'g':
 			o->run_as = optarg;
 			break;
+		case 'R':
+			o->allow_root = true;
+			break;
 		case 'F':
 			o->server.filter_limit_s = (unsigned)number(optarg, 1,
 			    86400, "--filter-timeout seconds");
@@ -211,6 +218,24 @@ parse_options(int argc, char **argv, struct options *o)
 		    o->server.mail_root);
 }
 
+/*
+ * Adds an account at start.  The command line and the administrator
+ * are not bound by MAX_USERS (an MGMT limit on ADD_USER): the limit is
+ * raised to fit them, with a warning.
+ */
+static enum users_status
+add_at_start(struct users *u, const char *name, const char *password)
+{
+	enum users_status st = users_add(u, name, password);
+
+	if (st != USERS_FULL)
+		return st;
+	fprintf(stderr, "pop3server: warning: max users raised to %zu to "
+	    "add '%s'\n", users_count(u) + 1, name);
+	st = users_set_setting(u, SETTING_MAX_USERS, users_count(u) + 1);
+	return st == USERS_OK ? users_add(u, name, password) : st;
+}
+
 /* Applies -u and creates a missing admin; saves if anything changed. */
 static int
 prepare_users(struct options *o, struct users **out)
@@ -231,7 +256,7 @@ prepare_users(struct options *o, struct users **out)
 		*colon = '\0';
 		st = users_exists(u, o->cli_users[i]) ?
 		    users_set_password(u, o->cli_users[i], colon + 1) :
-		    users_add(u, o->cli_users[i], colon + 1);
+		    add_at_start(u, o->cli_users[i], colon + 1);
 		/* The clear password is not needed any more. */
 		memset(colon + 1, 0, strlen(colon + 1));
 		if (st != USERS_OK) {
@@ -246,7 +271,7 @@ prepare_users(struct options *o, struct users **out)
 		char pw[17];
 
 		if (!users_random_password(pw, sizeof(pw)) ||
-		    users_add(u, "admin", pw) != USERS_OK) {
+		    add_at_start(u, "admin", pw) != USERS_OK) {
 			fprintf(stderr, "pop3server: cannot create the "
 			    "administrator\n");
 			users_free(u);
@@ -369,9 +394,13 @@ main(int argc, char **argv)
 		server_shutdown();
 		return EXIT_FAILURE;
 	}
-	if (getuid() == 0 || geteuid() == 0)
+	/*
+	 * Serving as root is allowed (many test rigs and containers run as
+	 * root) but never silently: --allow-root says it is intended.
+	 */
+	if ((getuid() == 0 || geteuid() == 0) && !o.allow_root)
 		log_warn("serving mail as root; use -g USER to drop "
-		    "privileges after binding");
+		    "privileges after binding, or --allow-root");
 	if (prepare_users(&o, &users) < 0) {
 		server_shutdown();
 		return EXIT_FAILURE;

@@ -37,7 +37,7 @@ PROGRAMS  := $(BINDIR)/pop3server $(if $(wildcard src/admin_monitor.c),$(BINDIR)
 DEPS := $(LIB_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(BUILD)/main.d $(BUILD)/admin_monitor.d
 
 .PHONY: all run test check unit protocol e2e sanitize asan headers format clean help deps \
-        install uninstall lint
+        install uninstall lint valgrind
 
 PREFIX   ?= /usr/local
 DESTDIR  ?=
@@ -82,6 +82,19 @@ deps:
 
 unit: $(BUILD)/check_all
 	$(BUILD)/check_all
+
+protocol: all
+	python3 tests/protocol/run.py
+
+e2e: all
+	python3 tests/e2e/run.py
+
+# The unit suites in one process under valgrind memcheck, then a POP3
+# session set against a server under valgrind: no error, no leak.
+valgrind: all $(BUILD)/check_all
+	CK_FORK=no valgrind -q --error-exitcode=1 --leak-check=full \
+	    --errors-for-leak-kinds=definite $(BUILD)/check_all
+	tests/valgrind.sh
 
 # The whole suite; the last line it prints is "N passed, M failed".
 test: deps
@@ -142,6 +155,8 @@ help:
 	@echo 'make run        run the demo server on port 1110 (see README)'
 	@echo 'make test       install test tools if missing, run every test'
 	@echo 'make unit       unit tests only (Check)'
+	@echo 'make protocol   black-box POP3 tests only (also: make e2e)'
+	@echo 'make valgrind   unit tests and a session set under memcheck'
 	@echo 'make asan       the whole suite under ASan + UBSan'
 	@echo 'make headers    compile every header on its own'
 	@echo 'make lint       cppcheck and clang-tidy, no finding allowed'
@@ -152,3 +167,4 @@ help:
 -include $(DEPS)
 
 -include bench/bench.mk
+-include tests/fuzz/fuzz.mk

@@ -6,9 +6,10 @@
  * which appends replies to `out` and produces streams; the protocol
  * never touches the socket and never frees the conn.
  *
- * Reading stops while the protocol cannot answer (output nearly full, a
- * stream running, a reply pending on a timer), so a client that sends
- * faster than it reads gets bounded memory.  Output is written at once;
+ * Parsing stops while the protocol cannot answer (output nearly full, a
+ * stream running, a reply pending on a timer); reading goes on only
+ * until the 1 KiB input buffer is full, so a client that sends faster
+ * than it reads gets bounded memory.  Output is written at once;
  * writability is watched only while bytes remain (Redis).
  */
 #ifndef POP3D_CONN_H

@@ -13,7 +13,7 @@ struct stats {
 	uint64_t live;		/* POP3 connections open now */
 	uint64_t bytes_in;	/* octets read from POP3 client sockets */
 	uint64_t bytes_out;	/* octets written to POP3 client sockets */
-	time_t started;		/* when stats_init() ran */
+	time_t started;		/* when stats_init() ran (monotonic) */
 };
 
 /* Zeroes the counters and notes the start time. */

@@ -166,6 +166,12 @@ drive(struct conn *c)
 	if (c->closing)
 		return;
 	driving = c;
+	if (c->frozen) {
+		/* Paused: even queued replies wait for the thaw. */
+		driving = outer;
+		update_interest(c);
+		return;
+	}
 	if (!c->input_idle)
 		parse(c);
 	pump(c);
@@ -263,9 +269,14 @@ on_idle_timer(struct selector *s, void *data)
 
 	if (c->closing)
 		return;
-	if (c->frozen || now < deadline) {
-		/* A paused service never counts against the idle timer. */
-		uint64_t left = c->frozen ? c->idle_ms : deadline - now;
+	if (c->frozen || c->held || now < deadline) {
+		/*
+		 * A paused service never counts against the idle timer, nor
+		 * does a client waiting for our answer (a login being
+		 * checked, an MGMT TIMEOUT running).
+		 */
+		uint64_t left = c->frozen || c->held ? c->idle_ms :
+		    deadline - now;
 
 		selector_timer_arm(s, &c->idle_timer, left, on_idle_timer, c);
 		return;

@@ -166,6 +166,7 @@ on_stdout_readable(struct selector *s, int fd, void *data)
 
 	if (n == 0) {
 		selector_set_interest(s, fd, SEL_NONE);
+		selector_timer_cancel(s, &f->timer);
 		return;
 	}
 	r = read(fd, p, n);
@@ -177,8 +178,14 @@ on_stdout_readable(struct selector *s, int fd, void *data)
 		buffer_write_adv(&f->out, (size_t)r);
 		f->produced = true;
 		touch(f);
-		if (buffer_free(&f->out) == 0)
+		/*
+		 * Full: the client is the slow one now, so the filter's
+		 * silence clock stops until filter_take() makes room.
+		 */
+		if (buffer_free(&f->out) == 0) {
 			selector_set_interest(s, fd, SEL_NONE);
+			selector_timer_cancel(s, &f->timer);
+		}
 	}
 	tell(f);
 }

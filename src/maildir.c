@@ -470,10 +470,6 @@ scan_close(struct maildrop *md)
 }
 
 /*
- * Opens message md->scan_next for sizing.  Returns MAILDIR_OK with
- * scan_fd set, MAILDIR_GONE when the file vanished, or MAILDIR_IO.
- */
-/*
  * Sizes already computed, kept across sessions: a client that logs in
  * every few minutes must not make us read its whole maildrop each time
  * (Dovecot keeps sizes in its index for the same reason).  A small
@@ -535,6 +531,10 @@ size_remember(const struct maildrop *md, const struct mail_msg *m)
 		    m->size };
 }
 
+/*
+ * Opens message md->scan_next for sizing.  Returns MAILDIR_OK with
+ * scan_fd set, MAILDIR_GONE when the file vanished, or MAILDIR_IO.
+ */
 static enum maildir_status
 scan_open(struct maildrop *md)
 {

@@ -543,7 +543,7 @@ outcome(struct mgmt_session *s, enum cmd_result r)
 		reply(s, "+OK");
 		break;
 	case CMD_ERR:
-		why = s->err;
+		why = s->err != NULL ? s->err : "[SYS/TEMP] COMMAND FAILED";
 		break;
 	case CMD_UNKNOWN:
 		why = "UNKNOWN COMMAND";

@@ -130,9 +130,12 @@ outcome(struct pop3_session *s, enum cmd_result r)
 	case CMD_NEXT:
 		s->bad_cmds = 0;
 		return s->next_state;
+	case CMD_PENDING:
+		/* Not a success yet: a failed login keeps the streak. */
+		s->err = NULL;
+		return stm_state(&s->stm);
 	case CMD_REPLIED:
 	case CMD_STREAM:
-	case CMD_PENDING:
 		break;
 	}
 	s->err = NULL;
@@ -163,6 +166,9 @@ pop3_read(void *ctx)
 	struct pop3_session *s = ctx;
 	enum cmd_result r;
 
+	/* A broken line cannot be a SASL response: the exchange ends. */
+	if (s->line_status != LINE_OK)
+		s->sasl_wait = false;
 	switch (s->line_status) {
 	case LINE_TOO_LONG:
 		r = pop3_fail(s, "line too long");

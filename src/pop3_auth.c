@@ -135,9 +135,15 @@ static enum cmd_result
 try_login(struct pop3_session *s, char *password)
 {
 	struct pending_login *p;
-	bool cached = s->user[0] != '\0' &&
-	    users_verify_cached(s->env->users, s->user, password);
+	bool cached;
 
+	/* Longer than any stored password can be: wrong, and not copied. */
+	if (strlen(password) > PASSWORD_MAX) {
+		wipe(password, strlen(password));
+		return login_failed(s);
+	}
+	cached = s->user[0] != '\0' &&
+	    users_verify_cached(s->env->users, s->user, password);
 	if (cached) {
 		wipe(password, strlen(password));
 		return open_maildrop(s);

@@ -136,13 +136,14 @@ peer_text(const struct sockaddr_storage *ss, char *out, size_t cap)
 
 /* One best-effort line, then close: never blocks, never waits. */
 static void
-refuse(int fd, const char *line, const char *peer, const char *why)
+refuse(int fd, const char *line, const char *service, const char *peer,
+    const char *why)
 {
 	if (send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-		log_warn("pop3 %s refused (%s); could not tell it: %s", peer,
-		    why, strerror(errno));
+		log_warn("%s %s refused (%s); could not tell it: %s", service,
+		    peer, why, strerror(errno));
 	else
-		log_warn("pop3 %s refused: %s", peer, why);
+		log_warn("%s %s refused: %s", service, peer, why);
 	close(fd);
 }
 
@@ -160,7 +161,8 @@ refuse_at_limit(int lfd, bool pop3)
 	if (fd >= 0) {
 		if (pop3)
 			stats_accepted();
-		refuse(fd, BUSY, "-", "out of descriptors");
+		refuse(fd, BUSY, pop3 ? "pop3" : "mgmt", "-",
+		    "out of descriptors");
 	}
 	srv.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
@@ -176,11 +178,11 @@ admit(int fd, const struct sockaddr_storage *ss)
 		return;
 	}
 	if (stats_get()->live >= srv.settings.max_conn) {
-		refuse(fd, TOO_MANY, peer, "too many connections");
+		refuse(fd, TOO_MANY, "pop3", peer, "too many connections");
 		return;
 	}
 	if (pop3_session_new(&srv.pop3, fd, peer) < 0)
-		refuse(fd, BUSY, peer, "no room in the reactor");
+		refuse(fd, BUSY, "pop3", peer, "no room in the reactor");
 }
 
 /* Accepts a batch; `pop3` picks the service (and the admission rules). */
@@ -210,7 +212,8 @@ accept_batch(int lfd, bool pop3)
 		peer_text(&ss, peer, sizeof(peer));
 		if (prepare_client(fd) < 0 ||
 		    mgmt_session_new(&srv.mgmt, fd, peer) < 0)
-			refuse(fd, BUSY, peer, "no room in the reactor");
+			refuse(fd, BUSY, "mgmt", peer,
+			    "no room in the reactor");
 	}
 }
 
@@ -447,9 +450,10 @@ load_settings(const struct server_config *cfg, struct users *users,
 	    users_setting(users, SETTING_MAX_CONN, 0) != 0)
 		log_warn("max connections %zu saved by MGMT overrides -m",
 		    set->max_conn);
-	if (set->idle_s != cfg->idle_s)
-		log_warn("idle timeout %us saved by MGMT overrides -T",
-		    set->idle_s);
+	if (users_setting(users, SETTING_IDLE, 0) != 0 &&
+	    set->idle_s != cfg->idle_s)
+		log_warn("idle timeout %us saved by MGMT overrides the "
+		    "command line", set->idle_s);
 	free(set->filter);
 	set->filter = NULL;
 	if (users_setting_text(users, SETTING_FILTER) != NULL)

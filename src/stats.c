@@ -9,11 +9,21 @@
 
 static struct stats st;
 
+/* Monotonic seconds: UPTIME must not jump when the clock is set. */
+static time_t
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
 void
 stats_init(void)
 {
 	memset(&st, 0, sizeof(st));
-	st.started = time(NULL);
+	st.started = now_s();
 }
 
 void
@@ -56,7 +66,7 @@ stats_get(void)
 uint64_t
 stats_uptime(void)
 {
-	time_t now = time(NULL);
+	time_t now = now_s();
 
 	return now > st.started ? (uint64_t)(now - st.started) : 0;
 }

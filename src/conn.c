@@ -172,6 +172,18 @@ drive(struct conn *c)
 		update_interest(c);
 		return;
 	}
+	/*
+	 * A client that hung up while its reply waits on a pipe (a filter
+	 * not done yet) would otherwise keep that filter, and its maildrop
+	 * lock, until the filter gives up: nothing is written, so nothing
+	 * fails.  A half-closed client loses its filtered RETR here; that
+	 * is the price.
+	 */
+	if (c->eof && c->streaming && c->stream_waiting) {
+		driving = outer;
+		conn_close_soon(c, END_DISCONNECT);
+		return;
+	}
 	if (!c->input_idle)
 		parse(c);
 	pump(c);

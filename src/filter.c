@@ -190,39 +190,56 @@ on_stdout_readable(struct selector *s, int fd, void *data)
 	tell(f);
 }
 
-/* Logs the child's stderr, one line at a time, truncated. */
+/* Logs the pending stderr line, if any. */
+static void
+log_err_line(struct filter *f)
+{
+	if (f->errlen == 0)
+		return;
+	f->errline[f->errlen] = '\0';
+	log_warn("pop3[%lu] filter: %s", f->log_id, f->errline);
+	f->errlen = 0;
+}
+
+enum drain { DRAIN_MORE, DRAIN_WAIT, DRAIN_END };
+
+/*
+ * Reads what the child wrote to stderr and logs it line by line
+ * (truncated, made printable).
+ */
+static enum drain
+drain_stderr(struct filter *f)
+{
+	char buf[512];
+	ssize_t r = read(f->err_fd, buf, sizeof(buf));
+
+	if (r < 0 && (errno == EAGAIN || errno == EINTR))
+		return errno == EINTR ? DRAIN_MORE : DRAIN_WAIT;
+	if (r <= 0) {
+		log_err_line(f);
+		return DRAIN_END;
+	}
+	for (ssize_t i = 0; i < r; i++) {
+		unsigned char c = (unsigned char)buf[i];
+
+		if (c == '\n')
+			log_err_line(f);
+		else if (f->errlen < ERR_LINE_MAX)
+			f->errline[f->errlen++] =
+			    (char)(c >= 0x20 && c < 0x7f ? c : '?');
+	}
+	return DRAIN_MORE;
+}
+
 static void
 on_stderr_readable(struct selector *s, int fd, void *data)
 {
 	struct filter *f = data;
-	char buf[512];
-	ssize_t r = read(fd, buf, sizeof(buf));
 
 	(void)s;
-	if (r < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (r <= 0) {
-		if (f->errlen > 0)
-			log_warn("pop3[%lu] filter: %s", f->log_id,
-			    f->errline);
-		f->errlen = 0;
+	(void)fd;
+	if (drain_stderr(f) == DRAIN_END)
 		close_fd(f, &f->err_fd);
-		return;
-	}
-	for (ssize_t i = 0; i < r; i++) {
-		if (buf[i] == '\n') {
-			f->errline[f->errlen] = '\0';
-			log_warn("pop3[%lu] filter: %s", f->log_id,
-			    f->errline);
-			f->errlen = 0;
-		} else if (f->errlen < ERR_LINE_MAX) {
-			unsigned char c = (unsigned char)buf[i];
-
-			f->errline[f->errlen++] =
-			    (char)(c >= 0x20 && c < 0x7f ? c : '?');
-			f->errline[f->errlen] = '\0';
-		}
-	}
 }
 
 static void
@@ -403,6 +420,11 @@ filter_destroy(struct filter *f)
 		if (children[i].f == f)
 			children[i].f = NULL;
 	selector_timer_cancel(f->sel, &f->timer);
+	/* What it already said still goes to the log (bounded). */
+	for (int i = 0; f->err_fd >= 0 && i < 256 &&
+	    drain_stderr(f) == DRAIN_MORE; i++)
+		continue;
+	log_err_line(f);
 	close_fd(f, &f->to_child);
 	close_fd(f, &f->from_child);
 	close_fd(f, &f->err_fd);

@@ -1,0 +1,158 @@
+"""The MGMT FILTER command: FILTER shows the filter, FILTER <command>
+sets it live (rest of the line, spaces kept), FILTER - removes it; the
+setting is saved in the users file ("%filter <command>") and restored
+after a restart."""
+import unittest
+
+from filterlib import (ALICE, OK_FILTERED, UPPER, FilterServer, FilterTest,
+                       ascii_upper, expected_body, read_multiline_or_close,
+                       stuff, wire_form)
+
+
+def users_file_lines(srv):
+    with open(srv.users_file, "rb") as f:
+        return f.read().decode("latin-1").splitlines()
+
+
+def filter_lines(srv):
+    return [ln for ln in users_file_lines(srv) if ln.startswith("%filter")]
+
+
+class FilterCommand(FilterTest):
+
+    def retr(self, c, n):
+        first = c.cmd("RETR %d" % n)
+        body, complete = read_multiline_or_close(c) \
+            if first.startswith("+OK") else (None, None)
+        if body is not None:
+            self.assertTrue(complete, "RETR %d: no '.' line" % n)
+        return first, body
+
+    def test_show_without_and_with_t(self):
+        with FilterServer() as srv:
+            m = srv.mgmt()
+            self.assertEqual(m.filter(), ["+OK FILTER", "FILTER: NONE", "."])
+            m.close()
+            self.assertEqual(filter_lines(srv), [])
+            self.assert_clean(srv)
+        with FilterServer(filter=UPPER) as srv:
+            m = srv.mgmt()
+            self.assertEqual(m.filter(),
+                             ["+OK FILTER", "FILTER: " + UPPER, "."])
+            self.assertEqual(m.ask("NOOP").split()[0], "+OK")
+            m.close()
+            self.assert_clean(srv)
+
+    def test_set_live_and_remove(self):
+        with FilterServer() as srv:
+            m = srv.mgmt()
+            c = srv.pop3("alice")
+            raw = ALICE[0][1]
+            first, body = self.retr(c, 1)
+            self.assertNotEqual(first, OK_FILTERED)
+            self.assertEqual(body, stuff(wire_form(raw)))
+            # Set: the session already open gets the filter at its next
+            # RETR.
+            self.assertEqual(m.filter(UPPER),
+                             ["+OK FILTER", "FILTER: " + UPPER, "."])
+            self.assertEqual(m.filter(),
+                             ["+OK FILTER", "FILTER: " + UPPER, "."])
+            first, body = self.retr(c, 1)
+            self.assertEqual(first, OK_FILTERED)
+            self.assertEqual(body, expected_body(ascii_upper(raw)))
+            self.assertEqual(filter_lines(srv), ["%filter " + UPPER])
+            # Replace.
+            m.set_filter("rev")
+            first, body = self.retr(c, 1)
+            self.assertEqual(first, OK_FILTERED)
+            self.assertEqual(
+                body, expected_body(b"".join(
+                    ln.rstrip(b"\n")[::-1] + b"\n"
+                    for ln in raw.splitlines(True))))
+            self.assertEqual(filter_lines(srv), ["%filter rev"])
+            # Remove.
+            self.assertEqual(m.filter("-"),
+                             ["+OK FILTER", "FILTER: NONE", "."])
+            first, body = self.retr(c, 1)
+            self.assertNotEqual(first, OK_FILTERED)
+            self.assertTrue(first.startswith("+OK"), first)
+            self.assertEqual(body, stuff(wire_form(raw)))
+            self.assertEqual(filter_lines(srv), [])
+            self.assertEqual(m.filter(), ["+OK FILTER", "FILTER: NONE", "."])
+            c.quit()
+            m.close()
+            self.assert_clean(srv)
+
+    def test_rest_of_line_spaces_kept(self):
+        cmd = "echo 'two  spaces'   ;  echo   x"
+        with FilterServer() as srv:
+            m = srv.mgmt()
+            self.assertEqual(m.filter(cmd),
+                             ["+OK FILTER", "FILTER: " + cmd, "."])
+            self.assertEqual(filter_lines(srv), ["%filter " + cmd])
+            c = srv.pop3("alice")
+            first, body = self.retr(c, 1)
+            self.assertEqual(first, OK_FILTERED)
+            self.assertEqual(body, b"two  spaces\r\nx\r\n")
+            c.quit()
+            m.close()
+            self.assert_clean(srv)
+
+    def test_persisted_across_restart(self):
+        cmd = UPPER + "  # persisted"
+        with FilterServer() as srv:
+            m = srv.mgmt()
+            m.set_filter(cmd)
+            m.close()
+            self.assertEqual(filter_lines(srv), ["%filter " + cmd])
+            srv.stop()
+            srv.start()
+            m = srv.mgmt()
+            self.assertEqual(m.filter(),
+                             ["+OK FILTER", "FILTER: " + cmd, "."])
+            c = srv.pop3("alice")
+            first, body = self.retr(c, 2)
+            self.assertEqual(first, OK_FILTERED)
+            self.assertEqual(body, expected_body(ascii_upper(ALICE[1][1])))
+            c.quit()
+            # Removed, restarted: no filter.
+            self.assertEqual(m.filter("-"),
+                             ["+OK FILTER", "FILTER: NONE", "."])
+            m.close()
+            self.assertEqual(filter_lines(srv), [])
+            srv.stop()
+            srv.start()
+            m = srv.mgmt()
+            self.assertEqual(m.filter(), ["+OK FILTER", "FILTER: NONE", "."])
+            c = srv.pop3("alice")
+            first, body = self.retr(c, 2)
+            self.assertNotEqual(first, OK_FILTERED)
+            self.assertEqual(body, stuff(wire_form(ALICE[1][1])))
+            c.quit()
+            m.close()
+            self.assert_clean(srv)
+
+    def test_accounts_survive_filter_changes(self):
+        # Rewriting the users file for the setting keeps the accounts.
+        with FilterServer() as srv:
+            before = [ln for ln in users_file_lines(srv)
+                      if not ln.startswith(("#", "%"))]
+            m = srv.mgmt()
+            m.set_filter("cat")
+            m.filter("-")
+            m.set_filter("cat -A")
+            m.close()
+            after = [ln for ln in users_file_lines(srv)
+                     if not ln.startswith(("#", "%"))]
+            self.assertEqual(after, before)
+            srv.stop()
+            srv.start()
+            c = srv.pop3("bob")
+            first, body = self.retr(c, 1)
+            self.assertEqual(first, OK_FILTERED)
+            c.quit()
+            self.assert_clean(srv)
+
+
+if __name__ == "__main__":
+    unittest.main()

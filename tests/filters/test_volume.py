@@ -1,0 +1,138 @@
+"""Volume and back-pressure: a 50 MB message through cat byte-exact with
+the server's memory flat, a filter flooding output to a client that reads
+slowly (bounded buffers, the filter held back, others served), and a
+client pausing longer than the filter time limit while the filter is
+held back by that very client."""
+import time
+import unittest
+
+from filterlib import (OK_FILTERED, FilterServer, FilterTest, RssSampler,
+                       big_message, expected_body,
+                       read_multiline_or_close, recv_some,
+                       small_rcvbuf_client)
+
+# The server must not keep a message (or a filter's output) in memory:
+# its resident size may grow by far less than the data that went through.
+RSS_SLACK_KB = 12 * 1024
+
+
+def flood_command(lines):
+    """A filter that ignores its input and writes `lines` numbered lines
+    (every third one starting with '.'), as fast as it may."""
+    return ("cat >/dev/null; exec awk 'BEGIN { for (i = 0; i < %d; i++) "
+            "printf \"%%s%%07d flood line abcdefghijklmnopqrstuvwxyz\\n\", "
+            "(i %% 3 == 0 ? \".\" : \"\"), i }'" % lines)
+
+
+def flood_output(lines):
+    return b"".join(b"%s%07d flood line abcdefghijklmnopqrstuvwxyz\n"
+                    % (b"." if i % 3 == 0 else b"", i)
+                    for i in range(lines))
+
+
+class Volume(FilterTest):
+
+    def test_50mb_through_cat(self):
+        data = big_message(50 * 1024 * 1024)
+        with FilterServer(filter="cat") as srv:
+            srv.add_message("alice", "1800000000.M1P9.big:2,", data,
+                            1800000000)
+            c = srv.pop3("alice", timeout=60)
+            n = int(c.cmd("STAT").split()[1])
+            rss0 = srv.rss_kb()
+            t0 = time.monotonic()
+            with RssSampler(srv) as rss:
+                self.assertEqual(c.cmd("RETR %d" % n), OK_FILTERED)
+                body, complete = read_multiline_or_close(c, timeout=60)
+            elapsed = time.monotonic() - t0
+            self.assertTrue(complete, "no '.' after %d octets" % len(body))
+            want = expected_body(data)
+            self.assertEqual(len(body), len(want))
+            if body != want:
+                at = next(i for i in range(len(want)) if body[i] != want[i])
+                self.fail("50 MB body differs from octet %d: %r vs %r"
+                          % (at, body[at:at + 40], want[at:at + 40]))
+            del body, want
+            self.assertLess(rss.peak - rss0, RSS_SLACK_KB,
+                            "server RSS grew %d kB during a 50 MB RETR"
+                            % (rss.peak - rss0))
+            self.assertLess(elapsed, 40)
+            self.assertTrue(c.cmd("NOOP").startswith("+OK"))
+            c.quit()
+            self.assert_clean(srv)
+
+    def test_flood_to_a_slow_reader(self):
+        lines = 200_000                          # about 10 MB
+        out = flood_output(lines)
+        with FilterServer(filter=flood_command(lines)) as srv:
+            c = small_rcvbuf_client(srv)
+            c.login("alice", "secret")
+            rss0 = srv.rss_kb()
+            with RssSampler(srv) as rss:
+                self.assertEqual(c.cmd("RETR 1"), OK_FILTERED)
+                got = bytearray(c.buf)
+                c.buf = b""
+                got += recv_some(c.sock, 200_000)
+                pid = self.wait_child(srv)
+                # The client stops reading: the filter must be held back
+                # (awk writes 10 MB in well under a second unblocked),
+                # and other clients are served meanwhile.
+                t_pause = time.monotonic()
+                b = srv.pop3("bob")
+                worst = 0.0
+                while time.monotonic() - t_pause < 1.0:
+                    t1 = time.monotonic()
+                    self.assertTrue(b.cmd("NOOP").startswith("+OK"))
+                    worst = max(worst, time.monotonic() - t1)
+                    time.sleep(0.05)
+                b.quit()
+                self.assertLess(worst, 0.3)
+                self.assertIn(pid, srv.children(),
+                              "the filter finished: no back-pressure")
+                self.assertNotEqual(srv.children()[pid][0], "Z")
+                # Then reads slowly: 16 kB every 2 ms.
+                c.sock.settimeout(15)
+                while not got.endswith(b"\r\n.\r\n"):
+                    chunk = c.sock.recv(16384)
+                    if not chunk:
+                        break
+                    got += chunk
+                    time.sleep(0.002)
+            self.assertTrue(got.endswith(b"\r\n.\r\n"),
+                            "closed after %d octets" % len(got))
+            want = expected_body(out) + b".\r\n"
+            self.assertEqual(len(got), len(want))
+            self.assertTrue(bytes(got) == want, "flood output differs")
+            self.assertLess(rss.peak - rss0, RSS_SLACK_KB,
+                            "server RSS grew %d kB" % (rss.peak - rss0))
+            self.assertTrue(c.cmd("NOOP").startswith("+OK"))
+            c.quit()
+            self.assert_clean(srv)
+
+    def test_reader_pause_longer_than_filter_timeout(self):
+        # The filter keeps writing; only the client's pause holds it back.
+        # That is no silence of the filter: the message must complete.
+        lines = 200_000
+        out = flood_output(lines)
+        with FilterServer(filter=flood_command(lines), timeout=2) as srv:
+            c = small_rcvbuf_client(srv)
+            c.login("alice", "secret")
+            self.assertEqual(c.cmd("RETR 1"), OK_FILTERED)
+            got = bytearray(c.buf)
+            c.buf = b""
+            got += recv_some(c.sock, 100_000)
+            self.wait_child(srv)
+            time.sleep(3.0)                 # the pause is the scenario
+            rest, complete = read_multiline_or_close(c, timeout=15)
+            got += rest
+            self.assertTrue(complete, "connection closed after %d of %d "
+                            "octets: the filter was killed for the "
+                            "client's pause" % (len(got), len(out)))
+            self.assertTrue(bytes(got) == expected_body(out),
+                            "flood output differs")
+            c.quit()
+            self.assert_clean(srv)
+
+
+if __name__ == "__main__":
+    unittest.main()

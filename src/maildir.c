@@ -114,32 +114,58 @@ skip_name(const char *name)
  * the window is harmless).  Any failure leaves the file in new/ to be
  * tried again at the next login.
  */
+/* Links src to curdir/<base><suffix><info>; 0, or -1 with errno. */
+static int
+link_into_cur(const char *src, const char *curdir, const char *name,
+    const char *suffix)
+{
+	char dst[PATH_MAX], target[PATH_MAX];
+	const char *colon = strchr(name, ':');
+	int base = colon != NULL ? (int)(colon - name) : (int)strlen(name);
+	int len = snprintf(target, sizeof(target), "%.*s%s%s", base, name,
+	    suffix, colon != NULL ? colon : ":2,");
+
+	if (len < 0 || (size_t)len >= sizeof(target) ||
+	    join_path(dst, curdir, target) == -1) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (link(src, dst) == 0)
+		return 0;
+	if (errno != EPERM && errno != ENOTSUP && errno != EXDEV)
+		return -1;
+	/* No hard links here: rename, but never over an existing file. */
+	if (lstat(dst, &(struct stat){ 0 }) == 0) {
+		errno = EEXIST;
+		return -1;
+	}
+	return rename(src, dst) == 0 ? 1 : -1;
+}
+
 static void
 move_new(const char *newdir, const char *curdir, const char *name)
 {
-	char src[PATH_MAX], dst[PATH_MAX], target[PATH_MAX];
+	char src[PATH_MAX], suffix[32];
 	struct stat st;
-	int len;
+	int rc;
 
 	if (join_path(src, newdir, name) == -1)
 		return;
 	if (lstat(src, &st) == -1 || !S_ISREG(st.st_mode))
 		return;
-	len = snprintf(target, sizeof(target), "%s%s", name,
-	    strchr(name, ':') == NULL ? ":2," : "");
-	if (len < 0 || (size_t)len >= sizeof(target))
-		return;
-	if (join_path(dst, curdir, target) == -1)
-		return;
-	if (link(src, dst) == 0) {
-		(void)unlink(src);
-		return;
+	rc = link_into_cur(src, curdir, name, "");
+	if (rc == -1 && errno == EEXIST) {
+		/*
+		 * The name is taken in cur/ (a redelivery, a copy): the
+		 * message still gets delivered, under a name made unique
+		 * by its inode number.
+		 */
+		snprintf(suffix, sizeof(suffix), ".I%llu",
+		    (unsigned long long)st.st_ino);
+		rc = link_into_cur(src, curdir, name, suffix);
 	}
-	if (errno == EEXIST)
-		return;
-	if (lstat(dst, &st) == 0 || errno != ENOENT)
-		return;
-	(void)rename(src, dst);
+	if (rc == 0)
+		(void)unlink(src);
 }
 
 static enum maildir_status

@@ -293,7 +293,7 @@ START_TEST(test_new_to_cur)
 	make_user("u");
 	put_str("u/new/1.M2P3.host", "one\n", 10);
 	put_str("u/new/x:2,S", "x\n", 11);
-	/* The same name already in cur/: never overwritten. */
+	/* The same name already in cur/: never overwritten, both kept. */
 	put_str("u/new/dup", "new copy\n", 12);
 	put_str("u/cur/dup:2,", "old\n", 13);
 	mkdir_rel("u/new/subdir");
@@ -305,17 +305,20 @@ START_TEST(test_new_to_cur)
 	ck_assert(exists("u/cur/x:2,S"));
 	ck_assert(!exists("u/cur/x:2,S:2,"));
 	ck_assert(!exists("u/new/x:2,S"));
-	ck_assert(exists("u/new/dup"));
+	ck_assert(!exists("u/new/dup"));
+	ck_assert(exists("u/cur/dup:2,"));
 	ck_assert(exists("u/new/subdir"));
 	ck_assert(exists("u/new/link"));
 	ck_assert(!exists("u/cur/link:2,"));
 	ck_assert(!exists("u/cur/subdir:2,"));
-	ck_assert_uint_eq(maildir_count(md), 3);
+	ck_assert_uint_eq(maildir_count(md), 4);
 	ck_assert_str_eq(file_of(md, 1), "1.M2P3.host:2,");
 	ck_assert_str_eq(file_of(md, 2), "x:2,S");
-	ck_assert_str_eq(file_of(md, 3), "dup:2,");
-	/* The old message, not the skipped new one. */
-	ck_assert_uint_eq(maildir_msg(md, 3)->size, 5);
+	/* The new copy (older mtime) got a name of its own, "dup.I<ino>:2,". */
+	ck_assert(strncmp(file_of(md, 3), "dup.I", 5) == 0);
+	ck_assert_uint_eq(maildir_msg(md, 3)->size, 10);
+	ck_assert_str_eq(file_of(md, 4), "dup:2,");
+	ck_assert_uint_eq(maildir_msg(md, 4)->size, 5);
 	maildir_close(md);
 }
 END_TEST

@@ -468,7 +468,7 @@ cmd_change_password(void *sp, int argc, char **argv)
 
 static const struct cmd auth_cmds[] = {
 	{ "USER", cmd_user, 1, 1, 0, NULL },
-	{ "PASS", cmd_pass, 1, 1, CMD_REST, NULL },
+	{ "PASS", cmd_pass, 1, 1, 0, NULL },
 	{ "QUIT", cmd_quit, 0, 0, 0, NULL },
 	{ NULL, NULL, 0, 0, 0, NULL },
 };

@@ -1,0 +1,148 @@
+"""make install / make uninstall (Makefile; docs/operations.md 2.1): the
+files land where the documentation says, with the right modes, the
+installed programs run, uninstall removes exactly them, and PREFIX,
+MANDIR and DOCDIR move the tree.  make always runs in the source tree
+with a temporary DESTDIR, never on the real system."""
+import os
+import stat
+import unittest
+
+from opslib import ROOT, clean_env, need, run, tmpdir
+
+EXAMPLES = ("pop3server.service", "stunnel-pop3s.conf", "fetchmailrc")
+
+
+def installed(prefix, mandir=None, docdir=None):
+    """{path relative to DESTDIR: (source file, mode)} make install must
+    create for this PREFIX (MANDIR/DOCDIR default under it)."""
+    mandir = mandir or prefix + "/share/man"
+    docdir = docdir or prefix + "/share/doc/pop3server"
+    files = {
+        prefix + "/sbin/pop3server": ("bin/pop3server", 0o755),
+        prefix + "/bin/admin_monitor": ("bin/admin_monitor", 0o755),
+        mandir + "/man8/pop3server.8": ("docs/pop3server.8", 0o644),
+        mandir + "/man1/admin_monitor.1": ("docs/admin_monitor.1", 0o644),
+        docdir + "/README.md": ("README.md", 0o644),
+    }
+    for n in EXAMPLES:
+        files[docdir + "/examples/" + n] = ("docs/examples/" + n, 0o644)
+    for n in os.listdir(os.path.join(ROOT, "docs")):
+        if n.endswith(".md"):
+            files[docdir + "/" + n] = ("docs/" + n, 0o644)
+    return {k.lstrip("/"): v for k, v in files.items()}
+
+
+def regular_files(top):
+    out = set()
+    for d, _, files in os.walk(top):
+        for n in files:
+            out.add(os.path.relpath(os.path.join(d, n), top))
+    return out
+
+
+class Install(unittest.TestCase):
+
+    def setUp(self):
+        self.make = need("make")
+        self.dest = tmpdir(self, "ops-destdir-")
+
+    def make_run(self, *args):
+        r = run([self.make, "--no-print-directory"] + list(args)
+                + ["DESTDIR=" + self.dest], cwd=ROOT, env=clean_env(),
+                timeout=120)
+        self.assertEqual(r.rc, 0, "make %s failed:\n%r" % (args, r))
+        return r
+
+    def check_tree(self, want):
+        for rel, (src, mode) in sorted(want.items()):
+            p = os.path.join(self.dest, rel)
+            with self.subTest(file=rel):
+                self.assertTrue(os.path.isfile(p), "%s not installed" % rel)
+                st = os.stat(p)
+                self.assertEqual(stat.S_IMODE(st.st_mode), mode,
+                                 "%s mode %o" % (rel, stat.S_IMODE(st.st_mode)))
+                with open(p, "rb") as a, open(os.path.join(ROOT, src), "rb") as b:
+                    self.assertTrue(a.read() == b.read(),
+                                    "%s differs from %s" % (rel, src))
+        extra = regular_files(self.dest) - set(want)
+        self.assertEqual(extra, set(), "make install put unexpected files")
+
+    def test_install_default_prefix(self):
+        self.make_run("install")
+        want = installed("/usr/local")
+        # The paths the issue and operations.md name, spelled out.
+        for rel in ("usr/local/sbin/pop3server", "usr/local/bin/admin_monitor",
+                    "usr/local/share/man/man8/pop3server.8",
+                    "usr/local/share/man/man1/admin_monitor.1",
+                    "usr/local/share/doc/pop3server/examples/pop3server.service",
+                    "usr/local/share/doc/pop3server/examples/stunnel-pop3s.conf",
+                    "usr/local/share/doc/pop3server/examples/fetchmailrc"):
+            self.assertIn(rel, want)
+        self.check_tree(want)
+        self.assertEqual(os.listdir(self.dest), ["usr"],
+                         "files outside DESTDIR/usr")
+
+    def test_installed_programs_run(self):
+        self.make_run("install")
+        server = os.path.join(self.dest, "usr/local/sbin/pop3server")
+        r = run([server, "-v"])
+        self.assertEqual(r.rc, 0, r)
+        self.assertRegex(r.stdout, r"^pop3server \d+\.\d+", r)
+        r = run([server, "-h"])
+        self.assertEqual(r.rc, 0, r)
+        for opt in ("-p", "-l", "-P", "-L", "-d", "-u", "-U", "-t", "-T",
+                    "-m", "-g", "-v", "-h", "--log", "--allow-root",
+                    "--filter-timeout"):
+            self.assertRegex(r.stdout, r"(?m)^\s+%s\b" % opt,
+                             "-h does not list %s:\n%s" % (opt, r.stdout))
+        mon = os.path.join(self.dest, "usr/local/bin/admin_monitor")
+        r = run([mon, "--help"])
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("usage: admin_monitor", r.stdout + r.stderr)
+        self.assertIn("-ADD_USER", r.stdout + r.stderr)
+
+    def test_installed_man_pages_found_by_man(self):
+        man = need("man")
+        self.make_run("install")
+        mandir = os.path.join(self.dest, "usr/local/share/man")
+        for sec, page, title in (("8", "pop3server", "POP3SERVER(8)"),
+                                 ("1", "admin_monitor", "ADMIN_MONITOR(1)")):
+            with self.subTest(page=page):
+                r = run([man, "-P", "cat", "-M", mandir, sec, page],
+                        env=clean_env(MANWIDTH="80"))
+                self.assertEqual(r.rc, 0, r)
+                self.assertIn(title, r.stdout)
+                self.assertIn("NAME", r.stdout)
+
+    def test_uninstall_removes_what_install_put(self):
+        self.make_run("install")
+        # Something of somebody else's in the same tree must survive.
+        other = os.path.join(self.dest, "usr/local/bin/other-tool")
+        with open(other, "w") as f:
+            f.write("#!/bin/sh\n")
+        self.make_run("uninstall")
+        left = regular_files(self.dest)
+        self.assertEqual(left, {"usr/local/bin/other-tool"},
+                         "make uninstall left or removed files")
+        self.assertFalse(os.path.exists(os.path.join(
+            self.dest, "usr/local/share/doc/pop3server")),
+            "the documentation folder is still there")
+
+    def test_prefix_opt(self):
+        self.make_run("install", "PREFIX=/opt/x")
+        self.check_tree(installed("/opt/x"))
+        self.assertEqual(os.listdir(self.dest), ["opt"],
+                         "PREFIX=/opt/x installed outside /opt/x")
+        r = run([os.path.join(self.dest, "opt/x/sbin/pop3server"), "-v"])
+        self.assertEqual(r.rc, 0, r)
+        self.make_run("uninstall", "PREFIX=/opt/x")
+        self.assertEqual(regular_files(self.dest), set())
+
+    def test_mandir_and_docdir_on_their_own(self):
+        self.make_run("install", "PREFIX=/usr", "MANDIR=/usr/man",
+                      "DOCDIR=/usr/doc/p3")
+        self.check_tree(installed("/usr", mandir="/usr/man",
+                                  docdir="/usr/doc/p3"))
+        self.make_run("uninstall", "PREFIX=/usr", "MANDIR=/usr/man",
+                      "DOCDIR=/usr/doc/p3")
+        self.assertEqual(regular_files(self.dest), set())

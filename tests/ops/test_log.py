@@ -1,0 +1,142 @@
+"""--log FILE and SIGHUP (docs/operations.md 4, pop3server(8) SIGNALS):
+SIGHUP closes and reopens the log file, which is what logrotate needs:
+after a rename, new lines go to a new FILE (mode 0600) and never to the
+renamed one, which keeps the older lines; a session open across the
+signal is not dropped; a reopen that fails keeps the old file and says
+so; without --log the signal is harmless."""
+import os
+import re
+import signal
+import stat
+import unittest
+
+from opslib import Server, read_text, tmpdir, wait_for
+
+
+def session(srv):
+    """One complete POP3 session (login, QUIT); returns its client port,
+    which names it in the log ("pop3[N] 127.0.0.1:PORT ...").  (Session
+    numbers are no good: the harness's readiness probe is a session too.)"""
+    c = srv.client()
+    port = c.sock.getsockname()[1]
+    try:
+        c.login("alice", "secret")
+        c.quit()
+    finally:
+        c.close()
+    return port
+
+
+def lines_of(text, port):
+    """The log lines of the session whose client port is port."""
+    return [l for l in text.splitlines()
+            if re.search(r" pop3\[\d+\] 127\.0\.0\.1:%d " % port, l)]
+
+
+def complete(text, port):
+    """True when text has the session's connect, login and logout lines."""
+    lines = lines_of(text, port)
+    return (any(l.endswith(" connect") for l in lines)
+            and any(l.endswith(" login") for l in lines)
+            and any(" logout " in l for l in lines))
+
+
+class Reopen(unittest.TestCase):
+
+    def setUp(self):
+        self.dir = tmpdir(self, "ops-log-")
+        self.log = os.path.join(self.dir, "pop3server.log")
+        # umask 0: the mode of a new log file is the server's choice alone.
+        self.s = Server(args=["--log", self.log],
+                        preexec_fn=lambda: os.umask(0)).__enter__()
+        self.addCleanup(self.s.__exit__, None, None, None)
+
+    def hup(self):
+        os.kill(self.s.pid, signal.SIGHUP)
+
+    def test_rename_then_sighup_new_file(self):
+        p1 = session(self.s)
+        self.assertTrue(wait_for(lambda: complete(read_text(self.log), p1)),
+                        read_text(self.log))
+        self.assertEqual(stat.S_IMODE(os.stat(self.log).st_mode), 0o600)
+        os.rename(self.log, self.log + ".1")
+        self.hup()
+        self.assertTrue(wait_for(lambda: os.path.exists(self.log)),
+                        "SIGHUP did not create a new log file")
+        self.assertEqual(stat.S_IMODE(os.stat(self.log).st_mode), 0o600)
+        p2 = session(self.s)
+        self.assertTrue(wait_for(lambda: complete(read_text(self.log), p2)),
+                        "session 2 not in the new file:\n" + read_text(self.log))
+        old = read_text(self.log + ".1")
+        new = read_text(self.log)
+        self.assertTrue(complete(old, p1), "FILE.1 lost session 1:\n" + old)
+        self.assertIn(" ready: ", old)
+        self.assertEqual(lines_of(old, p2), [], "session 2 written to FILE.1")
+        self.assertEqual(lines_of(new, p1), [], "session 1 repeated in FILE")
+        # Standard error got nothing of it either.
+        self.assertEqual(lines_of(self.s.log_text(), p2), [])
+
+    def test_session_open_across_sighup(self):
+        c = self.s.client()
+        port = c.sock.getsockname()[1]
+        try:
+            c.login("alice", "secret")
+            os.rename(self.log, self.log + ".1")
+            self.hup()
+            self.assertTrue(wait_for(lambda: os.path.exists(self.log)))
+            self.assertTrue(c.cmd("STAT").startswith("+OK"),
+                            "session dropped by SIGHUP")
+            c.quit()
+        finally:
+            c.close()
+        self.assertTrue(wait_for(lambda: any(
+            " logout " in l for l in lines_of(read_text(self.log), port))),
+            read_text(self.log))
+        old = lines_of(read_text(self.log + ".1"), port)
+        self.assertTrue(old and old[-1].endswith("user=alice login"), old)
+        self.assertFalse([l for l in old if " logout " in l], old)
+
+    def test_failed_reopen_keeps_old_file(self):
+        os.rename(self.log, self.log + ".1")
+        os.mkdir(self.log)          # the path cannot be opened as a file
+        self.hup()
+        old = self.log + ".1"
+        self.assertTrue(wait_for(lambda: "error: cannot reopen the log"
+                                 in read_text(old)), read_text(old))
+        p1 = session(self.s)
+        self.assertTrue(wait_for(lambda: complete(read_text(old), p1)),
+                        "the server stopped logging:\n" + read_text(old))
+        # Fixed, and signalled again: the new file takes over.
+        os.rmdir(self.log)
+        self.hup()
+        self.assertTrue(wait_for(lambda: os.path.isfile(self.log)))
+        p2 = session(self.s)
+        self.assertTrue(wait_for(lambda: complete(read_text(self.log), p2)),
+                        read_text(self.log))
+        self.assertEqual(lines_of(read_text(old), p2), [])
+
+    def test_repeated_sighup_same_file(self):
+        # logrotate with copytruncate, or a reload without rotation: the
+        # server reopens the same path and appends, losing nothing.
+        p1 = session(self.s)
+        for _ in range(5):
+            self.hup()
+        p2 = session(self.s)
+        self.assertTrue(wait_for(lambda: complete(read_text(self.log), p2)))
+        text = read_text(self.log)
+        self.assertTrue(complete(text, p1), text)
+        self.assertEqual(text.count(" ready: "), 1, text)
+        self.assertIsNone(self.s.proc.poll())
+
+
+class NoLogFile(unittest.TestCase):
+
+    def test_sighup_without_log_is_harmless(self):
+        with Server() as s:
+            os.kill(s.pid, signal.SIGHUP)
+            p = session(s)
+            self.assertTrue(wait_for(lambda: complete(s.log_text(), p)),
+                            s.log_text())
+            self.assertIsNone(s.proc.poll(), "SIGHUP stopped the server")
+            self.assertNotIn("error:", s.log_text())
+            self.assertEqual(s.stop(), 0)

@@ -1,0 +1,181 @@
+"""-g USER (docs/operations.md 2.5, pop3server(8)): started as root, the
+server binds, then becomes USER for good before it touches the users
+file or any maildrop; every file it writes afterwards belongs to USER.
+An unknown user, or -g without root, is exit status 1.  The tests use
+the existing unprivileged account "nobody" (group nogroup) and a mail
+root and users-file folder chowned to it, as operations.md 2.3 says."""
+import os
+import signal
+import stat
+import unittest
+
+from opslib import (RUN_AS, SERVER_BIN, USERS, DroppedServer, account,
+                    free_port, monitor, need_root, proc_status, read_text,
+                    retr, run, tmpdir, uidl_map, wait_for, wire_form)
+
+
+class Dropped(unittest.TestCase):
+
+    def setUp(self):
+        need_root(self)
+        self.uid, self.gid = account(RUN_AS)
+        self.assertNotEqual(self.uid, 0)
+        self.s = DroppedServer(users=dict(USERS, bob="hunter2")).__enter__()
+        self.addCleanup(self.s.__exit__, None, None, None)
+
+    def test_proc_status_ids(self):
+        st = proc_status(self.s.pid)
+        self.assertEqual(st["Uid"], [self.uid] * 4, "Uid: real/eff/saved/fs")
+        self.assertEqual(st["Gid"], [self.gid] * 4, "Gid: real/eff/saved/fs")
+        self.assertEqual(sorted(st["Groups"]), self.s.expected_groups(),
+                         "supplementary groups (started with %r)"
+                         % DroppedServer.START_GROUPS)
+        self.assertTrue(self.s.wait_log(r"info: running as %s \(uid %d, gid %d\)"
+                                        % (RUN_AS, self.uid, self.gid)),
+                        self.s.log_text())
+        self.assertNotIn("serving mail as root", self.s.log_text())
+
+    def test_retr_dele_quit_as_user(self):
+        c = self.s.client()
+        try:
+            c.login("alice", "secret")
+            uids = uidl_map(c)
+            cur = os.path.join(self.s.maildir, "alice", "cur")
+            by_uid = {n.split(":")[0]: n for n in os.listdir(cur)}
+            name = by_uid[uids[1]]
+            path = os.path.join(cur, name)
+            with open(path, "rb") as f:
+                data = f.read()
+            self.assertEqual(retr(c, 1), wire_form(data))
+            self.assertTrue(c.cmd("DELE 1").startswith("+OK"))
+            self.assertTrue(c.quit().startswith("+OK"))
+        finally:
+            c.close()
+        self.assertFalse(os.path.exists(path), "DELE + QUIT left %s" % name)
+        self.assertEqual(len(os.listdir(cur)), len(uids) - 1)
+
+    def test_created_folders_belong_to_user(self):
+        # bob's fixture maildrop has only cur/: the server creates new/ and
+        # tmp/ at login, as the -g user.
+        c = self.s.client()
+        try:
+            c.line()
+            self.assertTrue(c.cmd("USER bob").startswith("+OK"))
+            self.assertTrue(c.cmd("PASS hunter2").startswith("+OK"),
+                            self.s.log_text())
+            c.quit()
+        finally:
+            c.close()
+        for sub in ("new", "tmp"):
+            st = os.stat(os.path.join(self.s.maildir, "bob", sub))
+            self.assertEqual((st.st_uid, st.st_gid), (self.uid, self.gid), sub)
+
+    def test_users_file_rewritten_as_user(self):
+        def owner_mode():
+            st = os.stat(self.s.users_file)
+            return st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), st.st_ino
+
+        uid, gid, mode, ino = owner_mode()
+        self.assertEqual((uid, gid, mode), (self.uid, self.gid, 0o600),
+                         "users file written at start")
+        r = monitor(self.s.mgmt_port, "-ADD_USER", "carol", "c4rol-pw")
+        self.assertEqual(r.rc, 0, r)
+        uid, gid, mode, ino2 = owner_mode()
+        self.assertNotEqual(ino2, ino, "ADD_USER did not rewrite the file")
+        self.assertEqual((uid, gid, mode), (self.uid, self.gid, 0o600),
+                         "users file after ADD_USER")
+        self.assertRegex(read_text(self.s.users_file), r"(?m)^carol:\$6\$")
+        self.assertEqual([n for n in os.listdir(self.s.tmp) if ".tmp." in n], [],
+                         "temporary users file left behind")
+        # Persisted: after a restart (as root, -g again) carol logs in.
+        self.s.stop()
+        self.s.start()
+        c = self.s.client()
+        try:
+            c.login("carol", "c4rol-pw")
+            c.quit()
+        finally:
+            c.close()
+
+    def test_root_only_maildrop_unreadable_after_drop(self):
+        # The drop is real: a maildrop only root can enter is refused
+        # (the server really runs without root's rights).
+        alice = os.path.join(self.s.maildir, "alice")
+        for d, dirs, files in os.walk(alice):
+            for n in dirs + files:
+                os.lchown(os.path.join(d, n), 0, 0)
+        os.chown(alice, 0, 0)
+        os.chmod(alice, 0o700)
+        c = self.s.client()
+        try:
+            c.line()
+            c.cmd("USER alice")
+            r = c.cmd("PASS secret")
+            self.assertTrue(r.startswith("-ERR [SYS/TEMP]"), r)
+        finally:
+            c.close()
+        self.assertTrue(self.s.wait_log(r"warning: pop3\[\d+\] user=alice maildrop"),
+                        self.s.log_text())
+
+
+class LogAsUser(unittest.TestCase):
+
+    def test_sighup_reopens_log_as_user(self):
+        # operations.md 2.5: the log is opened as root before the drop and
+        # reopened after a rotation as the -g user, in a folder it owns.
+        need_root(self)
+        uid, gid = account(RUN_AS)
+        logdir = tmpdir(self, "ops-logdir-")
+        os.chown(logdir, uid, gid)
+        log = os.path.join(logdir, "pop3server.log")
+        s = DroppedServer(users=USERS, args=["--log", log]).__enter__()
+        self.addCleanup(s.__exit__, None, None, None)
+        self.assertEqual(os.stat(log).st_uid, 0, "first open is as root")
+        os.rename(log, log + ".1")
+        os.kill(s.pid, signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: os.path.exists(log)),
+                        "SIGHUP created no new log")
+        st = os.stat(log)
+        self.assertEqual((st.st_uid, st.st_gid), (uid, gid))
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o600)
+        c = s.client()
+        c.login("alice", "secret")
+        c.quit()
+        self.assertTrue(wait_for(lambda: "user=alice logout" in read_text(log)),
+                        read_text(log))
+
+
+class Refused(unittest.TestCase):
+
+    def test_unknown_user_exits_1(self):
+        need_root(self)
+        d = tmpdir(self)
+        os.mkdir(os.path.join(d, "mail"))
+        r = run([SERVER_BIN, "-p", str(free_port()), "-l", "127.0.0.1", "-P", str(free_port()),
+                 "-L", "127.0.0.1", "-d", os.path.join(d, "mail"),
+                 "-U", os.path.join(d, "users"), "-g", "no-such-user-x9"],
+                timeout=10)
+        self.assertEqual(r.rc, 1, r)
+        self.assertIn("no-such-user-x9", r.stderr)
+        self.assertIn("no such user", r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(d, "users")),
+                         "users file written although the drop failed")
+
+    def test_not_root_exits_1(self):
+        need_root(self)
+        uid, gid = account(RUN_AS)
+        d = tmpdir(self)
+        os.chmod(d, 0o755)
+        os.mkdir(os.path.join(d, "mail"))
+
+        def become_nobody():
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+
+        r = run([SERVER_BIN, "-p", str(free_port()), "-l", "127.0.0.1", "-P", str(free_port()),
+                 "-L", "127.0.0.1", "-d", os.path.join(d, "mail"),
+                 "-U", os.path.join(d, "users"), "-g", RUN_AS],
+                timeout=10, preexec_fn=become_nobody)
+        self.assertEqual(r.rc, 1, r)
+        self.assertIn("-g %s" % RUN_AS, r.stderr)

@@ -69,7 +69,8 @@ size_t maildir_live_count(const struct maildrop *md);
 uint64_t maildir_live_size(const struct maildrop *md);
 
 /*
- * Opens message n for reading (O_RDONLY, O_CLOEXEC, O_NOFOLLOW) into
+ * Opens message n for reading (O_RDONLY, O_CLOEXEC, O_NOFOLLOW, and
+ * O_NONBLOCK so a FIFO planted there cannot hang the server) into
  * *fd, owned by the caller.  MAILDIR_GONE when the file vanished,
  * MAILDIR_CHANGED when its size is no longer the scanned one.
  */

@@ -52,6 +52,15 @@ enum users_status users_save(struct users *u);
  */
 enum users_status users_reload(struct users *u);
 
+/*
+ * An in-memory copy of the accounts and settings (the file's text; the
+ * caller frees it), and its restoration: a change whose save failed is
+ * undone without any I/O, even when no descriptor is left.
+ * users_snapshot returns NULL when memory is short.
+ */
+char *users_snapshot(const struct users *u);
+enum users_status users_restore(struct users *u, const char *snapshot);
+
 /* 1..USER_NAME_MAX of [A-Za-z0-9._-], not starting with '.'. */
 bool users_valid_name(const char *name);
 /* 1..PASSWORD_MAX printable ASCII characters (0x21..0x7E). */

@@ -114,19 +114,32 @@ skip_name(const char *name)
  * the window is harmless).  Any failure leaves the file in new/ to be
  * tried again at the next login.
  */
-/* Links src to curdir/<base><suffix><info>; 0, or -1 with errno. */
+/*
+ * Builds curdir/<base><suffix><info> for new/ file `name` (info ":2,"
+ * when it has none) into dst[PATH_MAX]; 0, or -1 when too long.
+ */
 static int
-link_into_cur(const char *src, const char *curdir, const char *name,
-    const char *suffix)
+cur_path(char *dst, const char *curdir, const char *name, const char *suffix)
 {
-	char dst[PATH_MAX], target[PATH_MAX];
+	char target[PATH_MAX];
 	const char *colon = strchr(name, ':');
 	int base = colon != NULL ? (int)(colon - name) : (int)strlen(name);
 	int len = snprintf(target, sizeof(target), "%.*s%s%s", base, name,
 	    suffix, colon != NULL ? colon : ":2,");
 
-	if (len < 0 || (size_t)len >= sizeof(target) ||
-	    join_path(dst, curdir, target) == -1) {
+	if (len < 0 || (size_t)len >= sizeof(target))
+		return -1;
+	return join_path(dst, curdir, target);
+}
+
+/* Links src into cur/ (see cur_path); 0, or -1 with errno. */
+static int
+link_into_cur(const char *src, const char *curdir, const char *name,
+    const char *suffix)
+{
+	char dst[PATH_MAX];
+
+	if (cur_path(dst, curdir, name, suffix) == -1) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
@@ -142,6 +155,17 @@ link_into_cur(const char *src, const char *curdir, const char *name,
 	return rename(src, dst) == 0 ? 1 : -1;
 }
 
+/* True when cur/ already holds the very file `st` under name's slot. */
+static bool
+same_file_in_cur(const char *curdir, const char *name, const struct stat *st)
+{
+	char dst[PATH_MAX];
+	struct stat cur;
+
+	return cur_path(dst, curdir, name, "") == 0 && lstat(dst, &cur) == 0 &&
+	    cur.st_dev == st->st_dev && cur.st_ino == st->st_ino;
+}
+
 static void
 move_new(const char *newdir, const char *curdir, const char *name)
 {
@@ -154,7 +178,10 @@ move_new(const char *newdir, const char *curdir, const char *name)
 	if (lstat(src, &st) == -1 || !S_ISREG(st.st_mode))
 		return;
 	rc = link_into_cur(src, curdir, name, "");
-	if (rc == -1 && errno == EEXIST) {
+	if (rc == -1 && errno == EEXIST && same_file_in_cur(curdir, name, &st)) {
+		/* A move cut short (kill -9 between link and unlink). */
+		rc = 0;
+	} else if (rc == -1 && errno == EEXIST) {
 		/*
 		 * The name is taken in cur/ (a redelivery, a copy): the
 		 * message still gets delivered, under a name made unique
@@ -571,7 +598,8 @@ scan_open(struct maildrop *md)
 	if (join_path(path, md->cur, md->msgs[md->scan_next].file) == -1)
 		return MAILDIR_IO;
 	do
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+		    O_NONBLOCK);
 	while (fd == -1 && errno == EINTR);
 	if (fd == -1)
 		return errno == ENOENT ? MAILDIR_GONE : MAILDIR_IO;
@@ -713,7 +741,8 @@ maildir_msg_open(struct maildrop *md, size_t n, int *fd)
 	if (join_path(path, md->cur, md->msgs[n - 1].file) == -1)
 		return MAILDIR_IO;
 	do
-		f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+		    O_NONBLOCK);
 	while (f == -1 && errno == EINTR);
 	if (f == -1)
 		return errno == ENOENT ? MAILDIR_GONE : MAILDIR_IO;

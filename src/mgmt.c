@@ -40,6 +40,7 @@ struct mgmt_session {
 	bool have_user;
 	unsigned failures;
 	size_t cursor;			/* USERS listing */
+	char *undo;			/* the store before this command's change */
 };
 
 static unsigned long next_id;
@@ -74,6 +75,21 @@ fail(struct mgmt_session *s, const char *reason)
 	return CMD_ERR;
 }
 
+/*
+ * A command about to change the store keeps a copy first, so that a
+ * failed save can be undone in memory without any I/O (even when no
+ * descriptor is left to reread the file).
+ */
+static bool
+begin(struct mgmt_session *s)
+{
+	free(s->undo);
+	s->undo = users_snapshot(s->env->users);
+	if (s->undo == NULL)
+		s->err = "[SYS/TEMP] OUT OF MEMORY";
+	return s->undo != NULL;
+}
+
 /* Persists the store, or undoes the change in memory and says why. */
 static bool
 save(struct mgmt_session *s)
@@ -84,7 +100,9 @@ save(struct mgmt_session *s)
 		return true;
 	log_err("mgmt[%lu] cannot save the users file: %s", s->id,
 	    users_strerror(st));
-	users_reload(s->env->users);
+	if (s->undo == NULL ||
+	    users_restore(s->env->users, s->undo) != USERS_OK)
+		log_err("mgmt[%lu] cannot undo the change in memory", s->id);
 	s->err = "[SYS/TEMP] CANNOT SAVE THE USERS FILE";
 	return false;
 }
@@ -273,8 +291,8 @@ cmd_max_users(void *sp, int argc, char **argv)
 	if (!setting_value(argv[1], 1, 1000000000UL, &n) ||
 	    n < users_count(s->env->users))
 		return fail(s, "INVALID MAX USERS");
-	if (users_set_setting(s->env->users, SETTING_MAX_USERS, n) !=
-	    USERS_OK || !save(s))
+	if (!begin(s) || users_set_setting(s->env->users, SETTING_MAX_USERS,
+	    n) != USERS_OK || !save(s))
 		return CMD_ERR;
 	reply(s, "+OK MAX_USERS");
 	reply(s, "MAX USERS CHANGED SUCCESSFULLY");
@@ -291,8 +309,8 @@ cmd_max_connec(void *sp, int argc, char **argv)
 	(void)argc;
 	if (!setting_value(argv[1], 1, s->env->settings->conn_ceiling, &n))
 		return fail(s, "INVALID MAX CONNECTIONS");
-	if (users_set_setting(s->env->users, SETTING_MAX_CONN, n) !=
-	    USERS_OK || !save(s))
+	if (!begin(s) || users_set_setting(s->env->users, SETTING_MAX_CONN,
+	    n) != USERS_OK || !save(s))
 		return CMD_ERR;
 	/* Takes effect on the next accept; open sessions stay. */
 	s->env->settings->max_conn = n;
@@ -310,8 +328,8 @@ cmd_idle_timeout(void *sp, int argc, char **argv)
 	(void)argc;
 	if (!setting_value(argv[1], IDLE_MIN, IDLE_MAX, &n))
 		return fail(s, "INVALID IDLE TIMEOUT");
-	if (users_set_setting(s->env->users, SETTING_IDLE, n) != USERS_OK ||
-	    !save(s))
+	if (!begin(s) || users_set_setting(s->env->users, SETTING_IDLE, n) !=
+	    USERS_OK || !save(s))
 		return CMD_ERR;
 	s->env->settings->idle_s = (unsigned)n;
 	s->env->apply_idle();
@@ -352,6 +370,10 @@ cmd_filter(void *sp, int argc, char **argv)
 	if (argc == 2) {
 		char *copy = want != NULL ? strdup(want) : NULL;
 
+		if (!begin(s)) {
+			free(copy);
+			return CMD_ERR;
+		}
 		if ((want != NULL && copy == NULL) ||
 		    users_set_setting_text(s->env->users, SETTING_FILTER,
 		    want) != USERS_OK) {
@@ -393,6 +415,8 @@ cmd_delete_user(void *sp, int argc, char **argv)
 	(void)argc;
 	if (strcmp(argv[1], ADMIN_NAME) == 0)
 		return fail(s, "ADMIN CANNOT BE DELETED");
+	if (!begin(s))
+		return CMD_ERR;
 	if (users_delete(u, argv[1]) != USERS_OK)
 		return fail(s, "USER NOT FOUND");
 	if (!save(s))
@@ -409,6 +433,8 @@ cmd_add_user(void *sp, int argc, char **argv)
 	struct mgmt_session *s = sp;
 
 	(void)argc;
+	if (!begin(s))
+		return CMD_ERR;
 	switch (users_add(s->env->users, argv[1], argv[2])) {
 	case USERS_OK:
 		break;
@@ -436,9 +462,17 @@ cmd_reset_password(void *sp, int argc, char **argv)
 	struct mgmt_session *s = sp;
 
 	(void)argc;
+	if (!begin(s))
+		return CMD_ERR;
 	/* The report's rule: the new password is the user name. */
-	if (users_set_password(s->env->users, argv[1], argv[1]) != USERS_OK)
+	switch (users_set_password(s->env->users, argv[1], argv[1])) {
+	case USERS_OK:
+		break;
+	case USERS_NOTFOUND:
 		return fail(s, "USER NOT FOUND");
+	default:	/* no randomness for a salt, no memory */
+		return fail(s, "[SYS/TEMP] CANNOT HASH THE PASSWORD");
+	}
 	if (!save(s))
 		return CMD_ERR;
 	log_info("mgmt[%lu] reset the password of %s", s->id, argv[1]);
@@ -456,10 +490,14 @@ cmd_change_password(void *sp, int argc, char **argv)
 	memset(argv[1], 0, strlen(argv[1]));
 	if (!ok)
 		return fail(s, "WRONG PASSWORD");
+	if (!begin(s))
+		return CMD_ERR;
 	st = users_set_password(s->env->users, ADMIN_NAME, argv[2]);
 	memset(argv[2], 0, strlen(argv[2]));
-	if (st != USERS_OK)
+	if (st == USERS_BADPASS)
 		return fail(s, "INVALID PASSWORD");
+	if (st != USERS_OK)
+		return fail(s, "[SYS/TEMP] CANNOT HASH THE PASSWORD");
 	if (!save(s))
 		return CMD_ERR;
 	log_info("mgmt[%lu] administrator password changed", s->id);
@@ -575,18 +613,26 @@ static unsigned
 mgmt_read(void *ctx)
 {
 	struct mgmt_session *s = ctx;
+	enum cmd_result r;
 
 	switch (s->line_status) {
 	case LINE_TOO_LONG:
-		return outcome(s, fail(s, "LINE TOO LONG"));
+		r = fail(s, "LINE TOO LONG");
+		break;
 	case LINE_NUL:
-		return outcome(s, fail(s, "NUL BYTE IN COMMAND"));
+		r = fail(s, "NUL BYTE IN COMMAND");
+		break;
 	case LINE_OK:
 	case LINE_NONE:
 	default:
-		return outcome(s, proto_dispatch(tables, MGMT_NSTATES,
-		    stm_state(&s->stm), s, s->line));
+		r = proto_dispatch(tables, MGMT_NSTATES, stm_state(&s->stm), s,
+		    s->line);
+		break;
 	}
+	/* The undo copy lives for one command. */
+	free(s->undo);
+	s->undo = NULL;
+	return outcome(s, r);
 }
 
 static unsigned
@@ -642,6 +688,7 @@ on_destroy(struct conn *c, enum conn_end why)
 	log_info("mgmt[%lu] %s closed (%s)", s->id, c->peer,
 	    why == END_QUIT ? "quit" : why == END_TIMEOUT ? "timeout" :
 	    why == END_SHUTDOWN ? "shutdown" : "disconnect");
+	free(s->undo);
 	free(s);
 }
 

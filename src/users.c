@@ -526,18 +526,14 @@ cleanup:
 	return USERS_OK;
 }
 
-enum users_status
-users_reload(struct users *u)
+/* Gives u fresh's records (accounts, settings); u's lock table stays. */
+static void
+adopt(struct users *u, struct users *fresh)
 {
-	struct users *fresh;
-	enum users_status st = users_load(u->path, &fresh, NULL);
 	struct account *acc;
 	struct setting *set;
 	size_t n, cap;
 
-	if (st != USERS_OK)
-		return st;
-	/* Swap the records; the lock table is live state and stays. */
 	acc = u->acc, u->acc = fresh->acc, fresh->acc = acc;
 	n = u->nacc, u->nacc = fresh->nacc, fresh->nacc = n;
 	cap = u->acc_cap, u->acc_cap = fresh->acc_cap, fresh->acc_cap = cap;
@@ -545,8 +541,19 @@ users_reload(struct users *u)
 	n = u->nset, u->nset = fresh->nset, fresh->nset = n;
 	cap = u->set_cap, u->set_cap = fresh->set_cap, fresh->set_cap = cap;
 	users_free(fresh);
-	return USERS_OK;
 }
+
+enum users_status
+users_reload(struct users *u)
+{
+	struct users *fresh;
+	enum users_status st = users_load(u->path, &fresh, NULL);
+
+	if (st == USERS_OK)
+		adopt(u, fresh);
+	return st;
+}
+
 
 void
 users_free(struct users *u)
@@ -702,6 +709,39 @@ sync_dir(const char *path)
  * atomic within one file system), is synced, and then replaces path.
  * On failure before the rename the old file is untouched.
  */
+char *
+users_snapshot(const struct users *u)
+{
+	struct sbuf b = { 0 };
+
+	if (!serialize(u, &b) || (sbuf_add(&b, "", 1), b.failed)) {
+		free(b.data);
+		return NULL;
+	}
+	return b.data;
+}
+
+enum users_status
+users_restore(struct users *u, const char *snapshot)
+{
+	struct users *fresh = calloc(1, sizeof(*fresh));
+	size_t len = strlen(snapshot);
+	char *text = malloc(len + 1);
+	enum users_status st = USERS_NOMEM;
+
+	if (fresh != NULL && text != NULL) {
+		memcpy(text, snapshot, len + 1);
+		st = parse(fresh, text, len, NULL);
+	}
+	free(text);
+	if (st != USERS_OK) {
+		users_free(fresh);
+		return st;
+	}
+	adopt(u, fresh);
+	return USERS_OK;
+}
+
 enum users_status
 users_save(struct users *u)
 {

@@ -60,6 +60,8 @@ run unit env CK_DEFAULT_TIMEOUT=30 "$build/check_all"
 run protocol python3 tests/protocol/run.py
 run mgmt python3 tests/mgmt/run.py
 run filters python3 tests/filters/run.py
+run hardening python3 tests/hardening/run.py
+run ops python3 tests/ops/run.py
 run e2e python3 tests/e2e/run.py
 
 if [ -n "$san_dir" ]; then

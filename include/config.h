@@ -30,7 +30,7 @@
  * heap only while they stream (memory per idle session stays small).
  */
 #define OUT_BUF_SIZE		((size_t)1024)
-#define STREAM_BUF_SIZE		((size_t)128 * 1024)
+#define STREAM_BUF_SIZE		((size_t)256 * 1024)
 
 /*
  * All stream buffers together stay under this; past it a stream makes
@@ -46,7 +46,7 @@
 #define MAX_CMDS_PER_PASS	16
 
 /* Bytes a stream may produce per write callback (fairness per pass). */
-#define MAX_STREAM_PER_PASS	((size_t)256 * 1024)
+#define MAX_STREAM_PER_PASS	((size_t)1024 * 1024)
 
 /* RFC 1939 section 3: the autologout timer is at least 10 minutes. */
 #define DEFAULT_IDLE_TIMEOUT	600

@@ -53,7 +53,8 @@ struct pop3_session {
 	/* The running producer and its state (one at a time). */
 	pop3_producer *produce;
 	int msg_fd;
-	uint64_t msg_left;		/* file bytes still to read */
+	uint64_t msg_left;		/* file bytes still to encode */
+	uint64_t msg_off;		/* where they start in the file */
 	struct dotstuff ds;
 	size_t cursor;			/* LIST/UIDL: next message */
 	struct filter *filter;		/* RETR through -t COMMAND */

@@ -17,7 +17,7 @@
  * File bytes read per slice.  Borrowed for one producer call only (one
  * thread: the Redis lending rule); never kept in a session.
  */
-static uint8_t scratch[STREAM_BUF_SIZE / 2];
+static uint8_t scratch[STREAM_BUF_SIZE];
 
 /* Longest LIST/UIDL line: number, space, 20 digits or a 70-char uid. */
 #define LISTING_LINE_MAX 96
@@ -154,8 +154,8 @@ stream_broken(struct pop3_session *s, const char *why)
 	pop3_abort(s);
 }
 
-/* Encodes what fits of src into `out`; false if the encoder overflowed. */
-static bool
+/* Encodes what fits of src into `out`; returns the bytes of src used. */
+static size_t
 encode(struct pop3_session *s, const uint8_t *src, size_t n)
 {
 	size_t room, produced, used;
@@ -163,62 +163,73 @@ encode(struct pop3_session *s, const uint8_t *src, size_t n)
 
 	used = dotstuff_feed(&s->ds, src, n, dst, room, &produced);
 	buffer_write_adv(&s->conn.out, produced);
-	return used == n || dotstuff_done(&s->ds);
+	return used;
 }
 
-/* Writes the end of the message and ends the stream. */
+/* Writes the end of the message and ends the stream, once it fits. */
 static void
 finish_message(struct pop3_session *s)
 {
-	size_t room;
+	size_t room, n;
 	uint8_t *dst = buffer_write_ptr(&s->conn.out, &room);
 
-	buffer_write_adv(&s->conn.out, dotstuff_end(&s->ds, dst, room));
+	n = dotstuff_end(&s->ds, dst, room);
+	if (n == 0)
+		return;		/* no room yet: called again after a flush */
+	buffer_write_adv(&s->conn.out, n);
 	pop3_trans_cleanup(s);
 	pop3_stream_done(s);
 }
 
-/* File bytes that surely fit `out` once encoded (at most doubled). */
+/*
+ * Input bytes that surely fit the contiguous room of `out` once encoded
+ * (encoding at most doubles them); 0 when out is too full.
+ */
 static size_t
-slice(struct pop3_session *s)
+safe_slice(struct pop3_session *s)
 {
-	size_t room = conn_out_room(&s->conn);
-	size_t want;
+	size_t room;
 
+	(void)buffer_write_ptr(&s->conn.out, &room);
 	if (room < 2 * DOTSTUFF_END_MAX)
 		return 0;
-	want = (room - DOTSTUFF_END_MAX) / 2;
-	return want < sizeof(scratch) ? want : sizeof(scratch);
+	room = (room - DOTSTUFF_END_MAX) / 2;
+	return room < sizeof(scratch) ? room : sizeof(scratch);
 }
 
-/* Reads one slice of the message file and encodes it into `out`. */
+/*
+ * Reads as much of the message file as `out` can take and encodes it.
+ * The encoder takes what fits and the rest is read again next time
+ * (pread at our own offset), so `out` fills up whole: fewer, larger
+ * sends.  A file shorter than when it was listed ends the connection:
+ * never a truncated message closed by a '.'.
+ */
 static void
 produce_message(struct pop3_session *s)
 {
-	size_t want;
+	size_t room, want, used;
 	ssize_t n;
 
 	if (s->msg_left == 0 || dotstuff_done(&s->ds)) {
-		if (conn_out_room(&s->conn) >= DOTSTUFF_END_MAX)
-			finish_message(s);
+		finish_message(s);
 		return;
 	}
-	want = slice(s);
-	if (want == 0)
+	(void)buffer_write_ptr(&s->conn.out, &room);
+	if (room < 2 * DOTSTUFF_END_MAX)
 		return;
+	want = room < sizeof(scratch) ? room : sizeof(scratch);
 	if (want > s->msg_left)
 		want = (size_t)s->msg_left;
-	n = read(s->msg_fd, scratch, want);
+	n = pread(s->msg_fd, scratch, want, (off_t)s->msg_off);
 	if (n < 0 && errno == EINTR)
 		return;
 	if (n <= 0) {
-		/* Shorter than when listed: never end it with a '.'. */
 		stream_broken(s, n < 0 ? strerror(errno) : "file shrank");
 		return;
 	}
-	s->msg_left -= (uint64_t)n;
-	if (!encode(s, scratch, (size_t)n))
-		stream_broken(s, "encoder overflow");
+	used = encode(s, scratch, (size_t)n);
+	s->msg_off += used;
+	s->msg_left -= used;
 }
 
 static void
@@ -259,12 +270,12 @@ produce_filtered(struct pop3_session *s)
 		stream_broken(s, "filter failed mid-message");
 		return;
 	}
-	want = slice(s);
+	want = safe_slice(s);
 	if (want == 0)
 		return;
 	n = filter_take(s->filter, scratch, want);
 	if (n > 0) {
-		if (!encode(s, scratch, n))
+		if (encode(s, scratch, n) != n)
 			stream_broken(s, "encoder overflow");
 	} else if (st == FILTER_DONE) {
 		finish_message(s);
@@ -317,6 +328,7 @@ send_message(struct pop3_session *s, size_t n, bool limited, uint64_t lines)
 		return send_filtered(s, n, fd);
 	}
 	s->msg_left = m->file_size;
+	s->msg_off = 0;
 	dotstuff_init(&s->ds, limited, lines);
 	pop3_stream(s, produce_message, true);
 	if (limited)

@@ -16,6 +16,7 @@
 #include "maildir.h"
 #include "pop3.h"
 #include "proto.h"
+#include "session.h"
 #include "stm.h"
 
 enum pop3_state {
@@ -31,13 +32,10 @@ struct pop3_session;
 typedef void pop3_producer(struct pop3_session *s);
 
 struct pop3_session {
-	struct conn conn;		/* first: conn callbacks cast back */
-	struct stm stm;
+	struct session base;		/* first: conn, state machine, line */
 	const struct pop3_env *env;
 	unsigned long id;
 	enum pop3_state next_state;	/* set by CMD_NEXT handlers */
-	enum line_status line_status;	/* the line being handled */
-	char *line;
 	const char *err;		/* reason text for CMD_ERR */
 	char errbuf[80];
 	unsigned bad_cmds;

@@ -15,6 +15,7 @@
 #include "mgmt.h"
 #include "pop3.h"
 #include "proto.h"
+#include "session.h"
 #include "stats.h"
 #include "stm.h"
 
@@ -29,13 +30,10 @@
 enum mgmt_state { MGMT_AUTH, MGMT_ACTIVE, MGMT_NSTATES };
 
 struct mgmt_session {
-	struct conn conn;		/* first: conn callbacks cast back */
-	struct stm stm;
+	struct session base;		/* first: conn, state machine, line */
 	const struct mgmt_env *env;
 	unsigned long id;
 	enum mgmt_state next_state;
-	enum line_status line_status;
-	char *line;
 	const char *err;		/* reason for CMD_ERR */
 	bool have_user;
 	unsigned failures;
@@ -56,7 +54,7 @@ reply(struct mgmt_session *s, const char *fmt, ...)
 	bool ok;
 
 	va_start(ap, fmt);
-	ok = conn_vreply(&s->conn, fmt, ap);
+	ok = conn_vreply(&s->base.conn, fmt, ap);
 	va_end(ap);
 	return ok;
 }
@@ -146,14 +144,14 @@ cmd_pass(void *sp, int argc, char **argv)
 	memset(argv[1], 0, strlen(argv[1]));
 	s->have_user = false;
 	if (ok) {
-		log_info("mgmt[%lu] %s user=admin login", s->id, s->conn.peer);
+		log_info("mgmt[%lu] %s user=admin login", s->id, s->base.conn.peer);
 		reply(s, "+OK PASS");
 		s->next_state = MGMT_ACTIVE;
 		return CMD_NEXT;
 	}
 	s->failures++;
-	log_info("mgmt[%lu] %s login-failed", s->id, s->conn.peer);
-	if (!conn_reply_later(&s->conn, AUTH_FAIL_DELAY_MS, "-ERR WRONG "
+	log_info("mgmt[%lu] %s login-failed", s->id, s->base.conn.peer);
+	if (!conn_reply_later(&s->base.conn, AUTH_FAIL_DELAY_MS, "-ERR WRONG "
 	    "PASSWORD", s->failures >= MAX_AUTH_FAILURES))
 		return fail(s, "WRONG PASSWORD");
 	return CMD_PENDING;
@@ -256,12 +254,12 @@ produce_users(struct mgmt_session *s)
 	struct users *u = s->env->users;
 
 	while (s->cursor < users_count(u)) {
-		if (conn_out_room(&s->conn) < USER_NAME_MAX + 8)
+		if (conn_out_room(&s->base.conn) < USER_NAME_MAX + 8)
 			return;
 		body(s, users_name_at(u, s->cursor++));
 	}
 	if (reply(s, "."))
-		conn_stream_end(&s->conn);
+		conn_stream_end(&s->base.conn);
 }
 
 static enum cmd_result
@@ -271,7 +269,7 @@ cmd_users(void *sp, int argc, char **argv)
 
 	(void)argc;
 	(void)argv;
-	conn_stream_begin(&s->conn, users_count(s->env->users) > 8);
+	conn_stream_begin(&s->base.conn, users_count(s->env->users) > 8);
 	reply(s, "+OK USERS");
 	reply(s, "USER COUNT: %zu", users_count(s->env->users));
 	reply(s, "USER LIST:");
@@ -347,7 +345,7 @@ cmd_timeout(void *sp, int argc, char **argv)
 	(void)argc;
 	if (!setting_value(argv[1], PAUSE_MIN, PAUSE_MAX, &n))
 		return fail(s, "INVALID TIMEOUT");
-	if (!conn_reply_later(&s->conn, (uint64_t)n * 1000,
+	if (!conn_reply_later(&s->base.conn, (uint64_t)n * 1000,
 	    "+OK TIMEOUT COMPLETED", false))
 		return fail(s, "[SYS/TEMP] OUT OF MEMORY");
 	log_info("mgmt[%lu] POP3 service paused for %lus", s->id, n);
@@ -587,14 +585,14 @@ outcome(struct mgmt_session *s, enum cmd_result r)
 		why = "UNKNOWN COMMAND";
 		break;
 	case CMD_BAD_STATE:
-		why = stm_state(&s->stm) == MGMT_AUTH ? "NOT AUTHENTICATED" :
+		why = stm_state(&s->base.stm) == MGMT_AUTH ? "NOT AUTHENTICATED" :
 		    "ALREADY AUTHENTICATED";
 		break;
 	case CMD_BAD_ARGS:
 		why = "WRONG NUMBER OF ARGUMENTS";
 		break;
 	case CMD_CLOSE:
-		conn_close_after_flush(&s->conn, END_QUIT);
+		conn_close_after_flush(&s->base.conn, END_QUIT);
 		break;
 	case CMD_NEXT:
 		return s->next_state;
@@ -606,7 +604,7 @@ outcome(struct mgmt_session *s, enum cmd_result r)
 	s->err = NULL;
 	if (why != NULL)
 		reply(s, "-ERR %s", why);
-	return stm_state(&s->stm);
+	return stm_state(&s->base.stm);
 }
 
 static unsigned
@@ -615,7 +613,7 @@ mgmt_read(void *ctx)
 	struct mgmt_session *s = ctx;
 	enum cmd_result r;
 
-	switch (s->line_status) {
+	switch (s->base.line_status) {
 	case LINE_TOO_LONG:
 		r = fail(s, "LINE TOO LONG");
 		break;
@@ -625,8 +623,8 @@ mgmt_read(void *ctx)
 	case LINE_OK:
 	case LINE_NONE:
 	default:
-		r = proto_dispatch(tables, MGMT_NSTATES, stm_state(&s->stm), s,
-		    s->line);
+		r = proto_dispatch(tables, MGMT_NSTATES, stm_state(&s->base.stm), s,
+		    s->base.line);
 		break;
 	}
 	/* The undo copy lives for one command. */
@@ -640,9 +638,9 @@ mgmt_write(void *ctx)
 {
 	struct mgmt_session *s = ctx;
 
-	if (s->conn.streaming)
+	if (s->base.conn.streaming)
 		produce_users(s);
-	return stm_state(&s->stm);
+	return stm_state(&s->base.stm);
 }
 
 static const struct stm_state states[MGMT_NSTATES] = {
@@ -653,25 +651,6 @@ static const struct stm_state states[MGMT_NSTATES] = {
 		.on_write = mgmt_write,
 	},
 };
-
-static bool
-on_line(struct conn *c, enum line_status st, char *line)
-{
-	struct mgmt_session *s = (struct mgmt_session *)c;
-	unsigned before = stm_state(&s->stm);
-
-	s->line_status = st;
-	s->line = line;
-	return stm_read(&s->stm, s) == before;
-}
-
-static void
-on_output(struct conn *c)
-{
-	struct mgmt_session *s = (struct mgmt_session *)c;
-
-	stm_write(&s->stm, s);
-}
 
 static void
 on_timeout(struct conn *c)
@@ -693,8 +672,8 @@ on_destroy(struct conn *c, enum conn_end why)
 }
 
 static const struct conn_ops mgmt_ops = {
-	.on_line = on_line,
-	.on_output = on_output,
+	.on_line = session_on_line,
+	.on_output = session_on_output,
 	.on_timeout = on_timeout,
 	.on_destroy = on_destroy,
 };
@@ -708,12 +687,12 @@ mgmt_session_new(const struct mgmt_env *env, int fd, const char *peer)
 		return -1;
 	s->env = env;
 	s->id = ++next_id;
-	if (conn_init(&s->conn, fd, env->sel, &mgmt_ops, peer, MGMT_IDLE_MS,
+	if (conn_init(&s->base.conn, fd, env->sel, &mgmt_ops, peer, MGMT_IDLE_MS,
 	    false) < 0) {
 		free(s);
 		return -1;
 	}
-	stm_init(&s->stm, states, MGMT_NSTATES, MGMT_AUTH, s);
+	stm_init(&s->base.stm, states, MGMT_NSTATES, MGMT_AUTH, s);
 	log_info("mgmt[%lu] %s connect", s->id, peer);
 	reply(s, "+OK Management server ready");
 	return 0;

@@ -55,7 +55,7 @@ pop3_reply(struct pop3_session *s, const char *fmt, ...)
 	bool ok;
 
 	va_start(ap, fmt);
-	ok = conn_vreply(&s->conn, fmt, ap);
+	ok = conn_vreply(&s->base.conn, fmt, ap);
 	va_end(ap);
 	return ok;
 }
@@ -75,7 +75,7 @@ pop3_fail(struct pop3_session *s, const char *fmt, ...)
 enum cmd_result
 pop3_stream(struct pop3_session *s, pop3_producer *p, bool big)
 {
-	conn_stream_begin(&s->conn, big);
+	conn_stream_begin(&s->base.conn, big);
 	s->produce = p;
 	return CMD_STREAM;
 }
@@ -84,7 +84,7 @@ void
 pop3_stream_done(struct pop3_session *s)
 {
 	s->produce = NULL;
-	conn_stream_end(&s->conn);
+	conn_stream_end(&s->base.conn);
 }
 
 void
@@ -92,7 +92,7 @@ pop3_abort(struct pop3_session *s)
 {
 	pop3_trans_cleanup(s);
 	s->produce = NULL;
-	conn_close_soon(&s->conn, END_ERROR);
+	conn_close_soon(&s->base.conn, END_ERROR);
 }
 
 /* Counts a failed command; true when the session must end (Dovecot). */
@@ -125,7 +125,7 @@ outcome(struct pop3_session *s, enum cmd_result r)
 		why = "wrong number of arguments";
 		break;
 	case CMD_CLOSE:
-		conn_close_after_flush(&s->conn, END_QUIT);
+		conn_close_after_flush(&s->base.conn, END_QUIT);
 		break;
 	case CMD_NEXT:
 		s->bad_cmds = 0;
@@ -133,7 +133,7 @@ outcome(struct pop3_session *s, enum cmd_result r)
 	case CMD_PENDING:
 		/* Not a success yet: a failed login keeps the streak. */
 		s->err = NULL;
-		return stm_state(&s->stm);
+		return stm_state(&s->base.stm);
 	case CMD_REPLIED:
 	case CMD_STREAM:
 		break;
@@ -143,23 +143,23 @@ outcome(struct pop3_session *s, enum cmd_result r)
 		s->bad_cmds = 0;
 	} else if (bad_command(s)) {
 		pop3_reply(s, "-ERR too many bad commands");
-		conn_close_after_flush(&s->conn, END_ERROR);
+		conn_close_after_flush(&s->base.conn, END_ERROR);
 	} else {
 		pop3_reply(s, "-ERR %s", why);
 	}
-	return stm_state(&s->stm);
+	return stm_state(&s->base.stm);
 }
 
 void
 pop3_complete(struct pop3_session *s, enum cmd_result r)
 {
-	stm_jump(&s->stm, outcome(s, r), s);
+	stm_jump(&s->base.stm, outcome(s, r), s);
 }
 
 /* Defined in pop3_auth.c: the line answering an AUTH continuation. */
 enum cmd_result pop3_sasl_response(struct pop3_session *s, char *line);
 
-/* The state's read handler: one framed line (s->line, s->line_status). */
+/* The state's read handler: one framed line (s->base.line, s->base.line_status). */
 static unsigned
 pop3_read(void *ctx)
 {
@@ -167,9 +167,9 @@ pop3_read(void *ctx)
 	enum cmd_result r;
 
 	/* A broken line cannot be a SASL response: the exchange ends. */
-	if (s->line_status != LINE_OK)
+	if (s->base.line_status != LINE_OK)
 		s->sasl_wait = false;
-	switch (s->line_status) {
+	switch (s->base.line_status) {
 	case LINE_TOO_LONG:
 		r = pop3_fail(s, "line too long");
 		break;
@@ -179,9 +179,9 @@ pop3_read(void *ctx)
 	case LINE_OK:
 	case LINE_NONE:
 	default:
-		r = s->sasl_wait ? pop3_sasl_response(s, s->line) :
-		    proto_dispatch(tables, POP3_NSTATES, stm_state(&s->stm), s,
-		    s->line);
+		r = s->sasl_wait ? pop3_sasl_response(s, s->base.line) :
+		    proto_dispatch(tables, POP3_NSTATES, stm_state(&s->base.stm), s,
+		    s->base.line);
 		break;
 	}
 	return outcome(s, r);
@@ -192,30 +192,10 @@ pop3_write(void *ctx)
 {
 	struct pop3_session *s = ctx;
 
-	s->next_state = stm_state(&s->stm);
+	s->next_state = stm_state(&s->base.stm);
 	if (s->produce != NULL)
 		s->produce(s);
 	return s->next_state;
-}
-
-static bool
-on_line(struct conn *c, enum line_status st, char *line)
-{
-	struct pop3_session *s = (struct pop3_session *)c;
-	unsigned before = stm_state(&s->stm);
-
-	s->line_status = st;
-	s->line = line;
-	/* A new state's hooks run before its first line is parsed. */
-	return stm_read(&s->stm, s) == before;
-}
-
-static void
-on_output(struct conn *c)
-{
-	struct pop3_session *s = (struct pop3_session *)c;
-
-	stm_write(&s->stm, s);
 }
 
 static void
@@ -256,8 +236,8 @@ on_destroy(struct conn *c, enum conn_end why)
 }
 
 static const struct conn_ops pop3_ops = {
-	.on_line = on_line,
-	.on_output = on_output,
+	.on_line = session_on_line,
+	.on_output = session_on_output,
 	.on_timeout = on_timeout,
 	.on_destroy = on_destroy,
 };
@@ -272,12 +252,12 @@ pop3_session_new(const struct pop3_env *env, int fd, const char *peer)
 	s->env = env;
 	s->id = ++next_id;
 	s->msg_fd = -1;
-	if (conn_init(&s->conn, fd, env->sel, &pop3_ops, peer,
+	if (conn_init(&s->base.conn, fd, env->sel, &pop3_ops, peer,
 	    (uint64_t)env->settings->idle_s * 1000, true) < 0) {
 		free(s);
 		return -1;
 	}
-	stm_init(&s->stm, states, POP3_NSTATES, POP3_AUTHORIZATION, s);
+	stm_init(&s->base.stm, states, POP3_NSTATES, POP3_AUTHORIZATION, s);
 	log_info("pop3[%lu] %s connect", s->id, peer);
 	pop3_reply(s, "+OK " POP3D_NAME " ready");
 	return 0;
@@ -289,5 +269,5 @@ pop3_kick(void *holder)
 	struct pop3_session *s = holder;
 
 	if (s != NULL)
-		conn_close_soon(&s->conn, END_KICKED);
+		conn_close_soon(&s->base.conn, END_KICKED);
 }

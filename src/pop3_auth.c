@@ -46,9 +46,9 @@ login_failed(struct pop3_session *s)
 {
 	s->auth_failures++;
 	s->have_user = false;
-	log_info("pop3[%lu] %s user=%s login-failed", s->id, s->conn.peer,
+	log_info("pop3[%lu] %s user=%s login-failed", s->id, s->base.conn.peer,
 	    s->log_user[0] ? s->log_user : "-");
-	if (!conn_reply_later(&s->conn, AUTH_FAIL_DELAY_MS, AUTH_FAILED,
+	if (!conn_reply_later(&s->base.conn, AUTH_FAIL_DELAY_MS, AUTH_FAILED,
 	    s->auth_failures >= MAX_AUTH_FAILURES)) {
 		pop3_reply(s, AUTH_FAILED);
 		return CMD_REPLIED;
@@ -79,7 +79,7 @@ produce_scan(struct pop3_session *s)
 		return;
 	s->msgs_at_login = maildir_live_count(s->md);
 	s->size_at_login = maildir_live_size(s->md);
-	log_info("pop3[%lu] %s user=%s login", s->id, s->conn.peer, s->user);
+	log_info("pop3[%lu] %s user=%s login", s->id, s->base.conn.peer, s->user);
 	pop3_reply(s, "+OK maildrop has %zu messages (%llu octets)",
 	    s->msgs_at_login, (unsigned long long)s->size_at_login);
 	s->next_state = POP3_TRANSACTION;
@@ -95,7 +95,7 @@ open_maildrop(struct pop3_session *s)
 	if (!users_lock(s->env->users, s->user, s)) {
 		s->have_user = false;
 		log_info("pop3[%lu] %s user=%s login-failed in-use", s->id,
-		    s->conn.peer, s->user);
+		    s->base.conn.peer, s->user);
 		return pop3_fail(s, "[IN-USE] maildrop is locked by another "
 		    "session");
 	}
@@ -159,7 +159,7 @@ try_login(struct pop3_session *s, char *password)
 	*queue_tail = p;
 	queue_tail = &p->next;
 	s->pending_login = p;
-	conn_hold(&s->conn);
+	conn_hold(&s->base.conn);
 	return CMD_PENDING;
 }
 
@@ -180,7 +180,7 @@ pop3_verify_next(void)
 		ok = users_verify(s->env->users, s->user[0] ? s->user : "",
 		    p->password);
 		s->pending_login = NULL;
-		conn_release(&s->conn);
+		conn_release(&s->base.conn);
 		pop3_complete(s, ok && s->user[0] != '\0' ? open_maildrop(s) :
 		    login_failed(s));
 	}

@@ -82,7 +82,7 @@ produce_listing(struct pop3_session *s, bool uidl)
 	while (s->cursor <= count) {
 		const struct mail_msg *m = maildir_msg(s->md, s->cursor);
 
-		if (conn_out_room(&s->conn) < LISTING_LINE_MAX)
+		if (conn_out_room(&s->base.conn) < LISTING_LINE_MAX)
 			return;
 		if (!m->deleted) {
 			if (uidl)
@@ -159,10 +159,10 @@ static size_t
 encode(struct pop3_session *s, const uint8_t *src, size_t n)
 {
 	size_t room, produced, used;
-	uint8_t *dst = buffer_write_ptr(&s->conn.out, &room);
+	uint8_t *dst = buffer_write_ptr(&s->base.conn.out, &room);
 
 	used = dotstuff_feed(&s->ds, src, n, dst, room, &produced);
-	buffer_write_adv(&s->conn.out, produced);
+	buffer_write_adv(&s->base.conn.out, produced);
 	return used;
 }
 
@@ -171,12 +171,12 @@ static void
 finish_message(struct pop3_session *s)
 {
 	size_t room, n;
-	uint8_t *dst = buffer_write_ptr(&s->conn.out, &room);
+	uint8_t *dst = buffer_write_ptr(&s->base.conn.out, &room);
 
 	n = dotstuff_end(&s->ds, dst, room);
 	if (n == 0)
 		return;		/* no room yet: called again after a flush */
-	buffer_write_adv(&s->conn.out, n);
+	buffer_write_adv(&s->base.conn.out, n);
 	pop3_trans_cleanup(s);
 	pop3_stream_done(s);
 }
@@ -190,7 +190,7 @@ safe_slice(struct pop3_session *s)
 {
 	size_t room;
 
-	(void)buffer_write_ptr(&s->conn.out, &room);
+	(void)buffer_write_ptr(&s->base.conn.out, &room);
 	if (room < 2 * DOTSTUFF_END_MAX)
 		return 0;
 	room = (room - DOTSTUFF_END_MAX) / 2;
@@ -214,7 +214,7 @@ produce_message(struct pop3_session *s)
 		finish_message(s);
 		return;
 	}
-	(void)buffer_write_ptr(&s->conn.out, &room);
+	(void)buffer_write_ptr(&s->base.conn.out, &room);
 	if (room < 2 * DOTSTUFF_END_MAX)
 		return;
 	want = room < sizeof(scratch) ? room : sizeof(scratch);
@@ -237,7 +237,7 @@ filter_ready(void *owner)
 {
 	struct pop3_session *s = owner;
 
-	conn_stream_resume(&s->conn);
+	conn_stream_resume(&s->base.conn);
 }
 
 /*
@@ -260,7 +260,7 @@ produce_filtered(struct pop3_session *s)
 			return;
 		}
 		if (!filter_has_output(s->filter) && st != FILTER_DONE) {
-			conn_stream_wait(&s->conn);
+			conn_stream_wait(&s->base.conn);
 			return;
 		}
 		pop3_reply(s, "+OK filtered message follows");
@@ -280,7 +280,7 @@ produce_filtered(struct pop3_session *s)
 	} else if (st == FILTER_DONE) {
 		finish_message(s);
 	} else {
-		conn_stream_wait(&s->conn);
+		conn_stream_wait(&s->base.conn);
 	}
 }
 
@@ -299,7 +299,7 @@ send_filtered(struct pop3_session *s, size_t n, int fd)
 		.log_id = s->id,
 	};
 
-	s->filter = filter_start(s->conn.sel, &job, filter_ready, s);
+	s->filter = filter_start(s->base.conn.sel, &job, filter_ready, s);
 	if (s->filter == NULL)
 		return pop3_fail(s, "[SYS/TEMP] filter failed");
 	s->filter_replied = false;
@@ -442,7 +442,7 @@ pop3_update_enter(unsigned state, void *ctx)
 		pop3_reply(s, "+OK " POP3D_NAME " signing off (%zu messages "
 		    "left)", maildir_live_count(s->md));
 	}
-	conn_close_after_flush(&s->conn, END_QUIT);
+	conn_close_after_flush(&s->base.conn, END_QUIT);
 }
 
 const struct cmd pop3_trans_cmds[] = {

@@ -217,9 +217,10 @@ produce_message(struct pop3_session *s)
 	(void)buffer_write_ptr(&s->base.conn.out, &room);
 	if (room < 2 * DOTSTUFF_END_MAX)
 		return;
-	want = room < sizeof(scratch) ? room : sizeof(scratch);
-	if (want > s->msg_left)
-		want = (size_t)s->msg_left;
+	want = s->msg_left < sizeof(scratch) ? (size_t)s->msg_left :
+	    sizeof(scratch);
+	if (want > room)
+		want = room;
 	n = pread(s->msg_fd, scratch, want, (off_t)s->msg_off);
 	if (n < 0 && errno == EINTR)
 		return;

@@ -37,6 +37,9 @@ enum conn_end {
 	END_KICKED,	/* closed by the administrator */
 };
 
+/* The reason as the access log writes it: quit, timeout, disconnect... */
+const char *conn_end_name(enum conn_end why);
+
 struct conn_ops {
 	/*
 	 * One line framed out of `in` (or LINE_TOO_LONG / LINE_NUL), only

@@ -553,3 +553,16 @@ conn_foreach(void (*fn)(struct conn *c, void *arg), void *arg)
 		c = next;
 	}
 }
+
+const char *
+conn_end_name(enum conn_end why)
+{
+	static const char *const names[] = {
+		[END_QUIT] = "quit", [END_TIMEOUT] = "timeout",
+		[END_DISCONNECT] = "disconnect", [END_SHUTDOWN] = "shutdown",
+		[END_ERROR] = "error", [END_KICKED] = "kicked",
+	};
+
+	return (size_t)why < sizeof(names) / sizeof(names[0]) ?
+	    names[why] : "error";
+}

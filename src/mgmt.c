@@ -665,8 +665,7 @@ on_destroy(struct conn *c, enum conn_end why)
 	struct mgmt_session *s = (struct mgmt_session *)c;
 
 	log_info("mgmt[%lu] %s closed (%s)", s->id, c->peer,
-	    why == END_QUIT ? "quit" : why == END_TIMEOUT ? "timeout" :
-	    why == END_SHUTDOWN ? "shutdown" : "disconnect");
+	    conn_end_name(why));
 	free(s->undo);
 	free(s);
 }
@@ -687,8 +686,8 @@ mgmt_session_new(const struct mgmt_env *env, int fd, const char *peer)
 		return -1;
 	s->env = env;
 	s->id = ++next_id;
-	if (conn_init(&s->base.conn, fd, env->sel, &mgmt_ops, peer, MGMT_IDLE_MS,
-	    false) < 0) {
+	if (conn_init(&s->base.conn, fd, env->sel, &mgmt_ops, peer,
+	    MGMT_IDLE_MS, false) < 0) {
 		free(s);
 		return -1;
 	}

@@ -42,12 +42,6 @@ static const struct cmd *const tables[POP3_NSTATES] = {
 	[POP3_UPDATE] = NULL,
 };
 
-static const char *const end_names[] = {
-	[END_QUIT] = "quit", [END_TIMEOUT] = "timeout",
-	[END_DISCONNECT] = "disconnect", [END_SHUTDOWN] = "shutdown",
-	[END_ERROR] = "error", [END_KICKED] = "kicked",
-};
-
 bool
 pop3_reply(struct pop3_session *s, const char *fmt, ...)
 {
@@ -216,8 +210,7 @@ static void
 on_destroy(struct conn *c, enum conn_end why)
 {
 	struct pop3_session *s = (struct pop3_session *)c;
-	const char *reason = (size_t)why < sizeof(end_names) /
-	    sizeof(end_names[0]) ? end_names[why] : "error";
+	const char *reason = conn_end_name(why);
 
 	pop3_trans_cleanup(s);
 	pop3_forget_login(s);

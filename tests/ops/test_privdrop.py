@@ -5,6 +5,7 @@ An unknown user, or -g without root, is exit status 1.  The tests use
 the existing unprivileged account "nobody" (group nogroup) and a mail
 root and users-file folder chowned to it, as operations.md 2.3 says."""
 import os
+import shutil
 import signal
 import stat
 import unittest
@@ -167,13 +168,18 @@ class Refused(unittest.TestCase):
         d = tmpdir(self)
         os.chmod(d, 0o755)
         os.mkdir(os.path.join(d, "mail"))
+        # The checkout may sit in a folder only root can enter (mktemp
+        # -d is 0700): the unprivileged user runs its own copy.
+        server = os.path.join(d, "pop3server")
+        shutil.copy(SERVER_BIN, server)
+        os.chmod(server, 0o755)
 
         def become_nobody():
             os.setgroups([])
             os.setgid(gid)
             os.setuid(uid)
 
-        r = run([SERVER_BIN, "-p", str(free_port()), "-l", "127.0.0.1", "-P", str(free_port()),
+        r = run([server, "-p", str(free_port()), "-l", "127.0.0.1", "-P", str(free_port()),
                  "-L", "127.0.0.1", "-d", os.path.join(d, "mail"),
                  "-U", os.path.join(d, "users"), "-g", RUN_AS],
                 timeout=10, preexec_fn=become_nobody)

@@ -14,10 +14,11 @@
 #include "pop3_session.h"
 
 /*
- * File bytes read per slice.  Borrowed for one producer call only (one
+ * File bytes read per step (a step never sends more than it read, so
+ * STREAM_STEP is enough).  Borrowed for one producer call only (one
  * thread: the Redis lending rule); never kept in a session.
  */
-static uint8_t scratch[STREAM_BUF_SIZE];
+static uint8_t scratch[STREAM_STEP];
 
 /* Longest LIST/UIDL line: number, space, 20 digits or a 70-char uid. */
 #define LISTING_LINE_MAX 96
@@ -154,12 +155,23 @@ stream_broken(struct pop3_session *s, const char *why)
 	pop3_abort(s);
 }
 
+/* Where this step may write in `out`, and how much (one STREAM_STEP). */
+static uint8_t *
+step_room(struct pop3_session *s, size_t *room)
+{
+	uint8_t *dst = buffer_write_ptr(&s->base.conn.out, room);
+
+	if (*room > STREAM_STEP)
+		*room = STREAM_STEP;
+	return dst;
+}
+
 /* Encodes what fits of src into `out`; returns the bytes of src used. */
 static size_t
 encode(struct pop3_session *s, const uint8_t *src, size_t n)
 {
 	size_t room, produced, used;
-	uint8_t *dst = buffer_write_ptr(&s->base.conn.out, &room);
+	uint8_t *dst = step_room(s, &room);
 
 	used = dotstuff_feed(&s->ds, src, n, dst, room, &produced);
 	buffer_write_adv(&s->base.conn.out, produced);
@@ -182,15 +194,15 @@ finish_message(struct pop3_session *s)
 }
 
 /*
- * Input bytes that surely fit the contiguous room of `out` once encoded
- * (encoding at most doubles them); 0 when out is too full.
+ * Input bytes that surely fit this step's room once encoded (encoding
+ * at most doubles them); 0 when out is too full.
  */
 static size_t
 safe_slice(struct pop3_session *s)
 {
 	size_t room;
 
-	(void)buffer_write_ptr(&s->base.conn.out, &room);
+	(void)step_room(s, &room);
 	if (room < 2 * DOTSTUFF_END_MAX)
 		return 0;
 	room = (room - DOTSTUFF_END_MAX) / 2;
@@ -198,11 +210,11 @@ safe_slice(struct pop3_session *s)
 }
 
 /*
- * Reads as much of the message file as `out` can take and encodes it.
- * The encoder takes what fits and the rest is read again next time
- * (pread at our own offset), so `out` fills up whole: fewer, larger
- * sends.  A file shorter than when it was listed ends the connection:
- * never a truncated message closed by a '.'.
+ * Reads one step of the message file and encodes it.  The encoder takes
+ * what fits and the rest is read again next time (pread at our own
+ * offset), so every step sends a full STREAM_STEP.  A file shorter than
+ * when it was listed ends the connection: never a truncated message
+ * closed by a '.'.
  */
 static void
 produce_message(struct pop3_session *s)
@@ -214,7 +226,7 @@ produce_message(struct pop3_session *s)
 		finish_message(s);
 		return;
 	}
-	(void)buffer_write_ptr(&s->base.conn.out, &room);
+	(void)step_room(s, &room);
 	if (room < 2 * DOTSTUFF_END_MAX)
 		return;
 	want = s->msg_left < sizeof(scratch) ? (size_t)s->msg_left :

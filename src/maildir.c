@@ -526,12 +526,15 @@ scan_close(struct maildrop *md)
  * Sizes already computed, kept across sessions: a client that logs in
  * every few minutes must not make us read its whole maildrop each time
  * (Dovecot keeps sizes in its index for the same reason).  A small
- * direct-mapped table: a slot holds the last message hashed to it,
- * keyed by a hash of its path plus its size and mtime, so a file that
- * changed is never served a stale size.  Bounded memory, no eviction
- * bookkeeping; a collision only costs a re-read.
+ * 4-way set-associative table: an entry is keyed by a hash of its path
+ * plus its size and mtime, so a file that changed is never served a
+ * stale size.  Bounded memory, no eviction bookkeeping (a full set
+ * loses a way picked by the key); a miss only costs a re-read.  Four
+ * ways, not one: direct-mapped, a 10,000-message maildrop lost ~15% of
+ * its sizes to collisions and re-read them at every login.
  */
-#define SIZE_CACHE_SLOTS (1u << 16)
+#define SIZE_CACHE_WAYS 4
+#define SIZE_CACHE_SETS (1u << 14)
 
 struct size_slot {
 	uint64_t key;
@@ -540,7 +543,7 @@ struct size_slot {
 	uint64_t wire_size;
 };
 
-static struct size_slot *size_cache;
+static struct size_slot (*size_cache)[SIZE_CACHE_WAYS];
 
 static uint64_t
 size_key(const struct maildrop *md, const struct mail_msg *m)
@@ -550,13 +553,24 @@ size_key(const struct maildrop *md, const struct mail_msg *m)
 	return h ^ (fnv1a64(m->file, strlen(m->file)) * 0x9e3779b97f4a7c15ULL);
 }
 
+/* The entry for key: its own when cached, else the one to replace. */
 static struct size_slot *
 size_slot(uint64_t key)
 {
+	struct size_slot *set;
+
 	if (size_cache == NULL)
-		size_cache = calloc(SIZE_CACHE_SLOTS, sizeof(*size_cache));
-	return size_cache != NULL ?
-	    &size_cache[key & (SIZE_CACHE_SLOTS - 1)] : NULL;
+		size_cache = calloc(SIZE_CACHE_SETS, sizeof(*size_cache));
+	if (size_cache == NULL)
+		return NULL;
+	set = size_cache[key & (SIZE_CACHE_SETS - 1)];
+	for (int w = 0; w < SIZE_CACHE_WAYS; w++)
+		if (set[w].key == key)
+			return &set[w];
+	for (int w = 0; w < SIZE_CACHE_WAYS; w++)
+		if (set[w].key == 0)
+			return &set[w];
+	return &set[(key >> 40) % SIZE_CACHE_WAYS];
 }
 
 /* True (and m->size set) when m's size is known from an earlier scan. */

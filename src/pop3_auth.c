@@ -115,9 +115,10 @@ open_maildrop(struct pop3_session *s)
 }
 
 /*
- * Passwords waiting for their crypt(3) check.  One is checked per
- * reactor pass (pop3_verify_next), so a storm of logins, each costing
- * milliseconds of CPU, never stalls the sessions already logged in.
+ * Logins waiting for their password check and maildrop.  Each reactor
+ * pass finishes a bounded share of them (pop3_verify_next), so a storm
+ * of logins, a crypt(3) costing milliseconds of CPU and a maildrop
+ * open a tenth of one, never stalls the sessions already logged in.
  */
 struct pending_login {
 	struct pending_login *next;
@@ -128,25 +129,18 @@ struct pending_login {
 static struct pending_login *queue_head, **queue_tail = &queue_head;
 
 /*
- * Checks the credentials: at once when the login cache knows them,
- * else in the queue.  The client's copy of the password is wiped here.
+ * Queues the credentials for pop3_verify_next.  The client's copy of
+ * the password is wiped here.
  */
 static enum cmd_result
 try_login(struct pop3_session *s, char *password)
 {
 	struct pending_login *p;
-	bool cached;
 
 	/* Longer than any stored password can be: wrong, and not copied. */
 	if (strlen(password) > PASSWORD_MAX) {
 		wipe(password, strlen(password));
 		return login_failed(s);
-	}
-	cached = s->user[0] != '\0' &&
-	    users_verify_cached(s->env->users, s->user, password);
-	if (cached) {
-		wipe(password, strlen(password));
-		return open_maildrop(s);
 	}
 	p = calloc(1, sizeof(*p));
 	if (p == NULL) {
@@ -163,29 +157,51 @@ try_login(struct pop3_session *s, char *password)
 	return CMD_PENDING;
 }
 
-bool
-pop3_verify_next(void)
+/* Takes the first queued login off the queue. */
+static struct pending_login *
+dequeue(void)
 {
 	struct pending_login *p = queue_head;
-	struct pop3_session *s;
-	bool ok;
 
-	if (p == NULL)
-		return false;
 	queue_head = p->next;
 	if (queue_head == NULL)
 		queue_tail = &queue_head;
-	s = p->s;
-	if (s != NULL) {
-		ok = users_verify(s->env->users, s->user[0] ? s->user : "",
-		    p->password);
-		s->pending_login = NULL;
-		conn_release(&s->base.conn);
-		pop3_complete(s, ok && s->user[0] != '\0' ? open_maildrop(s) :
-		    login_failed(s));
+	return p;
+}
+
+void
+pop3_verify_next(void)
+{
+	int budget = LOGINS_PER_PASS;
+
+	while (queue_head != NULL && budget > 0) {
+		struct pop3_session *s = queue_head->s;
+		struct pending_login *p;
+		bool cached, ok;
+
+		cached = s != NULL && s->user[0] != '\0' &&
+		    users_verify_cached(s->env->users, s->user,
+		    queue_head->password);
+		if (s != NULL && !cached && budget < LOGINS_PER_PASS)
+			break;	/* a crypt(3) waits for a pass of its own */
+		p = dequeue();
+		budget -= s == NULL || cached ? 1 : LOGINS_PER_PASS;
+		if (s != NULL) {
+			ok = cached || (users_verify(s->env->users, s->user,
+			    p->password) && s->user[0] != '\0');
+			s->pending_login = NULL;
+			conn_release(&s->base.conn);
+			pop3_complete(s, ok ? open_maildrop(s) :
+			    login_failed(s));
+		}
+		wipe(p->password, sizeof(p->password));
+		free(p);
 	}
-	wipe(p->password, sizeof(p->password));
-	free(p);
+}
+
+bool
+pop3_logins_waiting(void)
+{
 	return queue_head != NULL;
 }
 

@@ -520,8 +520,10 @@ server_run(struct server_signals *sig)
 			sig->child = 0;
 			filter_reap();
 		}
-		more = pop3_verify_next();
-		more = conn_run_pending() || more;
+		pop3_verify_next();
+		more = conn_run_pending();
+		/* Sessions run just now may have queued logins. */
+		more = pop3_logins_waiting() || more;
 		conn_reap();
 		if (sig->stop)
 			return 0;

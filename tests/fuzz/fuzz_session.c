@@ -509,8 +509,9 @@ reactor_pass(struct fuzz_world *w)
 
 	if (selector_poll(w->sel, 0) != SELECTOR_OK)
 		fuzz_fail("selector_poll");
-	more = pop3_verify_next();
-	more = conn_run_pending() || more;
+	pop3_verify_next();
+	more = conn_run_pending();
+	more = pop3_logins_waiting() || more;
 	conn_reap();
 	return more;
 }
@@ -724,8 +725,8 @@ fuzz_finish(struct fuzz_world *w, struct fuzz_peer *peers, size_t npeers)
 	conn_foreach(close_one, NULL);
 	conn_reap();
 	/* Logins of sessions gone are dropped from the queue. */
-	while (pop3_verify_next())
-		continue;
+	while (pop3_logins_waiting())
+		pop3_verify_next();
 	conn_reap();
 
 	if (fuzz_live_conns() != 0)

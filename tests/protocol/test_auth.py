@@ -444,5 +444,44 @@ class UserNames(unittest.TestCase):
                              ["1600000000.M1.x:2,"])
 
 
+class LoginQueue(unittest.TestCase):
+    """Every PASS/AUTH goes through the login queue: a bounded share per
+    reactor pass (one crypt(3), or several remembered passwords)."""
+
+    def test_first_login_pipelined_behind_a_failed_one(self):
+        # Cold login cache: the second PASS needs crypt(3) and is queued
+        # from a session woken by the failure-delay timer.
+        with Server(users=USERS) as srv:
+            c = srv.client()
+            c.send("USER alice\r\nPASS wrong\r\nUSER alice\r\n"
+                   "PASS secret\r\nSTAT\r\nQUIT\r\n")
+            replies = [c.line().decode() for _ in range(7)]
+            self.assertEqual([r[:3] for r in replies],
+                             ["+OK", "+OK", "-ER", "+OK", "+OK", "+OK",
+                              "+OK"], replies)
+            self.assertTrue(replies[4].startswith("+OK maildrop has 7 "),
+                            replies)
+            self.assertTrue(replies[5].startswith("+OK 7 "), replies)
+            c.close()
+
+    def test_burst_of_returning_clients_all_log_in(self):
+        users = {"user%d" % i: "pw%d" % i for i in range(48)}
+        with Server(users=users, mail=None) as srv:
+            for name, pw in users.items():   # warm the login cache
+                c = srv.client()
+                c.login(name, pw)
+                c.quit()
+            clients = [srv.client() for _ in users]
+            for c, (name, pw) in zip(clients, users.items()):
+                c.send("USER %s\r\nPASS %s\r\nSTAT\r\nQUIT\r\n"
+                       % (name, pw))
+            for c in clients:
+                replies = [c.line().decode() for _ in range(5)]
+                self.assertTrue(replies[2].startswith("+OK maildrop"),
+                                replies)
+                self.assertTrue(replies[3].startswith("+OK 0 0"), replies)
+                c.close()
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -6,8 +6,8 @@
 set -euo pipefail
 
 # Debian packages the tests need (Check + pkg-config for the unit tests,
-# curl/fetchmail/mpop for the end-to-end tests, procps for pgrep/ps).
-PKGS=(check pkg-config curl fetchmail mpop procps groff-base man-db stunnel4 openssl clang libclang-rt-14-dev cppcheck clang-tidy valgrind)
+# curl/fetchmail/mpop/getmail6 for the end-to-end tests, procps for pgrep/ps).
+PKGS=(check pkg-config curl fetchmail mpop getmail6 procps groff-base man-db stunnel4 openssl clang libclang-rt-14-dev cppcheck clang-tidy valgrind)
 
 missing=()
 # One dpkg-query for all packages; a package not known to dpkg is missing.

@@ -567,6 +567,25 @@ class E2ETest(unittest.TestCase):
         self.addCleanup(p.close)
         return p
 
+    def quit_watch(self, server, msgs):
+        """A proxy that notes, when the client's QUIT reaches it, which of
+        msgs' files are already gone (check with assert_gone_only_at_quit)."""
+        gone = []
+
+        def before_quit():
+            gone.append([m.name for m in msgs if not os.path.exists(m.path)])
+
+        px = self.proxy(server.port, before_quit)
+        px.gone_before_quit = gone
+        return px
+
+    def assert_gone_only_at_quit(self, px, server, r):
+        """One QUIT, nothing removed before it, the maildrop empty after."""
+        self.assertFalse(px.errors, px.errors)
+        self.assertEqual(px.quit_seen, 1, r.describe())
+        self.assertEqual(px.gone_before_quit, [[]], "files removed before QUIT")
+        self.assertEqual(maildrop_paths(server), [], "messages left after QUIT")
+
     def check_run(self, r, ok=(0,)):
         if os.environ.get("E2E_VERBOSE"):
             sys.stdout.write(r.describe() + "\n")

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """End-to-end tests: the real pop3server against real mail clients
-(curl, Python poplib, fetchmail, mpop), over 127.0.0.1 only.
+(curl, Python poplib, fetchmail, mpop, getmail), over 127.0.0.1 only.
 
 Usage: tests/e2e/run.py [-v] [PATTERN ...]
   PATTERN selects tests whose id contains it (e.g. "fetchmail", "test_uidl").
@@ -20,7 +20,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 
-MODULES = ["test_curl", "test_poplib", "test_fetchmail", "test_mpop"]
+MODULES = ["test_curl", "test_poplib", "test_fetchmail", "test_mpop",
+           "test_getmail"]
 
 
 def iter_tests(suite):

@@ -308,7 +308,9 @@ typedef void (*done_fn)(struct conn *c);
 struct conn {
 	int fd;
 	int idx;		/* client index (user = pattern % (idx+offset)) */
-	int step;		/* scenario-defined state */
+	int step;		/* 0, 1: logging in; then scenario-defined */
+	const char *user;	/* fixed credentials, or NULL: -U/-W */
+	const char *pass;
 	bool connecting;
 	bool open;
 	bool want_out;
@@ -520,8 +522,9 @@ send_user(struct conn *c)
 {
 	char u[128];
 
-	user_of(c, u, sizeof(u));
-	sendf(c, "USER %s\r\n", u);
+	if (c->user == NULL)
+		user_of(c, u, sizeof(u));
+	sendf(c, "USER %s\r\n", c->user != NULL ? c->user : u);
 }
 
 static void
@@ -529,8 +532,27 @@ send_pass(struct conn *c)
 {
 	char p[160];
 
-	pass_of(c, p, sizeof(p));
-	sendf(c, "PASS %s\r\n", p);
+	if (c->pass == NULL)
+		pass_of(c, p, sizeof(p));
+	sendf(c, "PASS %s\r\n", c->pass != NULL ? c->pass : p);
+}
+
+/*
+ * The login every scenario starts with: the greeting's +OK sends USER,
+ * USER's sends PASS.  Returns true when the reply was one of those two;
+ * the PASS reply (step 2 on) is the scenario's own.
+ */
+static bool
+login_step(struct conn *c)
+{
+	if (c->step == 0)
+		send_user(c);
+	else if (c->step == 1)
+		send_pass(c);
+	else
+		return false;
+	c->step++;
+	return true;
 }
 
 /* Starts parsing a multi-line body after a +OK first line. */
@@ -824,13 +846,9 @@ sess_line(struct conn *c, char *line, size_t len)
 		fail(c, "-ERR");
 		return;
 	}
+	if (login_step(c))
+		return;
 	switch (c->step++) {
-	case 0:
-		send_user(c);
-		break;
-	case 1:
-		send_pass(c);
-		break;
 	case 2:
 		sendf(c, "STAT\r\n");
 		break;
@@ -933,15 +951,9 @@ probe_line(struct conn *c, char *line, size_t len)
 		fail(c, "-ERR");
 		return;
 	}
+	if (login_step(c))
+		return;
 	switch (c->step) {
-	case 0:
-		c->step = 1;
-		send_user(c);
-		break;
-	case 1:
-		c->step = 2;
-		send_pass(c);
-		break;
 	case 2:
 		c->step = 3;
 		st_probe_ready = true;
@@ -969,13 +981,9 @@ storm_line(struct conn *c, char *line, size_t len)
 		proto_errors++;
 		return;
 	}
+	if (login_step(c))
+		return;
 	switch (c->step++) {
-	case 0:
-		send_user(c);
-		break;
-	case 1:
-		send_pass(c);
-		break;
 	case 2:
 		sample_add(&st_login, ms_since(c->t0));
 		sendf(c, "QUIT\r\n");
@@ -1144,15 +1152,9 @@ retr_line(struct conn *c, char *line, size_t len)
 		fail(c, "-ERR");
 		return;
 	}
+	if (login_step(c))
+		return;
 	switch (c->step) {
-	case 0:
-		c->step = 1;
-		send_user(c);
-		break;
-	case 1:
-		c->step = 2;
-		send_pass(c);
-		break;
 	case 2:
 		c->step = 3;
 		r_active++;
@@ -1309,15 +1311,9 @@ hold_line(struct conn *c, char *line, size_t len)
 		conn_close(c);
 		return;
 	}
+	if (login_step(c))
+		return;
 	switch (c->step) {
-	case 0:
-		c->step = 1;
-		send_user(c);
-		break;
-	case 1:
-		c->step = 2;
-		send_pass(c);
-		break;
 	case 2:		/* logged in: idle from now on */
 		c->step = 3;
 		sample_add(&h_login, ms_since(c->t0));
@@ -1454,15 +1450,9 @@ fair_noop_line(struct conn *c, char *line, size_t len)
 		fail(c, "-ERR");
 		return;
 	}
+	if (login_step(c))
+		return;
 	switch (c->step) {
-	case 0:
-		c->step = 1;
-		send_user(c);
-		break;
-	case 1:
-		c->step = 2;
-		send_pass(c);
-		break;
 	case 2:
 		c->step = 3;
 		f_ready++;
@@ -1504,15 +1494,9 @@ big_line(struct conn *c, char *line, size_t len)
 		fail(c, "-ERR");
 		return;
 	}
+	if (login_step(c))
+		return;
 	switch (c->step) {
-	case 0:
-		c->step = 1;
-		sendf(c, "USER %s\r\n", O.big_user);
-		break;
-	case 1:
-		c->step = 2;
-		sendf(c, "PASS %s\r\n", O.big_pass);
-		break;
 	case 2:
 		c->step = 3;
 		f_ready++;
@@ -1541,6 +1525,8 @@ run_fair(void)
 		die("fair needs -b BIGUSER and -P PASSWORD");
 	conns_new((size_t)O.clients + 1);
 	big = &conns[O.clients];
+	big->user = O.big_user;
+	big->pass = O.big_pass;
 	big->on_line = big_line;
 	big->on_body = big_body;
 	big->on_close = fair_closed;
@@ -1653,15 +1639,9 @@ list_line(struct conn *c, char *line, size_t len)
 		l_done = true;
 		return;
 	}
+	if (login_step(c))
+		return;
 	switch (c->step) {
-	case 0:
-		c->step = 1;
-		send_user(c);
-		break;
-	case 1:
-		c->step = 2;
-		send_pass(c);
-		break;
 	case 2:
 		sample_add(&l_login, ms_since(c->t0));
 		c->t1 = now_ns;

@@ -31,16 +31,6 @@ struct pop3_env {
 int pop3_session_new(const struct pop3_env *env, int fd, const char *peer);
 
 /*
- * Finishes queued logins: up to LOGINS_PER_PASS whose password the
- * login cache knows, or one crypt(3) check (milliseconds), per reactor
- * pass, so everybody else stays responsive.
- */
-void pop3_verify_next(void);
-
-/* True while logins wait in that queue: the reactor must not sleep. */
-bool pop3_logins_waiting(void);
-
-/*
  * Ends the session holding `holder` (a users_lock_holder() result)
  * without entering UPDATE: nothing is deleted.  Used when an
  * administrator deletes a logged-in user.

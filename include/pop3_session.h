@@ -18,6 +18,7 @@
 #include "proto.h"
 #include "session.h"
 #include "stm.h"
+#include "verify.h"
 
 enum pop3_state {
 	POP3_AUTHORIZATION,
@@ -45,7 +46,7 @@ struct pop3_session {
 	bool have_user;
 	bool sasl_wait;			/* AUTH PLAIN awaits its response */
 	bool locked;
-	struct pending_login *pending_login;	/* queued password check */
+	struct verify *pending_login;	/* queued password check */
 	struct maildrop *md;
 
 	/* The running producer and its state (one at a time). */

@@ -18,6 +18,7 @@
 #include "session.h"
 #include "stats.h"
 #include "stm.h"
+#include "verify.h"
 
 #define ADMIN_NAME	"admin"
 
@@ -38,6 +39,7 @@ struct mgmt_session {
 	bool have_user;
 	unsigned failures;
 	size_t cursor;			/* USERS listing */
+	struct verify *pending_login;	/* PASS being checked */
 	char *undo;			/* the store before this command's change */
 };
 
@@ -133,27 +135,56 @@ cmd_user(void *sp, int argc, char **argv)
 	return CMD_REPLIED;
 }
 
+/* A failed PASS: answered after the delay; the third one ends the session. */
 static enum cmd_result
-cmd_pass(void *sp, int argc, char **argv)
+login_failed(struct mgmt_session *s)
 {
-	struct mgmt_session *s = sp;
-	bool ok;
-
-	(void)argc;
-	ok = s->have_user && users_verify(s->env->users, ADMIN_NAME, argv[1]);
-	memset(argv[1], 0, strlen(argv[1]));
-	s->have_user = false;
-	if (ok) {
-		log_info("mgmt[%lu] %s user=admin login", s->id, s->base.conn.peer);
-		reply(s, "+OK PASS");
-		s->next_state = MGMT_ACTIVE;
-		return CMD_NEXT;
-	}
 	s->failures++;
 	log_info("mgmt[%lu] %s login-failed", s->id, s->base.conn.peer);
 	if (!conn_reply_later(&s->base.conn, AUTH_FAIL_DELAY_MS, "-ERR WRONG "
 	    "PASSWORD", s->failures >= MAX_AUTH_FAILURES))
 		return fail(s, "WRONG PASSWORD");
+	return CMD_PENDING;
+}
+
+static void complete(struct mgmt_session *s, enum cmd_result r);
+
+/* verify_run() has the answer to the PASS. */
+static void
+login_checked(void *owner, bool ok)
+{
+	struct mgmt_session *s = owner;
+
+	s->pending_login = NULL;
+	conn_release(&s->base.conn);
+	if (!ok) {
+		complete(s, login_failed(s));
+		return;
+	}
+	log_info("mgmt[%lu] %s user=admin login", s->id, s->base.conn.peer);
+	reply(s, "+OK PASS");
+	s->next_state = MGMT_ACTIVE;
+	complete(s, CMD_NEXT);
+}
+
+/* The password goes through the same queue as POP3 logins (verify.h). */
+static enum cmd_result
+cmd_pass(void *sp, int argc, char **argv)
+{
+	struct mgmt_session *s = sp;
+	bool have_user = s->have_user;
+
+	(void)argc;
+	s->have_user = false;
+	if (!have_user) {
+		verify_wipe(argv[1], strlen(argv[1]));
+		return login_failed(s);
+	}
+	s->pending_login = verify_submit(s->env->users, ADMIN_NAME, argv[1],
+	    login_checked, s);
+	if (s->pending_login == NULL)
+		return fail(s, "[SYS/TEMP] OUT OF MEMORY");
+	conn_hold(&s->base.conn);
 	return CMD_PENDING;
 }
 
@@ -447,7 +478,7 @@ cmd_add_user(void *sp, int argc, char **argv)
 	default:
 		return fail(s, "[SYS/TEMP] CANNOT ADD USER");
 	}
-	memset(argv[2], 0, strlen(argv[2]));
+	verify_wipe(argv[2], strlen(argv[2]));
 	if (!save(s))
 		return CMD_ERR;
 	log_info("mgmt[%lu] added user %s", s->id, argv[1]);
@@ -485,13 +516,13 @@ cmd_change_password(void *sp, int argc, char **argv)
 	enum users_status st;
 
 	(void)argc;
-	memset(argv[1], 0, strlen(argv[1]));
+	verify_wipe(argv[1], strlen(argv[1]));
 	if (!ok)
 		return fail(s, "WRONG PASSWORD");
 	if (!begin(s))
 		return CMD_ERR;
 	st = users_set_password(s->env->users, ADMIN_NAME, argv[2]);
-	memset(argv[2], 0, strlen(argv[2]));
+	verify_wipe(argv[2], strlen(argv[2]));
 	if (st == USERS_BADPASS)
 		return fail(s, "INVALID PASSWORD");
 	if (st != USERS_OK)
@@ -607,6 +638,12 @@ outcome(struct mgmt_session *s, enum cmd_result r)
 	return stm_state(&s->base.stm);
 }
 
+static void
+complete(struct mgmt_session *s, enum cmd_result r)
+{
+	stm_jump(&s->base.stm, outcome(s, r), s);
+}
+
 static unsigned
 mgmt_read(void *ctx)
 {
@@ -666,6 +703,7 @@ on_destroy(struct conn *c, enum conn_end why)
 
 	log_info("mgmt[%lu] %s closed (%s)", s->id, c->peer,
 	    conn_end_name(why));
+	verify_cancel(s->pending_login);
 	free(s->undo);
 	free(s);
 }

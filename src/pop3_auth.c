@@ -13,21 +13,13 @@
 #include "log.h"
 #include "pop3_session.h"
 #include "users.h"
+#include "verify.h"
 
 /*
  * The failure text must never hold "lock", "wait" or "in-use": fetchmail
  * reads those as a busy mailbox and retries forever (clients.md).
  */
 #define AUTH_FAILED "-ERR [AUTH] invalid user name or password"
-
-static void
-wipe(void *p, size_t n)
-{
-	volatile unsigned char *v = p;
-
-	while (n-- > 0)
-		*v++ = 0;
-}
 
 /* Remembers the name a client gave (USER or AUTH), valid or not. */
 static void
@@ -114,102 +106,37 @@ open_maildrop(struct pop3_session *s)
 	return pop3_stream(s, produce_scan, false);
 }
 
-/*
- * Logins waiting for their password check and maildrop.  Each reactor
- * pass finishes a bounded share of them (pop3_verify_next), so a storm
- * of logins, a crypt(3) costing milliseconds of CPU and a maildrop
- * open a tenth of one, never stalls the sessions already logged in.
- */
-struct pending_login {
-	struct pending_login *next;
-	struct pop3_session *s;		/* NULL once the session is gone */
-	char password[PASSWORD_MAX + 1];
-};
+/* verify_run() has the answer: on to the maildrop, or a failed login. */
+static void
+login_checked(void *owner, bool ok)
+{
+	struct pop3_session *s = owner;
 
-static struct pending_login *queue_head, **queue_tail = &queue_head;
+	s->pending_login = NULL;
+	conn_release(&s->base.conn);
+	pop3_complete(s, ok ? open_maildrop(s) : login_failed(s));
+}
 
 /*
- * Queues the credentials for pop3_verify_next.  The client's copy of
- * the password is wiped here.
+ * Queues the password check (verify.h): a storm of logins never stalls
+ * the sessions already logged in.  The client's copy of the password
+ * is wiped here.
  */
 static enum cmd_result
 try_login(struct pop3_session *s, char *password)
 {
-	struct pending_login *p;
-
-	/* Longer than any stored password can be: wrong, and not copied. */
-	if (strlen(password) > PASSWORD_MAX) {
-		wipe(password, strlen(password));
-		return login_failed(s);
-	}
-	p = calloc(1, sizeof(*p));
-	if (p == NULL) {
-		wipe(password, strlen(password));
+	s->pending_login = verify_submit(s->env->users, s->user, password,
+	    login_checked, s);
+	if (s->pending_login == NULL)
 		return pop3_fail(s, "[SYS/TEMP] out of memory");
-	}
-	p->s = s;
-	snprintf(p->password, sizeof(p->password), "%s", password);
-	wipe(password, strlen(password));
-	*queue_tail = p;
-	queue_tail = &p->next;
-	s->pending_login = p;
 	conn_hold(&s->base.conn);
 	return CMD_PENDING;
-}
-
-/* Takes the first queued login off the queue. */
-static struct pending_login *
-dequeue(void)
-{
-	struct pending_login *p = queue_head;
-
-	queue_head = p->next;
-	if (queue_head == NULL)
-		queue_tail = &queue_head;
-	return p;
-}
-
-void
-pop3_verify_next(void)
-{
-	int budget = LOGINS_PER_PASS;
-
-	while (queue_head != NULL && budget > 0) {
-		struct pop3_session *s = queue_head->s;
-		struct pending_login *p;
-		bool cached, ok;
-
-		cached = s != NULL && s->user[0] != '\0' &&
-		    users_verify_cached(s->env->users, s->user,
-		    queue_head->password);
-		if (s != NULL && !cached && budget < LOGINS_PER_PASS)
-			break;	/* a crypt(3) waits for a pass of its own */
-		p = dequeue();
-		budget -= s == NULL || cached ? 1 : LOGINS_PER_PASS;
-		if (s != NULL) {
-			ok = cached || (users_verify(s->env->users, s->user,
-			    p->password) && s->user[0] != '\0');
-			s->pending_login = NULL;
-			conn_release(&s->base.conn);
-			pop3_complete(s, ok ? open_maildrop(s) :
-			    login_failed(s));
-		}
-		wipe(p->password, sizeof(p->password));
-		free(p);
-	}
-}
-
-bool
-pop3_logins_waiting(void)
-{
-	return queue_head != NULL;
 }
 
 void
 pop3_forget_login(struct pop3_session *s)
 {
-	if (s->pending_login != NULL)
-		s->pending_login->s = NULL;
+	verify_cancel(s->pending_login);
 	s->pending_login = NULL;
 }
 
@@ -232,7 +159,7 @@ cmd_pass(void *sp, int argc, char **argv)
 
 	(void)argc;
 	if (!s->have_user) {
-		wipe(argv[1], strlen(argv[1]));
+		verify_wipe(argv[1], strlen(argv[1]));
 		return pop3_fail(s, "[AUTH] USER first");
 	}
 	return try_login(s, argv[1]);
@@ -257,7 +184,7 @@ plain_login(struct pop3_session *s, const char *b64)
 	    memchr(authcid + 1, '\0', (size_t)(end - authcid - 1)) : NULL;
 	if (password == NULL || memchr(password + 1, '\0',
 	    (size_t)(end - password - 1)) != NULL) {
-		wipe(buf, sizeof(buf));
+		verify_wipe(buf, sizeof(buf));
 		return pop3_fail(s, "malformed PLAIN response");
 	}
 	authcid++;
@@ -267,7 +194,7 @@ plain_login(struct pop3_session *s, const char *b64)
 	if (*authzid != '\0' && strcmp(authzid, authcid) != 0)
 		s->user[0] = '\0';
 	r = try_login(s, password);
-	wipe(buf, sizeof(buf));
+	verify_wipe(buf, sizeof(buf));
 	return r;
 }
 

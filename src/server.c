@@ -29,6 +29,7 @@
 #include "selector.h"
 #include "server.h"
 #include "stats.h"
+#include "verify.h"
 
 /* Accepts per listener per pass: new clients cannot starve old ones. */
 #define ACCEPTS_PER_PASS 64
@@ -520,10 +521,10 @@ server_run(struct server_signals *sig)
 			sig->child = 0;
 			filter_reap();
 		}
-		pop3_verify_next();
+		verify_run();
 		more = conn_run_pending();
 		/* Sessions run just now may have queued logins. */
-		more = pop3_logins_waiting() || more;
+		more = verify_waiting() || more;
 		conn_reap();
 		if (sig->stop)
 			return 0;

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "pop3.h"
 #include "stats.h"
+#include "verify.h"
 
 #include "fuzz_session.h"
 
@@ -509,9 +510,9 @@ reactor_pass(struct fuzz_world *w)
 
 	if (selector_poll(w->sel, 0) != SELECTOR_OK)
 		fuzz_fail("selector_poll");
-	pop3_verify_next();
+	verify_run();
 	more = conn_run_pending();
-	more = pop3_logins_waiting() || more;
+	more = verify_waiting() || more;
 	conn_reap();
 	return more;
 }
@@ -725,8 +726,8 @@ fuzz_finish(struct fuzz_world *w, struct fuzz_peer *peers, size_t npeers)
 	conn_foreach(close_one, NULL);
 	conn_reap();
 	/* Logins of sessions gone are dropped from the queue. */
-	while (pop3_logins_waiting())
-		pop3_verify_next();
+	while (verify_waiting())
+		verify_run();
 	conn_reap();
 
 	if (fuzz_live_conns() != 0)

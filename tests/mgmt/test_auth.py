@@ -243,5 +243,62 @@ class FailedPass(unittest.TestCase):
             other.close()
 
 
+class PasswordQueue(unittest.TestCase):
+    """MGMT PASS goes through the same password-check queue as POP3
+    logins (answered by the reactor loop, a bounded share per pass)."""
+
+    def test_pipelined_login_and_commands_keep_their_order(self):
+        with MgmtServer() as srv:
+            m = Mgmt(srv.mgmt_port)
+            m.send("USER admin\r\nPASS %s\r\nNOOP\r\nQUIT\r\n" % ADMIN_PW)
+            self.assertEqual([m.text() for _ in range(5)],
+                             [GREETING, "+OK USER", "+OK PASS", "+OK NOOP",
+                              "+OK GOODBYE"])
+            self.assertTrue(m.closed(3))
+            m.close()
+
+    def test_burst_of_admin_and_pop3_logins(self):
+        """Forty MGMT logins, right and wrong passwords, and forty POP3
+        logins sent at once: every one gets its own right answer."""
+        with MgmtServer() as srv:
+            mgmts = [Mgmt(srv.mgmt_port) for _ in range(40)]
+            pops = [srv.client() for _ in range(40)]
+            for i, m in enumerate(mgmts):
+                pw = ADMIN_PW if i % 2 == 0 else "wrong-%d" % i
+                m.send("USER admin\r\nPASS %s\r\nNOOP\r\n" % pw)
+            for c in pops:
+                c.send("USER alice\r\nPASS secret\r\nQUIT\r\n")
+            for i, m in enumerate(mgmts):
+                got = [m.text() for _ in range(4)]
+                if i % 2 == 0:
+                    self.assertEqual(got, [GREETING, "+OK USER", "+OK PASS",
+                                           "+OK NOOP"], i)
+                else:
+                    self.assertEqual(got, [GREETING, "+OK USER",
+                                           "-ERR WRONG PASSWORD",
+                                           "-ERR NOT AUTHENTICATED"], i)
+                m.close()
+            logged_in = 0
+            for c in pops:
+                got = [c.line().decode() for _ in range(4)]
+                # One maildrop, one session at a time: the rest are IN-USE.
+                self.assertTrue(got[2].startswith("+OK maildrop") or
+                                got[2].startswith("-ERR [IN-USE]"), got)
+                logged_in += got[2].startswith("+OK maildrop")
+                c.close()
+            self.assertGreaterEqual(logged_in, 1)
+
+    def test_session_gone_while_its_pass_waits(self):
+        with MgmtServer() as srv:
+            for _ in range(20):
+                m = Mgmt(srv.mgmt_port)
+                m.send("USER admin\r\nPASS %s\r\n" % ADMIN_PW)
+                m.close()
+            m = srv.mgmt()
+            self.assertTrue(m.alive())
+            m.close()
+            self.assertIsNone(srv.sanitizer_report())
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -32,6 +32,7 @@
 #include "settings.h"
 #include "stats.h"
 #include "users.h"
+#include "verify.h"
 
 #define GREETING	"+OK Management server ready"
 #define ADMIN_PW	"adminpw"
@@ -186,8 +187,11 @@ peer_close(struct peer *p)
 static void
 step(void)
 {
-	bool more = conn_run_pending();
+	bool more;
 
+	verify_run();
+	more = conn_run_pending();
+	more = verify_waiting() || more;
 	conn_reap();
 	ck_assert_int_eq(selector_poll(sel, more ? 0 : 5), SELECTOR_OK);
 }

@@ -1,0 +1,43 @@
+/*
+ * Password checks, a bounded share per reactor pass.  A crypt(3) costs
+ * milliseconds of CPU: a storm of logins checked inline, POP3 or MGMT,
+ * would stall every session already being served.  A protocol queues
+ * the check and pauses its session; the reactor loop calls verify_run()
+ * once per pass, which answers up to LOGINS_PER_PASS checks that the
+ * login cache knows, or one crypt(3), through each check's callback.
+ */
+#ifndef POP3D_VERIFY_H
+#define POP3D_VERIFY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "users.h"
+
+struct verify;
+
+/* Called from verify_run() with the check's outcome. */
+typedef void verify_done_fn(void *owner, bool ok);
+
+/*
+ * Queues a check of `password` for user `name` in u ("" or an unknown
+ * name fails after a full crypt(3), so the answer's timing tells
+ * nothing).  The password is copied and the caller's copy wiped.
+ * Returns the check, or NULL when out of memory.
+ */
+struct verify *verify_submit(struct users *u, const char *name,
+    char *password, verify_done_fn *done, void *owner);
+
+/* The owner goes away: its check is dropped, done is never called. */
+void verify_cancel(struct verify *v);
+
+/* Answers the checks this pass has room for, in queue order. */
+void verify_run(void);
+
+/* True while checks wait: the reactor must not sleep. */
+bool verify_waiting(void);
+
+/* Overwrites a secret in a way the compiler keeps. */
+void verify_wipe(void *p, size_t n);
+
+#endif

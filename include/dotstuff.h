@@ -3,9 +3,10 @@
  * ends, maybe some CRLF) into what POP3 puts on the wire: every line
  * ends in CRLF (a CRLF already there is kept, never doubled), every
  * line starting with '.' gets one more '.', the message ends with a line
- * end, then ".\r\n".  TOP's limit (headers, blank line, k body lines) is
- * applied here too.  The output never depends on how the input is
- * split into chunks: all state lives in struct dotstuff.
+ * end (an empty message is one empty line), then ".\r\n".  TOP's
+ * limit (headers, blank line, k body lines) is applied here too.  The
+ * output never depends on how the input is split into chunks: all
+ * state lives in struct dotstuff.
  *
  * Also the size counter: what LIST and STAT report, the message's octets
  * on the wire before byte-stuffing (the final line end included, the
@@ -21,6 +22,7 @@
 
 struct dotstuff {
 	bool at_bol;		/* the next byte starts a line */
+	bool empty;		/* nothing consumed yet */
 	bool last_cr;		/* the previous byte was a CR */
 	bool line_empty;	/* nothing but maybe a CR seen on this line */
 	bool in_body;		/* the blank line after the headers is out */
@@ -53,9 +55,9 @@ bool dotstuff_done(const struct dotstuff *ds);
 #define DOTSTUFF_END_MAX ((size_t)5)
 
 /*
- * Ends the message: a CRLF if the last line lacked a line end, then
- * ".\r\n".  Returns the bytes written, or 0 (writing nothing) when cap
- * is smaller than what is needed.
+ * Ends the message: a CRLF if the last line lacked a line end or the
+ * message was empty, then ".\r\n".  Returns the bytes written, or 0
+ * (writing nothing) when cap is smaller than what is needed.
  */
 size_t dotstuff_end(struct dotstuff *ds, uint8_t *dst, size_t cap);
 
@@ -68,7 +70,10 @@ struct wiresize {
 
 void wiresize_init(struct wiresize *ws);
 void wiresize_feed(struct wiresize *ws, const uint8_t *src, size_t n);
-/* The total, the line end added to an unterminated last line included. */
+/*
+ * The total, the line end added to an unterminated last line (or to an
+ * empty message) included.
+ */
 uint64_t wiresize_end(const struct wiresize *ws);
 
 #endif

@@ -35,6 +35,7 @@ dotstuff_init(struct dotstuff *ds, bool limited, uint64_t body_lines)
 {
 	assert(ds != NULL);
 	ds->at_bol = true;
+	ds->empty = true;
 	ds->last_cr = false;
 	ds->line_empty = true;
 	ds->in_body = false;
@@ -129,6 +130,7 @@ dotstuff_feed(struct dotstuff *ds, const uint8_t *src, size_t n,
 			dst[o++] = '\n';
 		}
 		i++;
+		ds->empty = false;
 		if (ds->limited && top_line_end(ds)) {
 			ds->at_bol = true;
 			ds->last_cr = false;
@@ -140,6 +142,8 @@ dotstuff_feed(struct dotstuff *ds, const uint8_t *src, size_t n,
 		ds->last_cr = false;
 		ds->line_empty = true;
 	}
+	if (i > 0)
+		ds->empty = false;
 	*out_len = o;
 	return i;
 }
@@ -160,13 +164,15 @@ dotstuff_end(struct dotstuff *ds, uint8_t *dst, size_t cap)
 	/*
 	 * An unterminated last line gets its CRLF even after a lone CR:
 	 * that CR was already sent as a plain byte, so the wire has CR CRLF
-	 * (the same count wiresize_end() adds).
+	 * (the same count wiresize_end() adds).  An empty message is one
+	 * unterminated empty line: it is sent as CRLF, as Dovecot does.
 	 */
-	need = ds->at_bol ? 3 : 5;
+	need = ds->at_bol && !ds->empty ? 3 : 5;
 	if (cap < need)
 		return 0;
 	memcpy(dst, tail + (DOTSTUFF_END_MAX - need), need);
 	ds->at_bol = true;
+	ds->empty = false;
 	ds->last_cr = false;
 	ds->line_empty = true;
 	return need;
@@ -208,6 +214,9 @@ wiresize_feed(struct wiresize *ws, const uint8_t *src, size_t n)
 uint64_t
 wiresize_end(const struct wiresize *ws)
 {
-	/* dotstuff_end() adds CRLF to an unterminated last line. */
-	return ws->size + (ws->at_bol ? 0 : 2);
+	/*
+	 * dotstuff_end() adds CRLF to an unterminated last line, and to an
+	 * empty message (only an empty input leaves size 0).
+	 */
+	return ws->size + (ws->at_bol && ws->size > 0 ? 0 : 2);
 }

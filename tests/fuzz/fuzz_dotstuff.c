@@ -147,7 +147,7 @@ end_message(struct dotstuff *ds, uint64_t *rng, struct bytes *out)
 {
 	uint8_t dst[DOTSTUFF_END_MAX + 8];
 	size_t cap = (size_t)(next_rand(rng) % (DOTSTUFF_END_MAX + 2));
-	size_t need = ds->at_bol ? 3 : 5;
+	size_t need = ds->at_bol && !ds->empty ? 3 : 5;
 	size_t wrote;
 
 	memset(dst, 0xA5, sizeof(dst));
@@ -184,6 +184,8 @@ reference(const uint8_t *msg, size_t n, bool top, uint64_t body,
 
 	*done = false;
 	*stuffed = 0;
+	if (n == 0)	/* an empty message is one unterminated empty line */
+		put(ref, "\r\n", 2);
 	while (i < n) {
 		size_t start = ref->len;
 		bool had_lf = false;

@@ -381,8 +381,9 @@ def unstuff(body):
 
 def wire_form(data):
     """What a message file must look like on the wire (before stuffing):
-    LF -> CRLF unless already CRLF, and a final line end added."""
+    LF -> CRLF unless already CRLF, and a final line end added (an
+    empty message is one empty line)."""
     out = re.sub(rb"(?<!\r)\n", b"\r\n", data)
-    if out and not out.endswith(b"\n"):
+    if not out.endswith(b"\n"):
         out += b"\r\n"
     return out

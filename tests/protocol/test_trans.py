@@ -297,6 +297,20 @@ class Mutating(unittest.TestCase):
     def cur(self):
         return self.srv.cur_files("alice")
 
+    def test_empty_file_is_one_empty_line(self):
+        # Sent as Dovecot sends it, "\r\n" then ".\r\n"; LIST counts it.
+        cur = os.path.join(self.srv.user_dir("carol"), "cur")
+        os.makedirs(cur, exist_ok=True)
+        open(os.path.join(cur, "1700000100.E1.test:2,"), "wb").close()
+        with Session(self.srv, "carol", "carolpw") as c:
+            self.assertEqual(c.cmd("STAT"), "+OK 1 2\r\n")
+            self.assertEqual(c.cmd("LIST 1"), "+OK 1 2\r\n")
+            first, body = c.multi("RETR 1")
+            self.assertEqual((first, body), ("+OK 2 octets\r\n", b"\r\n"))
+            first, body = c.multi("TOP 1 0")
+            self.assertTrue(first.startswith("+OK"), first)
+            self.assertEqual(body, b"\r\n")
+
     def path_of(self, n):
         return os.path.join(self.srv.user_dir("alice"), "cur",
                             self.cur()[n - 1])

@@ -230,9 +230,10 @@ START_TEST(test_line_ends)
 }
 END_TEST
 
+/* An empty message is one empty line, as Dovecot sends it. */
 START_TEST(test_empty_messages)
 {
-	RETR("", ".\r\n");
+	RETR("", "\r\n.\r\n");
 	RETR("\n", "\r\n.\r\n");
 	RETR("\r\n", "\r\n.\r\n");
 	RETR("\n\n", "\r\n\r\n.\r\n");
@@ -276,7 +277,7 @@ START_TEST(test_top_shapes)
 	TOP("H: a\n\nbody", 5, "H: a\r\n\r\nbody\r\n.\r\n");
 	/* Blank first line: no headers at all. */
 	TOP("\nbody\nb2\n", 1, "\r\nbody\r\n.\r\n");
-	TOP("", 0, ".\r\n");
+	TOP("", 0, "\r\n.\r\n");
 	/* Stuffing inside the body lines TOP sends. */
 	TOP("S: x\n\n.\n..\n.z\n", 2, "S: x\r\n\r\n..\r\n...\r\n.\r\n");
 }
@@ -362,8 +363,16 @@ START_TEST(test_end_needs_room)
 	ck_assert_uint_eq(dotstuff_end(&ds, out, 5), 5);
 	ck_assert_mem_eq(out, "\r\n.\r\n", 5);
 
+	/* An empty message is one unterminated empty line: needs 5. */
+	dotstuff_init(&ds, false, 0);
+	ck_assert_uint_eq(dotstuff_end(&ds, out, 4), 0);
+	ck_assert_uint_eq(dotstuff_end(&ds, out, 5), 5);
+	ck_assert_mem_eq(out, "\r\n.\r\n", 5);
+
 	/* At a line start: needs 3. */
 	dotstuff_init(&ds, false, 0);
+	(void)dotstuff_feed(&ds, (const uint8_t *)"x\n", 2, out, sizeof(out),
+	    &w);
 	ck_assert_uint_eq(dotstuff_end(&ds, out, 2), 0);
 	ck_assert_uint_eq(dotstuff_end(&ds, out, 3), 3);
 	ck_assert_mem_eq(out, ".\r\n", 3);
@@ -427,7 +436,7 @@ END_TEST
 
 START_TEST(test_wiresize_values)
 {
-	ck_assert_uint_eq(wiresize_chunked("", 0, 0), 0);
+	ck_assert_uint_eq(wiresize_chunked("", 0, 0), 2);	/* one empty line */
 	ck_assert_uint_eq(wiresize_chunked(MSG("\n"), 0), 2);
 	ck_assert_uint_eq(wiresize_chunked(MSG("a\nb\n"), 0), 6);
 	ck_assert_uint_eq(wiresize_chunked(MSG("a\r\nb\r\n"), 0), 6);

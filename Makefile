@@ -36,7 +36,7 @@ PROGRAMS  := $(BINDIR)/pop3server $(if $(wildcard src/admin_monitor.c),$(BINDIR)
 
 DEPS := $(LIB_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(BUILD)/main.d $(BUILD)/admin_monitor.d
 
-.PHONY: all run test check unit protocol e2e sanitize asan headers format clean help deps \
+.PHONY: all run test check unit protocol e2e conformance sanitize asan headers format clean help deps \
         install uninstall lint valgrind
 
 PREFIX   ?= /usr/local
@@ -88,6 +88,10 @@ protocol: all
 
 e2e: all
 	python3 tests/e2e/run.py
+
+# Answers compared with a private Dovecot's (installed when missing; root).
+conformance: all
+	python3 tests/conformance/run.py
 
 # The unit suites in one process under valgrind memcheck, then a POP3
 # session set against a server under valgrind: no error, no leak.
@@ -156,6 +160,7 @@ help:
 	@echo 'make test       install test tools if missing, run every test'
 	@echo 'make unit       unit tests only (Check)'
 	@echo 'make protocol   black-box POP3 tests only (also: make e2e)'
+	@echo 'make conformance  the same commands to us and to Dovecot, compared'
 	@echo 'make valgrind   unit tests and a session set under memcheck'
 	@echo 'make asan       the whole suite under ASan + UBSan'
 	@echo 'make headers    compile every header on its own'

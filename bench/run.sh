@@ -48,31 +48,14 @@ die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 
 # --- Tools ---------------------------------------------------------------
 
-stop_system_dovecot() {
-	# The Debian package may start a system-wide Dovecot on 110/143.
-	# It must never share the machine with the benchmark.
-	if command -v systemctl >/dev/null 2>&1; then
-		systemctl stop dovecot >/dev/null 2>&1 || true
-		systemctl disable dovecot >/dev/null 2>&1 || true
-	fi
-	service dovecot stop >/dev/null 2>&1 || true
-	if [ -s /run/dovecot/master.pid ]; then
-		kill "$(cat /run/dovecot/master.pid)" 2>/dev/null || true
-	fi
-}
-
 install_deps() {
-	local pkgs=()
-
-	command -v python3 >/dev/null 2>&1 || pkgs+=(python3)
-	[ -x /usr/sbin/dovecot ] || pkgs+=(dovecot-core)
-	[ -x /usr/lib/dovecot/pop3 ] || pkgs+=(dovecot-pop3d)
-	[ ${#pkgs[@]} -eq 0 ] && return 0
-	log "installing ${pkgs[*]}"
-	apt-get update -q >/dev/null
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-		--no-install-recommends "${pkgs[@]}" >/dev/null
-	stop_system_dovecot
+	if ! command -v python3 >/dev/null 2>&1; then
+		log "installing python3"
+		apt-get update -q >/dev/null
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+			--no-install-recommends python3 >/dev/null
+	fi
+	bench/dovecot/install.sh || die "Dovecot is missing"
 }
 
 install_deps

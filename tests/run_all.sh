@@ -63,6 +63,7 @@ run filters python3 tests/filters/run.py
 run hardening python3 tests/hardening/run.py
 run ops python3 tests/ops/run.py
 run e2e python3 tests/e2e/run.py
+run conformance python3 tests/conformance/run.py
 
 if [ -n "$san_dir" ]; then
 	if ls "$san_dir"/* >/dev/null 2>&1; then

@@ -212,9 +212,12 @@ class Server:
 class Client:
     """A raw POP3 client over a socket: send bytes, read lines exactly."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=10.0):
+    def __init__(self, port, host="127.0.0.1", timeout=10.0, source=None):
+        """source: a local IPv4 address to connect from (127.0.0.2...)."""
         fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.sock = socket.create_connection((host, port), timeout=timeout) \
+        self.sock = socket.create_connection(
+            (host, port), timeout=timeout,
+            source_address=(source, 0) if source else None) \
             if fam == socket.AF_INET else socket.socket(fam)
         if fam == socket.AF_INET6:
             self.sock.settimeout(timeout)

@@ -133,11 +133,20 @@ CASES = {
     "bad_commands_before_login": [["XYZZY"] * 5],
     "wrong_password": [["USER alice", "PASS wrong"]],
     "unknown_user": [["USER nobody", "PASS secret"]],
+    "auth_plain_other_authzid": [["AUTH PLAIN " + plain("upd", "alice",
+                                                        "secret")]],
+    "auth_plain_bad_base64": [["AUTH PLAIN !!!!"] + login("alice")],
+    "auth_plain_without_nuls": [["AUTH PLAIN " + plain("alicesecret")]],
+    "auth_plain_empty_response": [["AUTH PLAIN", "="]],
 }
 
 # Dovecot delays every login from an address that failed one: cases
 # with a failed login connect from addresses of their own.
-SOURCES = {"wrong_password": "127.0.0.2", "unknown_user": "127.0.0.3"}
+SOURCES = {"wrong_password": "127.0.0.2", "unknown_user": "127.0.0.3",
+           "auth_plain_other_authzid": "127.0.0.4",
+           "auth_plain_bad_base64": "127.0.0.5",
+           "auth_plain_without_nuls": "127.0.0.6",
+           "auth_plain_empty_response": "127.0.0.7"}
 
 # (case, command) -> (our reply's start, why).  Dovecot must answer
 # otherwise; we must answer this.

@@ -558,6 +558,9 @@ server_shutdown(void)
 		selector_timer_cancel(srv.sel, &srv.pause_timer);
 	conn_foreach(close_session, NULL);
 	conn_reap();
+	/* The sessions are gone, so their checks are cancelled: free them. */
+	while (verify_waiting())
+		verify_run();
 	selector_destroy(srv.sel);
 	srv.sel = NULL;
 	if (srv.spare_fd >= 0)

@@ -87,6 +87,26 @@ class Signals(unittest.TestCase):
     def test_sigint_with_pending_dele(self):
         self.check_signal_keeps_mail(signal.SIGINT)
 
+    def test_sigterm_with_logins_waiting_for_their_check(self):
+        # Forty first logins queue forty crypt(3)s, one per pass: most
+        # still wait when SIGTERM comes.  They are dropped without
+        # calling back into a session that is gone (make asan checks),
+        # every client is closed and the exit is clean.
+        users = {"user%d" % i: "pw%d" % i for i in range(40)}
+        with Server(users=users, mail=None) as srv:
+            clients = [srv.client() for _ in users]
+            for c, (name, pw) in zip(clients, users.items()):
+                c.send("USER %s\r\nPASS %s\r\n" % (name, pw))
+            for c in clients:
+                c.greeting()
+                self.assertEqual(c.line(), b"+OK send PASS\r\n")
+            srv.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(srv.proc.wait(10), 0)
+            for c in clients:
+                self.assertTrue(c.closed(2), "session not closed")
+                c.close()
+            self.assertIsNone(srv.sanitizer_report())
+
     def test_sigpipe_does_not_kill(self):
         with Server(users=USERS) as srv:
             path = os.path.join(srv.user_dir("alice"), "cur",

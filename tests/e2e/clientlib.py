@@ -242,6 +242,7 @@ EXTRA_MESSAGES = [
     ("cur", "1800000004.M4P1.e2e:2,",
      b"Subject: long lines\n\n" + b"x" * 5000 + b"\n." + b"y" * 3000 + b"\n"),
     ("new", "1800000005.M5P1.e2e", _big_message()),
+    ("cur", "1800000006.M6P1.e2e:2,", b""),  # empty: one empty line
 ]
 
 

@@ -89,15 +89,15 @@ verify_run(void)
 
 	while (queue_head != NULL && budget > 0) {
 		struct verify *v = queue_head;
-		bool quick = v->owner == NULL || v->hopeless;
-		bool ok = !quick && cached(v);
+		bool checkable = v->owner != NULL && !v->hopeless;
+		bool ok = checkable && cached(v);
+		bool needs_crypt = checkable && !ok;
 
-		quick = quick || ok;
-		if (!quick && budget < LOGINS_PER_PASS)
+		if (needs_crypt && budget < LOGINS_PER_PASS)
 			break;	/* a crypt(3) waits for a pass of its own */
 		dequeue();
-		budget -= quick ? 1 : LOGINS_PER_PASS;
-		if (!quick)
+		budget -= needs_crypt ? LOGINS_PER_PASS : 1;
+		if (needs_crypt)
 			ok = users_verify(v->users, v->name, v->password) &&
 			    v->name[0] != '\0';
 		if (v->owner != NULL)

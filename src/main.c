@@ -244,6 +244,7 @@ prepare_users(struct options *o, struct users **out)
 	unsigned line = 0;
 	enum users_status st = users_load(o->users_file, &u, &line);
 	bool changed = false;
+	char admin_pw[17] = "";
 
 	if (st != USERS_OK) {
 		fprintf(stderr, "pop3server: %s: %s (line %u)\n",
@@ -268,26 +269,27 @@ prepare_users(struct options *o, struct users **out)
 		changed = true;
 	}
 	if (!users_exists(u, "admin")) {
-		char pw[17];
-
-		if (!users_random_password(pw, sizeof(pw)) ||
-		    add_at_start(u, "admin", pw) != USERS_OK) {
+		if (!users_random_password(admin_pw, sizeof(admin_pw)) ||
+		    add_at_start(u, "admin", admin_pw) != USERS_OK) {
 			fprintf(stderr, "pop3server: cannot create the "
 			    "administrator\n");
 			users_free(u);
 			return -1;
 		}
-		fprintf(stderr, "pop3server: created administrator 'admin' "
-		    "with password: %s\n", pw);
-		memset(pw, 0, sizeof(pw));
 		changed = true;
 	}
 	if (changed && users_save(u) != USERS_OK) {
 		fprintf(stderr, "pop3server: cannot write %s: %s\n",
 		    o->users_file, strerror(errno));
+		memset(admin_pw, 0, sizeof(admin_pw));
 		users_free(u);
 		return -1;
 	}
+	/* Shown once it is saved: a password that was not kept is no use. */
+	if (admin_pw[0] != '\0')
+		fprintf(stderr, "pop3server: created administrator 'admin' "
+		    "with password: %s\n", admin_pw);
+	memset(admin_pw, 0, sizeof(admin_pw));
 	*out = u;
 	return 0;
 }

@@ -456,6 +456,24 @@ class UsersFile(unittest.TestCase):
                               if l.startswith("admin:")], admin)
             self.assertEqual(srv.log_text().count(found[0]), 1)
 
+    def test_unwritable_users_file_prints_no_admin_password(self):
+        # The generated password is shown only once it is saved.
+        tmp = tempfile.mkdtemp(prefix="pop3test-")
+        try:
+            os.mkdir(os.path.join(tmp, "mail"))
+            proc = subprocess.run(
+                [SERVER_BIN, "-p", str(free_port()), "-l", "127.0.0.1",
+                 "-P", str(free_port()), "-L", "127.0.0.1",
+                 "-d", os.path.join(tmp, "mail"),
+                 "-U", os.path.join(tmp, "no-such-dir", "users")],
+                stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+        finally:
+            shutil.rmtree(tmp)
+        err = proc.stderr.decode("latin-1")
+        self.assertEqual(proc.returncode, 1, err)
+        self.assertIn("cannot write", err)
+        self.assertNotIn("password", err)
+
     def test_u_persisted_hashed_and_survives_restart(self):
         pw = "Persist-Me-42"
         with Server(users={"alice": pw}) as srv:

@@ -128,6 +128,8 @@ CASES = {
                                           ["NOOP x", "STAT x", "RSET x",
                                            "CAPA x", "NOOP"]],
     "quit_with_an_argument": [login("alice") + ["QUIT now"]],
+    "trailing_space_after_an_argument": [login("alice") + ["RETR 1 ",
+                                                           "LIST 2 "]],
     "user_with_two_words": [["USER alice bob"]],
     "overlong_user_line": [["USER " + "a" * 300]],
     "bad_commands_before_login": [["XYZZY"] * 5],
@@ -158,6 +160,10 @@ DEVIATIONS = {
     ("arguments_on_commands_without_any", "RSET x"): ("-ERR", "as NOOP x"),
     ("arguments_on_commands_without_any", "CAPA x"): ("-ERR", "as NOOP x"),
     ("quit_with_an_argument", "QUIT now"): ("-ERR", "as NOOP x"),
+    ("trailing_space_after_an_argument", "RETR 1 "):
+        ("+OK", "spaces separate words, trailing ones too (typed by hand "
+                "in telnet); Dovecot calls it noise after the number"),
+    ("trailing_space_after_an_argument", "LIST 2 "): ("+OK 2 ", "as RETR"),
     ("user_with_two_words", "USER alice bob"):
         ("-ERR", "a user name has no spaces: wrong argument count"),
     ("overlong_user_line", "USER " + "a" * 300):

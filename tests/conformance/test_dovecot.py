@@ -131,6 +131,7 @@ CASES = {
     "trailing_space_after_an_argument": [login("alice") + ["RETR 1 ",
                                                            "LIST 2 "]],
     "user_with_two_words": [["USER alice bob"]],
+    "user_without_a_name": [["USER"] + login("alice")],
     "overlong_user_line": [["USER " + "a" * 300]],
     "bad_commands_before_login": [["XYZZY"] * 5],
     "wrong_password": [["USER alice", "PASS wrong"]],
@@ -166,6 +167,8 @@ DEVIATIONS = {
     ("trailing_space_after_an_argument", "LIST 2 "): ("+OK 2 ", "as RETR"),
     ("user_with_two_words", "USER alice bob"):
         ("-ERR", "a user name has no spaces: wrong argument count"),
+    ("user_without_a_name", "USER"):
+        ("-ERR", "USER needs a name (RFC 1939); Dovecot takes an empty one"),
     ("overlong_user_line", "USER " + "a" * 300):
         ("-ERR line too long", "lines over 255 octets are refused (spec)"),
     ("bad_commands_before_login", "XYZZY#5"):

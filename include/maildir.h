@@ -71,8 +71,10 @@ uint64_t maildir_live_size(const struct maildrop *md);
 /*
  * Opens message n for reading (O_RDONLY, O_CLOEXEC, O_NOFOLLOW, and
  * O_NONBLOCK so a FIFO planted there cannot hang the server) into
- * *fd, owned by the caller.  MAILDIR_GONE when the file vanished,
- * MAILDIR_CHANGED when its size is no longer the scanned one.
+ * *fd, owned by the caller.  A file another Maildir reader renamed to
+ * change its flags (same unique name before ':') is followed.
+ * MAILDIR_GONE when the file vanished, MAILDIR_CHANGED when its size
+ * is no longer the scanned one.
  */
 enum maildir_status maildir_msg_open(struct maildrop *md, size_t n, int *fd);
 
@@ -81,9 +83,10 @@ bool maildir_mark_deleted(struct maildrop *md, size_t n);
 /* Forgets every deletion mark (RSET, and any session end but QUIT). */
 void maildir_rollback(struct maildrop *md);
 /*
- * UPDATE state: unlinks every marked message.  Keeps going after a
- * failure; returns how many unlinks failed (0 = all deleted).  A file
- * already gone counts as deleted.
+ * UPDATE state: unlinks every marked message, following flag renames
+ * as maildir_msg_open() does.  Keeps going after a failure; returns how
+ * many unlinks failed (0 = all deleted).  A file already gone counts as
+ * deleted.
  */
 size_t maildir_commit(struct maildrop *md);
 

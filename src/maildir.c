@@ -114,6 +114,15 @@ skip_name(const char *name)
  * the window is harmless).  Any failure leaves the file in new/ to be
  * tried again at the next login.
  */
+/* Length of the Maildir unique name: the file name up to its ':' info. */
+static size_t
+base_len(const char *name)
+{
+	const char *colon = strchr(name, ':');
+
+	return colon != NULL ? (size_t)(colon - name) : strlen(name);
+}
+
 /*
  * Builds curdir/<base><suffix><info> for new/ file `name` (info ":2,"
  * when it has none) into dst[PATH_MAX]; 0, or -1 when too long.
@@ -122,10 +131,9 @@ static int
 cur_path(char *dst, const char *curdir, const char *name, const char *suffix)
 {
 	char target[PATH_MAX];
-	const char *colon = strchr(name, ':');
-	int base = colon != NULL ? (int)(colon - name) : (int)strlen(name);
+	int base = (int)base_len(name);
 	int len = snprintf(target, sizeof(target), "%.*s%s%s", base, name,
-	    suffix, colon != NULL ? colon : ":2,");
+	    suffix, name[base] == ':' ? name + base : ":2,");
 
 	if (len < 0 || (size_t)len >= sizeof(target))
 		return -1;
@@ -356,8 +364,7 @@ fnv1a64(const char *s, size_t len)
 static void
 uid_from_name(char uid[UIDL_MAX + 1], const char *name)
 {
-	const char *colon = strchr(name, ':');
-	size_t len = colon != NULL ? (size_t)(colon - name) : strlen(name);
+	size_t len = base_len(name);
 	size_t i;
 	bool safe;
 
@@ -744,10 +751,93 @@ maildir_live_size(const struct maildrop *md)
 	return sum;
 }
 
+/* True when `name` is the file of a listed message other than m. */
+static bool
+listed_elsewhere(const struct maildrop *md, const struct mail_msg *m,
+    const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < md->count; i++)
+		if (&md->msgs[i] != m && strcmp(md->msgs[i].file, name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * m's file is not under its listed name.  Another Maildir reader (an
+ * IMAP server, a mail user agent) may have renamed it to change its
+ * flags, which keeps the unique name before ':': look for that in
+ * cur/ and follow it.  True when m->file now names such a file.  Runs
+ * only after an ENOENT, so the directory scan stays off the usual path.
+ */
+static bool
+relocate(struct maildrop *md, struct mail_msg *m)
+{
+	size_t base = base_len(m->file);
+	DIR *d = opendir(md->cur);
+	struct dirent *de;
+	char *found = NULL;
+
+	if (d == NULL)
+		return false;
+	while (found == NULL && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' || base_len(de->d_name) != base ||
+		    strncmp(de->d_name, m->file, base) != 0 ||
+		    strcmp(de->d_name, m->file) == 0 ||
+		    listed_elsewhere(md, m, de->d_name))
+			continue;
+		found = strdup(de->d_name);
+	}
+	(void)closedir(d);
+	if (found == NULL)
+		return false;
+	free(m->file);
+	m->file = found;
+	return true;
+}
+
+/*
+ * Runs op on the path of m's file; after an ENOENT, follows a flags
+ * rename (relocate) and tries once more.  op's result, with errno.
+ */
+static int
+on_msg_file(struct maildrop *md, struct mail_msg *m,
+    int (*op)(const char *path))
+{
+	char path[PATH_MAX];
+	bool retried = false;
+	int r;
+
+	for (;;) {
+		if (join_path(path, md->cur, m->file) == -1)
+			return -1;
+		r = op(path);
+		if (r != -1 || errno != ENOENT || retried)
+			return r;
+		if (!relocate(md, m)) {
+			errno = ENOENT;
+			return -1;
+		}
+		retried = true;
+	}
+}
+
+/* O_NONBLOCK: a FIFO planted in cur/ cannot hang the server. */
+static int
+open_for_reading(const char *path)
+{
+	int f;
+
+	do
+		f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	while (f == -1 && errno == EINTR);
+	return f;
+}
+
 enum maildir_status
 maildir_msg_open(struct maildrop *md, size_t n, int *fd)
 {
-	char path[PATH_MAX];
 	struct stat sb;
 	int f;
 
@@ -755,12 +845,7 @@ maildir_msg_open(struct maildrop *md, size_t n, int *fd)
 	*fd = -1;
 	if (n < 1 || n > md->count)
 		return MAILDIR_IO;
-	if (join_path(path, md->cur, md->msgs[n - 1].file) == -1)
-		return MAILDIR_IO;
-	do
-		f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
-		    O_NONBLOCK);
-	while (f == -1 && errno == EINTR);
+	f = on_msg_file(md, &md->msgs[n - 1], open_for_reading);
 	if (f == -1)
 		return errno == ENOENT ? MAILDIR_GONE : MAILDIR_IO;
 	if (fstat(f, &sb) == -1 || !S_ISREG(sb.st_mode)) {
@@ -797,19 +882,14 @@ maildir_rollback(struct maildrop *md)
 size_t
 maildir_commit(struct maildrop *md)
 {
-	char path[PATH_MAX];
 	size_t i, failed = 0;
 
-	for (i = 0; i < md->count; i++) {
-		if (!md->msgs[i].deleted)
-			continue;
-		if (join_path(path, md->cur, md->msgs[i].file) == -1) {
+	/* A file already gone (and not renamed) counts as deleted. */
+	for (i = 0; i < md->count; i++)
+		if (md->msgs[i].deleted &&
+		    on_msg_file(md, &md->msgs[i], unlink) == -1 &&
+		    errno != ENOENT)
 			failed++;
-			continue;
-		}
-		if (unlink(path) == -1 && errno != ENOENT)
-			failed++;
-	}
 	return failed;
 }
 

@@ -297,6 +297,22 @@ class Mutating(unittest.TestCase):
     def cur(self):
         return self.srv.cur_files("alice")
 
+    def test_flags_renamed_by_another_reader(self):
+        # An IMAP server or a mail user agent sharing the Maildir marks
+        # message 1 seen (renames ":2," to ":2,S") during our session.
+        cur = os.path.join(self.srv.user_dir("alice"), "cur")
+        with Session(self.srv) as c:
+            old = self.path_of(1)
+            new = old.split(":")[0] + ":2,S"
+            os.rename(old, new)
+            first, body = c.multi("RETR 1")
+            self.assertTrue(first.startswith("+OK"), first)
+            self.assertEqual(body, stuff(WIRES[0]))
+            self.assertEqual(c.cmd("UIDL 1"), "+OK 1 %s\r\n" % MSGS[0][0])
+            self.assertTrue(c.cmd("DELE 1").startswith("+OK"))
+        self.assertFalse(os.path.exists(new))
+        self.assertEqual(len(os.listdir(cur)), N - 1)
+
     def test_empty_file_is_one_empty_line(self):
         # Sent as Dovecot sends it, "\r\n" then ".\r\n"; LIST counts it.
         cur = os.path.join(self.srv.user_dir("carol"), "cur")

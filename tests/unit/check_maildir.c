@@ -568,6 +568,53 @@ START_TEST(test_msg_open)
 }
 END_TEST
 
+/*
+ * Another Maildir reader renamed files to change their flags (the part
+ * after ':'): RETR and DELE follow the unique name; a name that is
+ * another listed message's file is never taken; a file really gone
+ * stays gone and counts as deleted.
+ */
+START_TEST(test_flags_renamed_under_us)
+{
+	struct maildrop *md;
+	char a[PATH_MAX], b[PATH_MAX], buf[16];
+	int fd = -1;
+
+	make_user("u");
+	put_str("u/cur/m1:2,", "one\n", 1);
+	put_str("u/cur/m2:2,", "two!\n", 2);
+	put_str("u/cur/m3:2,", "three\n", 3);
+	put_str("u/cur/m4:2,", "four\n", 4);
+	put_str("u/cur/m4:2,F", "four, flagged twin\n", 5);
+	md = open_scanned("u");
+	ck_assert_uint_eq(maildir_count(md), 5);
+	ck_assert_int_eq(rename(at(a, "u/cur/m1:2,"), at(b, "u/cur/m1:2,S")), 0);
+	ck_assert_int_eq(rename(at(a, "u/cur/m2:2,"), at(b, "u/cur/m2:2,RS")),
+	    0);
+	ck_assert_int_eq(unlink(at(a, "u/cur/m3:2,")), 0);
+	ck_assert_int_eq(unlink(at(a, "u/cur/m4:2,")), 0);
+
+	ck_assert_int_eq(maildir_msg_open(md, 1, &fd), MAILDIR_OK);
+	ck_assert_int_eq(read(fd, buf, sizeof(buf)), 4);
+	ck_assert_mem_eq(buf, "one\n", 4);
+	ck_assert_int_eq(close(fd), 0);
+	ck_assert_str_eq(file_of(md, 1), "m1:2,S");
+	ck_assert_str_eq(maildir_msg(md, 1)->uid, "m1");
+	ck_assert_int_eq(maildir_msg_open(md, 3, &fd), MAILDIR_GONE);
+	/* m4's twin is message 5 of its own: not taken for message 4. */
+	ck_assert_int_eq(maildir_msg_open(md, 4, &fd), MAILDIR_GONE);
+	ck_assert_int_eq(fd, -1);
+
+	for (size_t n = 1; n <= 4; n++)
+		ck_assert(maildir_mark_deleted(md, n));
+	ck_assert_uint_eq(maildir_commit(md), 0);
+	ck_assert(!exists("u/cur/m1:2,S"));
+	ck_assert(!exists("u/cur/m2:2,RS"));
+	ck_assert(exists("u/cur/m4:2,F"));
+	maildir_close(md);
+}
+END_TEST
+
 START_TEST(test_bad_user)
 {
 	static const char *const bad[] = { "a/b", ".hidden", "..", "", "/" };
@@ -804,6 +851,7 @@ maildir_suite(void)
 	tcase_add_test(core, test_scan_budget);
 	tcase_add_test(core, test_mark_rollback_commit);
 	tcase_add_test(core, test_msg_open);
+	tcase_add_test(core, test_flags_renamed_under_us);
 	tcase_add_test(core, test_bad_user);
 	tcase_add_test(core, test_creates_dirs);
 	suite_add_tcase(s, core);

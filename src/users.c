@@ -9,9 +9,11 @@
 
 #include <assert.h>
 #include <crypt.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -485,6 +487,51 @@ cleanup:
 	return st;
 }
 
+/*
+ * A save killed between writing and renaming leaves path.tmp.<pid>
+ * behind, full of password hashes.  Such a file is removed when its
+ * process is gone (or is us: nothing of ours is mid-save while we
+ * load); one of a live process, another server on the same file, stays.
+ */
+static void
+remove_stale_temps(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	const char *base = slash == NULL ? path : slash + 1;
+	size_t blen = strlen(base);
+	char *dirpath = slash == NULL ? strdup(".") :
+	    strndup(path, (size_t)(slash - path) + 1);
+	struct dirent *e;
+	DIR *d;
+
+	if (dirpath == NULL)
+		return;
+	d = opendir(dirpath);
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		const char *suffix = e->d_name + blen;
+		unsigned long pid;
+		char *victim;
+
+		if (strncmp(e->d_name, base, blen) != 0 ||
+		    strncmp(suffix, ".tmp.", 5) != 0 ||
+		    !parse_ulong(suffix + 5, &pid) || pid == 0 ||
+		    pid > INT_MAX)
+			continue;
+		if ((pid_t)pid != getpid() &&
+		    (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+			continue;
+		victim = malloc(strlen(dirpath) + strlen(e->d_name) + 2);
+		if (victim == NULL)
+			break;
+		(void)sprintf(victim, "%s/%s", dirpath, e->d_name);
+		(void)unlink(victim);
+		free(victim);
+	}
+	if (d != NULL)
+		(void)closedir(d);
+	free(dirpath);
+}
+
 enum users_status
 users_load(const char *path, struct users **out, unsigned *line)
 {
@@ -514,6 +561,8 @@ users_load(const char *path, struct users **out, unsigned *line)
 	st = read_file(path, &data, &len);
 	if (st == USERS_OK && data != NULL)
 		st = parse(u, data, len, line);
+	if (st == USERS_OK)
+		remove_stale_temps(path);
 cleanup:
 	saved = errno;
 	free(data);

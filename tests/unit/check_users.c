@@ -7,6 +7,7 @@
  */
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 
 #include <check.h>
 #include <dirent.h>
@@ -894,6 +895,58 @@ START_TEST(test_stale_temp)
 }
 END_TEST
 
+/* path.tmp.<pid> with the given pid, in buf. */
+static void
+tmp_path_of(char *buf, size_t len, long pid)
+{
+	int n = snprintf(buf, len, "%s.tmp.%ld", path, pid);
+
+	ck_assert(n > 0 && (size_t)n < len);
+}
+
+START_TEST(test_load_removes_dead_temps)
+{
+	struct users *u = load_fixture();
+	char dead[256], live[256], other[256], cousin[256];
+	struct stat st;
+	pid_t child;
+	int status;
+
+	ck_assert_int_eq(users_save(u), USERS_OK);
+	users_free(u);
+	/* A pid that is certainly gone: a child we have reaped. */
+	child = fork();
+	ck_assert_int_ge(child, 0);
+	if (child == 0)
+		_exit(0);
+	ck_assert_int_eq(waitpid(child, &status, 0), child);
+	tmp_path_of(dead, sizeof(dead), (long)child);
+	write_file(dead, "hash:$6$left$behind\n", 20);
+	/* pid 1 is alive: another server may be mid-save. */
+	tmp_path_of(live, sizeof(live), 1);
+	write_file(live, "x", 1);
+	/* Not ours by name: "users.tmp.12x", "users2.tmp.<dead pid>". */
+	(void)snprintf(other, sizeof(other), "%s.tmp.12x", path);
+	write_file(other, "x", 1);
+	(void)snprintf(cousin, sizeof(cousin), "%s2.tmp.%ld", path,
+	    (long)child);
+	write_file(cousin, "x", 1);
+
+	ck_assert_int_eq(users_load(path, &u, NULL), USERS_OK);
+	ck_assert_int_eq(lstat(dead, &st), -1);
+	ck_assert_int_eq(errno, ENOENT);
+	ck_assert_int_eq(lstat(live, &st), 0);
+	ck_assert_int_eq(lstat(other, &st), 0);
+	ck_assert_int_eq(lstat(cousin, &st), 0);
+	ck_assert_uint_eq(users_count(u), 5);
+	users_free(u);
+	ck_assert_int_eq(unlink(live), 0);
+	ck_assert_int_eq(unlink(other), 0);
+	ck_assert_int_eq(unlink(cousin), 0);
+	assert_only_users_file();
+}
+END_TEST
+
 START_TEST(test_strerror)
 {
 	ck_assert_str_eq(users_strerror(USERS_OK), "success");
@@ -928,6 +981,7 @@ users_suite(void)
 	tcase_add_test(core, test_lock);
 	tcase_add_test(core, test_random_password);
 	tcase_add_test(core, test_strerror);
+	tcase_add_test(core, test_load_removes_dead_temps);
 	suite_add_tcase(s, core);
 
 	tcase_add_test(limits, test_name_limits);

@@ -77,6 +77,7 @@ struct conn {
 	uint64_t bytes_in, bytes_out;
 	uint64_t idle_ms;
 	uint64_t last_active;
+	uint64_t frozen_at;	/* when the pause began */
 	struct sel_timer idle_timer;
 	struct sel_timer late_timer;	/* conn_reply_later() */
 	bool late_close;
@@ -147,7 +148,11 @@ void conn_release(struct conn *c);
 bool conn_reply_later(struct conn *c, uint64_t ms, const char *line,
     bool then_close);
 
-/* Freezes / thaws all input of the conn (the MGMT pause). */
+/*
+ * Freezes / thaws all input and output of the conn (the MGMT pause).
+ * The idle clock stops while frozen: a thawed conn has as long left as
+ * it had when the pause began.
+ */
 void conn_freeze(struct conn *c, bool frozen);
 
 /* Changes the idle timeout (milliseconds) from now on. */

@@ -459,8 +459,11 @@ conn_freeze(struct conn *c, bool frozen)
 	if (c->frozen == frozen)
 		return;
 	c->frozen = frozen;
-	if (!frozen) {
-		touch(c);
+	if (frozen) {
+		c->frozen_at = selector_now_ms();
+	} else {
+		c->last_active += selector_now_ms() - c->frozen_at;
+		conn_set_idle(c, c->idle_ms);
 		wake(c);
 	}
 	update_interest(c);

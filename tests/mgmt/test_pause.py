@@ -114,6 +114,23 @@ class Pause(unittest.TestCase):
         # and the idle timer still works afterwards
         self.assertTrue(c.closed(4), "-T 1 no longer applies after a pause")
 
+    def test_idle_time_before_the_pause_still_counts(self):
+        """-T 3: idle 2 s, then a 2 s pause.  The idle clock stops during
+        the pause and goes on after it: about 1 s is left, not a fresh
+        3 s (else short pauses would keep idle sessions forever)."""
+        self.start(idle=3)
+        c = self.srv.client(timeout=10)
+        self.addCleanup(c.close)
+        c.login("alice", "secret")
+        time.sleep(2)
+        t0 = self.pause()
+        self.completed(t0)
+        self.assertIsNone(recv_within(c, 0.4),
+                          "the pause ate the idle time that was left")
+        self.assertTrue(c.closed(2.2),
+                        "the pause restarted the idle timer")
+        self.assertIn(b"autologout", c.buf)
+
     def test_connections_kept_and_counted(self):
         self.start()
         cs = [self.srv.client(timeout=10) for _ in range(3)]

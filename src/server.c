@@ -135,16 +135,25 @@ peer_text(const struct sockaddr_storage *ss, char *out, size_t cap)
 	}
 }
 
-/* One best-effort line, then close: never blocks, never waits. */
+/*
+ * One best-effort line, then close: never blocks, never waits.  The
+ * line counts in BYTES SENT when it goes to a POP3 client.
+ */
 static void
-refuse(int fd, const char *line, const char *service, const char *peer,
+refuse(int fd, const char *line, bool pop3, const char *peer,
     const char *why)
 {
-	if (send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+	const char *service = pop3 ? "pop3" : "mgmt";
+	ssize_t n = send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT);
+
+	if (n < 0) {
 		log_warn("%s %s refused (%s); could not tell it: %s", service,
 		    peer, why, strerror(errno));
-	else
+	} else {
+		if (pop3)
+			stats_add_out((uint64_t)n);
 		log_warn("%s %s refused: %s", service, peer, why);
+	}
 	close(fd);
 }
 
@@ -162,7 +171,7 @@ refuse_at_limit(int lfd, bool pop3)
 	if (fd >= 0) {
 		if (pop3)
 			stats_accepted();
-		refuse(fd, BUSY, pop3 ? "pop3" : "mgmt", "-",
+		refuse(fd, BUSY, pop3, "-",
 		    "out of descriptors");
 	}
 	srv.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -179,11 +188,11 @@ admit(int fd, const struct sockaddr_storage *ss)
 		return;
 	}
 	if (stats_get()->live >= srv.settings.max_conn) {
-		refuse(fd, TOO_MANY, "pop3", peer, "too many connections");
+		refuse(fd, TOO_MANY, true, peer, "too many connections");
 		return;
 	}
 	if (pop3_session_new(&srv.pop3, fd, peer) < 0)
-		refuse(fd, BUSY, "pop3", peer, "no room in the reactor");
+		refuse(fd, BUSY, true, peer, "no room in the reactor");
 }
 
 /* Accepts a batch; `pop3` picks the service (and the admission rules). */
@@ -213,7 +222,7 @@ accept_batch(int lfd, bool pop3)
 		peer_text(&ss, peer, sizeof(peer));
 		if (prepare_client(fd) < 0 ||
 		    mgmt_session_new(&srv.mgmt, fd, peer) < 0)
-			refuse(fd, BUSY, "mgmt", peer,
+			refuse(fd, BUSY, false, peer,
 			    "no room in the reactor");
 	}
 }

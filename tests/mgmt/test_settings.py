@@ -172,6 +172,19 @@ class MaxConnections(unittest.TestCase):
         # the refused connection counts in HISTORIC CONNECTIONS
         self.assertEqual(st["HISTORIC CONNECTIONS"], h0 + 1)
 
+    def test_refusal_line_counts_in_bytes_sent(self):
+        """The refusal is written to a POP3 client socket, so its octets
+        count in BYTES SENT like any other (and nothing is received)."""
+        self.assertEqual(self.m.ask("MAX_CONNEC 1"), "+OK MAX_CONNEC CHANGED")
+        a = self.open()
+        self.assertTrue(a.greeting().startswith("+OK"))
+        st0 = self.m.status()
+        self.assert_refused(self.open())
+        st1 = self.m.status()
+        self.assertEqual(st1["BYTES SENT"] - st0["BYTES SENT"],
+                         len(b"-ERR [SYS/TEMP] too many connections\r\n"))
+        self.assertEqual(st1["BYTES RECEIVED"], st0["BYTES RECEIVED"])
+
     def test_slot_freed_when_a_session_ends(self):
         self.assertEqual(self.m.ask("MAX_CONNEC 2"), "+OK MAX_CONNEC CHANGED")
         a = self.open("alice")

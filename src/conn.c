@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -67,6 +68,42 @@ update_interest(struct conn *c)
 	selector_set_interest(c->sel, c->fd, want);
 }
 
+/*
+ * Octets in the kernel's send queue (Linux: TIOCOUTQ on a TCP socket),
+ * or UINT64_MAX when it cannot tell.
+ */
+static uint64_t
+send_queue(const struct conn *c)
+{
+#ifdef TIOCOUTQ
+	int n;
+
+	if (ioctl(c->fd, TIOCOUTQ, &n) == 0 && n >= 0)
+		return (uint64_t)n;
+#else
+	(void)c;
+#endif
+	return UINT64_MAX;
+}
+
+/*
+ * A slow reader behind megabytes of socket buffers can take longer than
+ * the idle timeout to drain them while our send() has nothing to do or
+ * cannot write.  A send queue that shrank since we last looked (when
+ * the socket filled up, at the last idle check, or "unknown" after a
+ * send) means the peer is taking our data: activity, not idleness.
+ * An empty queue means it is the client's turn to talk.
+ */
+static bool
+peer_draining(struct conn *c)
+{
+	uint64_t q = send_queue(c);
+	bool shrank = q != UINT64_MAX && q > 0 && q < c->queued;
+
+	c->queued = q;
+	return shrank;
+}
+
 /* Writes what `out` holds until it is empty or the socket is full. */
 static void
 flush(struct conn *c)
@@ -78,6 +115,7 @@ flush(struct conn *c)
 
 		if (n > 0) {
 			buffer_read_adv(&c->out, (size_t)n);
+			c->queued = UINT64_MAX;
 			c->bytes_out += (uint64_t)n;
 			if (c->count_stats)
 				stats_add_out((uint64_t)n);
@@ -85,6 +123,7 @@ flush(struct conn *c)
 		} else if (n < 0 && errno == EINTR) {
 			continue;
 		} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			c->queued = send_queue(c);
 			return;
 		} else {
 			conn_close_soon(c, END_DISCONNECT);
@@ -281,6 +320,10 @@ on_idle_timer(struct selector *s, void *data)
 
 	if (c->closing)
 		return;
+	if (!c->frozen && !c->held && now >= deadline && peer_draining(c)) {
+		touch(c);
+		deadline = now + c->idle_ms;
+	}
 	if (c->frozen || c->held || now < deadline) {
 		/*
 		 * A paused service never counts against the idle timer, nor

@@ -398,6 +398,42 @@ class NonReaders(HardTest):
                 for c in clients:
                     c.close()
 
+    def test_slow_reader_keeps_its_session_past_the_idle_timeout(self):
+        """-T 2, a client that reads a 6 MB RETR steadily but slowly
+        (about 0.6 MB/s): megabytes wait in the socket buffers, so our
+        send() makes no progress for longer than 2 s, yet the client is
+        not idle.  It gets the whole message and its session goes on."""
+        idle = 2
+        with Server(users={"alice": "secret"}, idle=idle) as srv:
+            path = os.path.join(srv.user_dir("alice"), "cur",
+                                "1800000000.M1.big:2,")
+            data = big_message(6 << 20, seed=11)
+            with open(path, "wb") as f:
+                f.write(data)
+            n = len(ALICE) + 1
+            c = srv.client(timeout=10)
+            c.login()
+            c.send("RETR %d\r\n" % n)
+            got = bytearray(c.buf)
+            c.buf = b""
+            c.sock.settimeout(10)
+            while not got.endswith(b"\r\n.\r\n"):
+                chunk = c.sock.recv(8192)
+                if not chunk:
+                    break
+                got += chunk
+                time.sleep(0.012)
+            first, _, body = bytes(got).partition(b"\r\n")
+            self.assertTrue(first.startswith(b"+OK"), first)
+            self.assertEqual(body, stuff(wire_form(data)) + b".\r\n",
+                             "the slow reader was logged out or lost data")
+            self.assertTrue(c.cmd("NOOP").startswith("+OK"))
+            c.quit()
+            logout = re.compile(r"user=alice logout .*reason=quit")
+            self.assertTrue(wait_until(
+                lambda: logout.search(srv.log_text()), 3),
+                "no 'reason=quit' logout line")
+
     def test_client_never_reading_retr_is_dropped_by_idle_timer(self):
         idle = 3
         with Server(users={"alice": "secret", "bob": "hunter2"},

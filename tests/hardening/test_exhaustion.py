@@ -398,6 +398,16 @@ class NonReaders(HardTest):
                 for c in clients:
                     c.close()
 
+    @staticmethod
+    def give_alice_a_big_message(srv, size, seed):
+        """Writes a big message after alice's fixtures: (path, data)."""
+        path = os.path.join(srv.user_dir("alice"), "cur",
+                            "1800000000.M1.big:2,")
+        data = big_message(size, seed=seed)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path, data
+
     def test_slow_reader_keeps_its_session_past_the_idle_timeout(self):
         """-T 2, a client that reads a 6 MB RETR steadily but slowly
         (about 0.6 MB/s): megabytes wait in the socket buffers, so our
@@ -405,11 +415,7 @@ class NonReaders(HardTest):
         not idle.  It gets the whole message and its session goes on."""
         idle = 2
         with Server(users={"alice": "secret"}, idle=idle) as srv:
-            path = os.path.join(srv.user_dir("alice"), "cur",
-                                "1800000000.M1.big:2,")
-            data = big_message(6 << 20, seed=11)
-            with open(path, "wb") as f:
-                f.write(data)
+            _, data = self.give_alice_a_big_message(srv, 6 << 20, 11)
             n = len(ALICE) + 1
             c = srv.client(timeout=10)
             c.login()
@@ -438,11 +444,7 @@ class NonReaders(HardTest):
         idle = 3
         with Server(users={"alice": "secret", "bob": "hunter2"},
                     idle=idle) as srv:
-            path = os.path.join(srv.user_dir("alice"), "cur",
-                                "1800000000.M1.big:2,")
-            data = big_message(20 << 20, seed=7)
-            with open(path, "wb") as f:
-                f.write(data)
+            path, _ = self.give_alice_a_big_message(srv, 20 << 20, 7)
             n = len(ALICE) + 1
             stuck = srv.client(timeout=10)
             stuck.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

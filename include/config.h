@@ -19,10 +19,19 @@
 #define POP3_MAX_LINE		255
 
 /*
+ * RFC 5034 section 4: a SASL response after "+ " is not bound by the
+ * command line limit.  The longest PLAIN response we can accept (64-octet
+ * authzid and authcid, 128-octet password) is 344 base64 characters.
+ */
+#define SASL_MAX_LINE		512
+
+/*
  * Per-connection input.  Larger than one line so pipelined commands can
  * be read in one go; small because an idle session must stay cheap.
  */
 #define IN_BUF_SIZE		((size_t)1024)
+_Static_assert(SASL_MAX_LINE <= IN_BUF_SIZE / 2,
+    "a whole SASL line must fit the input buffer");
 
 /*
  * Per-connection output kept while a session is idle: enough for any

@@ -75,6 +75,7 @@ struct conn {
 	bool woken;		/* on the pending list */
 	enum conn_end end;
 	uint64_t bytes_in, bytes_out;
+	size_t line_max;	/* longest line accepted, line end included */
 	uint64_t idle_ms;
 	uint64_t last_active;
 	uint64_t frozen_at;	/* when the pause began */
@@ -155,6 +156,9 @@ bool conn_reply_later(struct conn *c, uint64_t ms, const char *line,
  * it had when the pause began.
  */
 void conn_freeze(struct conn *c, bool frozen);
+
+/* Sets the longest line the next lines may have (POP3_MAX_LINE at start). */
+void conn_set_line_max(struct conn *c, size_t max);
 
 /* Changes the idle timeout (milliseconds) from now on. */
 void conn_set_idle(struct conn *c, uint64_t idle_ms);

@@ -186,7 +186,7 @@ parse(struct conn *c)
 
 		if (!conn_can_answer(c))
 			return;
-		st = proto_next_line(&c->framer, &c->in, POP3_MAX_LINE, &line);
+		st = proto_next_line(&c->framer, &c->in, c->line_max, &line);
 		if (st == LINE_NONE) {
 			c->input_idle = true;
 			return;
@@ -356,6 +356,7 @@ conn_init(struct conn *c, int fd, struct selector *sel,
 	c->sel = sel;
 	c->ops = ops;
 	c->idle_ms = idle_ms;
+	c->line_max = POP3_MAX_LINE;
 	c->count_stats = count_stats;
 	c->input_idle = true;
 	buffer_init(&c->in, c->in_mem, sizeof(c->in_mem));
@@ -510,6 +511,12 @@ conn_freeze(struct conn *c, bool frozen)
 		wake(c);
 	}
 	update_interest(c);
+}
+
+void
+conn_set_line_max(struct conn *c, size_t max)
+{
+	c->line_max = max;
 }
 
 void

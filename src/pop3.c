@@ -158,11 +158,14 @@ static unsigned
 pop3_read(void *ctx)
 {
 	struct pop3_session *s = ctx;
+	bool sasl = s->sasl_wait;
 	enum cmd_result r;
 
-	/* A broken line cannot be a SASL response: the exchange ends. */
-	if (s->base.line_status != LINE_OK)
+	/* One line answers the "+ "; even a broken one ends the exchange. */
+	if (sasl) {
 		s->sasl_wait = false;
+		conn_set_line_max(&s->base.conn, POP3_MAX_LINE);
+	}
 	switch (s->base.line_status) {
 	case LINE_TOO_LONG:
 		r = pop3_fail(s, "line too long");
@@ -173,7 +176,7 @@ pop3_read(void *ctx)
 	case LINE_OK:
 	case LINE_NONE:
 	default:
-		r = s->sasl_wait ? pop3_sasl_response(s, s->base.line) :
+		r = sasl ? pop3_sasl_response(s, s->base.line) :
 		    proto_dispatch(tables, POP3_NSTATES, stm_state(&s->base.stm), s,
 		    s->base.line);
 		break;

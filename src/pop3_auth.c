@@ -169,7 +169,7 @@ cmd_pass(void *sp, int argc, char **argv)
 static enum cmd_result
 plain_login(struct pop3_session *s, const char *b64)
 {
-	unsigned char buf[POP3_MAX_LINE];
+	unsigned char buf[SASL_MAX_LINE];
 	long n = proto_base64_decode(b64, buf, sizeof(buf) - 1);
 	char *authzid, *authcid, *password, *end;
 	enum cmd_result r;
@@ -184,8 +184,10 @@ plain_login(struct pop3_session *s, const char *b64)
 	    memchr(authcid + 1, '\0', (size_t)(end - authcid - 1)) : NULL;
 	if (password == NULL || memchr(password + 1, '\0',
 	    (size_t)(end - password - 1)) != NULL) {
+		/* Credentials we cannot read are wrong credentials. */
 		verify_wipe(buf, sizeof(buf));
-		return pop3_fail(s, "malformed PLAIN response");
+		set_user(s, "");
+		return login_failed(s);
 	}
 	authcid++;
 	password++;
@@ -203,7 +205,6 @@ enum cmd_result pop3_sasl_response(struct pop3_session *s, char *line);
 enum cmd_result
 pop3_sasl_response(struct pop3_session *s, char *line)
 {
-	s->sasl_wait = false;
 	if (strcmp(line, "*") == 0)
 		return pop3_fail(s, "authentication cancelled");
 	return plain_login(s, line);
@@ -225,6 +226,7 @@ cmd_auth(void *sp, int argc, char **argv)
 	if (argc == 3)	/* RFC 5034: "=" is an empty initial response */
 		return plain_login(s, strcmp(argv[2], "=") == 0 ? "" : argv[2]);
 	s->sasl_wait = true;
+	conn_set_line_max(&s->base.conn, SASL_MAX_LINE);
 	pop3_reply(s, "+ ");
 	return CMD_REPLIED;
 }

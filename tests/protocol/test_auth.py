@@ -299,11 +299,75 @@ class AuthPlain(unittest.TestCase):
         self.assertTrue(r.startswith("-ERR"), r)
         self.assertFalse(self.logged_in())
 
+    def test_unreadable_credentials_are_a_failed_login(self):
+        """A PLAIN response without its NULs is a failed login like any
+        other: the [AUTH] answer after the delay, and the third one
+        closes the session (so it cannot be used to guess for free)."""
+        for i, bad in enumerate((b"alicesecret", b"alice\0secret",
+                                 b"\0alice\0secret\0")):
+            t0 = time.monotonic()
+            if i == 2:
+                self.c.send("AUTH PLAIN %s\r\n" % b64(bad))
+                r = self.c.line().decode()
+            else:
+                r = self.c.cmd("AUTH PLAIN " + b64(bad))
+            self.assertTrue(r.startswith("-ERR [AUTH]"), r)
+            self.assertGreaterEqual(time.monotonic() - t0, 0.8,
+                                    "answered without the failure delay")
+        self.assertTrue(self.c.closed(5), "3rd failure must close")
+
     def test_unknown_mechanism_refused(self):
         r = self.c.cmd("AUTH CRAM-MD5")
         self.assertTrue(r.startswith("-ERR"), r)
         self.assertTrue(self.c.cmd("USER alice").startswith("+OK"))
         self.assertTrue(self.c.cmd("PASS secret").startswith("+OK"))
+        self.c.quit()
+
+
+class LongCredentials(unittest.TestCase):
+    """RFC 5034 section 4: the response after "+ " is not bound by the
+    255-octet command limit, so the longest valid name (64) and password
+    (128) can log in with AUTH PLAIN."""
+    NAME = "n" * 64
+    PASSWORD = "p" * 128
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server(users={cls.NAME: cls.PASSWORD},
+                         mail=None).__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.__exit__(None, None, None)
+
+    def setUp(self):
+        self.c = self.srv.client()
+        self.c.greeting()
+        self.addCleanup(self.c.close)
+
+    def continuation(self, response):
+        r = self.c.cmd("AUTH PLAIN")
+        self.assertTrue(r.startswith("+ "), r)
+        return self.c.cmd(response)
+
+    def test_longest_credentials_with_authzid(self):
+        cred = b64(("%s\0%s\0%s" % (self.NAME, self.NAME,
+                                    self.PASSWORD)).encode())
+        self.assertEqual(len(cred), 344)
+        r = self.continuation(cred)
+        self.assertTrue(r.startswith("+OK"), r)
+        self.assertTrue(self.c.cmd("STAT").startswith("+OK"))
+        self.c.quit()
+
+    def test_overlong_response_ends_the_exchange_and_limit_returns(self):
+        r = self.continuation("QUFB" * 150)
+        self.assertTrue(r.startswith("-ERR"), r)
+        # back to commands, with the 255-octet limit again
+        r = self.c.cmd("NOOP " + "x" * 300)
+        self.assertEqual(r, "-ERR line too long\r\n")
+        self.assertTrue(self.c.cmd("USER " + self.NAME).startswith("+OK"))
+        r = self.c.cmd("PASS " + self.PASSWORD)
+        self.assertTrue(r.startswith("+OK"), r)
         self.c.quit()
 
 

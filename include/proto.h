@@ -84,6 +84,13 @@ enum cmd_result proto_dispatch(const struct cmd *const tables[],
 bool proto_parse_uint(const char *s, uint64_t max, uint64_t *out);
 
 /*
+ * As proto_parse_uint(s, UINT64_MAX, out), but a number too big for
+ * 64 bits gives UINT64_MAX: for counts where "more than there is" is
+ * what matters (TOP's line count).
+ */
+bool proto_parse_count(const char *s, uint64_t *out);
+
+/*
  * Decodes strict base64 (RFC 4648, padded, no spaces) into out[0..cap).
  * Returns the decoded length, or -1 when the text is not base64 or does
  * not fit.

@@ -380,7 +380,7 @@ cmd_top(void *sp, int argc, char **argv)
 	(void)argc;
 	if (!get_msg(s, argv[1], &n))
 		return CMD_ERR;
-	if (!proto_parse_uint(argv[2], UINT64_MAX, &lines))
+	if (!proto_parse_count(argv[2], &lines))
 		return pop3_fail(s, "invalid number of lines");
 	r = send_message(s, n, true, lines);
 	if (r == CMD_STREAM)

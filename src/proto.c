@@ -141,6 +141,17 @@ proto_parse_uint(const char *s, uint64_t max, uint64_t *out)
 	return true;
 }
 
+bool
+proto_parse_count(const char *s, uint64_t *out)
+{
+	if (proto_parse_uint(s, UINT64_MAX, out))
+		return true;
+	if (*s == '\0' || s[strspn(s, "0123456789")] != '\0')
+		return false;
+	*out = UINT64_MAX;
+	return true;
+}
+
 static int
 b64_value(char c)
 {

@@ -130,6 +130,9 @@ CASES = {
     "quit_with_an_argument": [login("alice") + ["QUIT now"]],
     "trailing_space_after_an_argument": [login("alice") + ["RETR 1 ",
                                                            "LIST 2 "]],
+    "top_count_past_64_bits": [login("alice") +
+                               ["TOP 1 18446744073709551616",
+                                "TOP 1 " + "9" * 40]],
     "user_with_two_words": [["USER alice bob"]],
     "user_without_a_name": [["USER"] + login("alice")],
     "overlong_user_line": [["USER " + "a" * 300]],
@@ -165,6 +168,10 @@ DEVIATIONS = {
         ("+OK", "spaces separate words, trailing ones too (typed by hand "
                 "in telnet); Dovecot calls it noise after the number"),
     ("trailing_space_after_an_argument", "LIST 2 "): ("+OK 2 ", "as RETR"),
+    ("top_count_past_64_bits", "TOP 1 18446744073709551616"):
+        ("+OK", "a line count larger than the body gives the whole "
+                "message (spec), however large; Dovecot: 'Size too large'"),
+    ("top_count_past_64_bits", "TOP 1 " + "9" * 40): ("+OK", "as above"),
     ("user_with_two_words", "USER alice bob"):
         ("-ERR", "a user name has no spaces: wrong argument count"),
     ("user_without_a_name", "USER"):

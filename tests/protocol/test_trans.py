@@ -220,6 +220,13 @@ class ReadOnly(unittest.TestCase):
                 self.assertTrue(first.startswith("+OK"), first)
                 self.assertEqual(unstuff(body), WIRES[i - 1], "TOP %d" % i)
 
+    def test_top_count_past_64_bits_is_whole_message(self):
+        with Session(self.srv) as c:
+            for k in ("18446744073709551616", "9" * 40):
+                first, body = c.multi("TOP 1 " + k)
+                self.assertTrue(first.startswith("+OK"), first)
+                self.assertEqual(unstuff(body), WIRES[0], "TOP 1 " + k)
+
     def test_top_is_byte_stuffed(self):
         i = msg_index("1700000002.M2P1.fixture")
         with Session(self.srv) as c:

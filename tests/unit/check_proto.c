@@ -813,6 +813,29 @@ START_TEST(test_parse_uint_junk)
 }
 END_TEST
 
+/* A count past 64 bits is "more than there is"; junk is still junk. */
+START_TEST(test_parse_count_saturates)
+{
+	static const char *const junk[] = { "", "-1", "+1", "1a", " 1",
+		"99999999999999999999x", "-99999999999999999999" };
+	uint64_t v = 0;
+
+	ck_assert(proto_parse_count("42", &v));
+	ck_assert_uint_eq(v, 42);
+	ck_assert(proto_parse_count("18446744073709551615", &v));
+	ck_assert_uint_eq(v, UINT64_MAX);
+	v = 0;
+	ck_assert(proto_parse_count("18446744073709551616", &v));
+	ck_assert_uint_eq(v, UINT64_MAX);
+	v = 0;
+	ck_assert(proto_parse_count("99999999999999999999999999999", &v));
+	ck_assert_uint_eq(v, UINT64_MAX);
+	for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++)
+		if (proto_parse_count(junk[i], &v))
+			ck_abort_msg("'%s' accepted", junk[i]);
+}
+END_TEST
+
 /* "at most max" holds for limits below 9 as well. */
 START_TEST(test_parse_uint_small_max)
 {
@@ -1033,6 +1056,7 @@ proto_suite(void)
 	tcase_add_test(limits, test_parse_uint_overflow);
 	tcase_add_test(limits, test_parse_uint_junk);
 	tcase_add_test(limits, test_parse_uint_small_max);
+	tcase_add_test(limits, test_parse_count_saturates);
 	tcase_add_test(limits, test_base64_invalid);
 	tcase_add_test(limits, test_base64_cap);
 	suite_add_tcase(s, limits);

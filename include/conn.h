@@ -33,7 +33,8 @@ enum conn_end {
 	END_TIMEOUT,
 	END_DISCONNECT,
 	END_SHUTDOWN,
-	END_ERROR,
+	END_ERROR,	/* an I/O error on our side */
+	END_LIMIT,	/* too many failed logins or bad commands */
 	END_KICKED,	/* closed by the administrator */
 };
 

@@ -480,7 +480,7 @@ on_late_timer(struct selector *s, void *data)
 		return;
 	conn_reply(c, "%s", c->late_line);
 	if (c->late_close)
-		conn_close_after_flush(c, END_ERROR);
+		conn_close_after_flush(c, END_LIMIT);
 	wake(c);
 }
 
@@ -613,7 +613,8 @@ conn_end_name(enum conn_end why)
 	static const char *const names[] = {
 		[END_QUIT] = "quit", [END_TIMEOUT] = "timeout",
 		[END_DISCONNECT] = "disconnect", [END_SHUTDOWN] = "shutdown",
-		[END_ERROR] = "error", [END_KICKED] = "kicked",
+		[END_ERROR] = "error", [END_LIMIT] = "limit",
+		[END_KICKED] = "kicked",
 	};
 
 	return (size_t)why < sizeof(names) / sizeof(names[0]) ?

@@ -137,7 +137,7 @@ outcome(struct pop3_session *s, enum cmd_result r)
 		s->bad_cmds = 0;
 	} else if (bad_command(s)) {
 		pop3_reply(s, "-ERR too many bad commands");
-		conn_close_after_flush(&s->base.conn, END_ERROR);
+		conn_close_after_flush(&s->base.conn, END_LIMIT);
 	} else {
 		pop3_reply(s, "-ERR %s", why);
 	}
@@ -209,11 +209,34 @@ on_timeout(struct conn *c)
 	conn_close_after_flush(c, END_TIMEOUT);
 }
 
+/*
+ * The logout line's reason is one of the spec's four; a session the
+ * server ended for a cause of its own (an I/O error, too many failures,
+ * DELETE_USER) is a "disconnect", and a line before says why.
+ */
+static const char *
+logout_reason(const struct pop3_session *s, enum conn_end why)
+{
+	static const char *const causes[] = {
+		[END_ERROR] = "an I/O error",
+		[END_LIMIT] = "too many failed logins or bad commands",
+		[END_KICKED] = "user deleted by the administrator",
+	};
+
+	if ((size_t)why >= sizeof(causes) / sizeof(causes[0]) ||
+	    causes[why] == NULL)
+		return conn_end_name(why);
+	log_info("pop3[%lu] %s user=%s closed by the server: %s", s->id,
+	    s->base.conn.peer, s->log_user[0] ? s->log_user : "-",
+	    causes[why]);
+	return conn_end_name(END_DISCONNECT);
+}
+
 static void
 on_destroy(struct conn *c, enum conn_end why)
 {
 	struct pop3_session *s = (struct pop3_session *)c;
-	const char *reason = conn_end_name(why);
+	const char *reason = logout_reason(s, why);
 
 	pop3_trans_cleanup(s);
 	pop3_forget_login(s);

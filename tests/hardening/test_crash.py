@@ -499,8 +499,12 @@ class MessageFileChanges(HardTest):
                              "a truncated message was ended with '.'")
             self.assertLess(len(got), len(stuff(wire_form(data))))
             c.close()
-            self.assertTrue(srv.wait_log(r"user=alice logout .*reason=error",
-                                         5), "no reason=error summary")
+            self.assertTrue(srv.wait_log(
+                r"user=alice closed by the server: an I/O error", 5),
+                "the cause of the close is not logged")
+            self.assertTrue(srv.wait_log(
+                r"user=alice logout .*reason=disconnect$", 5),
+                "no reason=disconnect summary")
             self.assertTrue(other.cmd("NOOP").startswith("+OK"))
             other.quit()
             # the next session serves what the file is now, exactly

@@ -275,6 +275,11 @@ class DeleteDuringSession(unittest.TestCase):
             first, body = m.run("DELETE_USER bob")
             self.assertEqual(first, "+OK DELETE_USER")
             self.assertTrue(c.closed(3), "bob's POP3 session still open")
+            # logged with the spec's reason, and why
+            self.assertTrue(srv.wait_log(r"user=bob closed by the server: "
+                                         r"user deleted by the administrator"))
+            self.assertTrue(srv.wait_log(r"user=bob logout .*"
+                                         r"reason=disconnect$"))
             # no UPDATE: the messages marked deleted are still there
             self.assertEqual(sorted(os.listdir(os.path.join(
                 srv.maildir, "bob", "cur"))), files)

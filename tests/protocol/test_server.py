@@ -226,6 +226,23 @@ class AccessLog(unittest.TestCase):
             c.close()
             self.summary(srv, "disconnect")
 
+    def test_reason_after_three_failed_logins(self):
+        """The server ends it: the summary keeps to the spec's reasons
+        (disconnect), and the line before says why."""
+        with Server(users=USERS) as srv:
+            c = srv.client()
+            c.greeting()
+            for i in range(3):
+                c.cmd("USER alice")
+                c.send("PASS wrong-%d\r\n" % i)
+                self.assertTrue(c.line().startswith(b"-ERR [AUTH]"))
+            self.assertTrue(c.closed(5))
+            c.close()
+            line = self.summary(srv, "disconnect")
+            self.assertRegex(line, r"reason=disconnect$")
+            self.assertRegex(srv.log_text(), r"user=alice closed by the "
+                             r"server: too many failed logins or bad commands")
+
     def test_reason_timeout(self):
         with Server(users=USERS, idle=2) as srv:
             c = srv.client()

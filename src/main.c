@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <limits.h>
+#include <netdb.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -100,6 +101,23 @@ number(const char *arg, unsigned long min, unsigned long max,
 	return (unsigned long)v;
 }
 
+/* An address to listen on must resolve now: a bad one is a usage error. */
+static const char *
+listen_address(const char *addr, const char *what)
+{
+	struct addrinfo hints = { 0 }, *res;
+	int rc;
+
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	rc = getaddrinfo(addr, NULL, &hints, &res);
+	if (rc != 0)
+		die_usage("%s: cannot use address '%s': %s", what, addr,
+		    gai_strerror(rc));
+	freeaddrinfo(res);
+	return addr;
+}
+
 static void
 check_cli_user(char *spec)
 {
@@ -147,14 +165,14 @@ parse_options(int argc, char **argv, struct options *o)
 			    65535, "-p port");
 			break;
 		case 'l':
-			o->server.pop3_addr = optarg;
+			o->server.pop3_addr = listen_address(optarg, "-l");
 			break;
 		case 'P':
 			o->server.mgmt_port = (unsigned)number(optarg, 1,
 			    65535, "-P port");
 			break;
 		case 'L':
-			o->server.mgmt_addr = optarg;
+			o->server.mgmt_addr = listen_address(optarg, "-L");
 			break;
 		case 'd':
 			o->server.mail_root = optarg;

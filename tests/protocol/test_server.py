@@ -418,6 +418,9 @@ BAD_OPTIONS = {
     "port_negative": ["-p", "-1"],
     "mgmt_port_70000": ["-P", "70000"],
     "user_without_colon": ["-u", "alice"],
+    # addresses that cannot be resolved (no DNS query needed to know)
+    "pop3_address_bad": ["-l", "fe80::1%nosuchif"],
+    "mgmt_address_bad": ["-L", "::1%nosuchif"],
     "mail_root_missing": ["-d", "@TMP@/no-such-dir"],
     "mail_root_is_a_file": ["-d", "@TMP@/regular-file"],
     "idle_abc": ["-T", "abc"],

@@ -684,7 +684,7 @@ START_TEST(test_reply_later_then_close)
 	ck_assert(peer_has(&p, "-ERR later\r\n"));
 	ck_assert_uint_eq(res.lines, 1);
 	ck_assert_int_eq(res.destroyed, 1);
-	ck_assert_int_eq(res.why, END_ERROR);
+	ck_assert_int_eq(res.why, END_LIMIT);
 	finish(&p);
 }
 END_TEST

@@ -50,6 +50,14 @@ struct entry {
 	char *name;
 	struct timespec mtime;
 	uint64_t size;
+	ino_t ino;
+	bool arrived;		/* moved from new/ by this login */
+};
+
+/* Inodes of the files a login moved from new/ to cur/. */
+struct arrivals {
+	ino_t *ino;
+	size_t n, cap;
 };
 
 /*
@@ -124,20 +132,35 @@ base_len(const char *name)
 }
 
 /*
- * Builds curdir/<base><suffix><info> for new/ file `name` (info ":2,"
- * when it has none) into dst[PATH_MAX]; 0, or -1 when too long.
+ * Builds <base><suffix><info> for file `name` (info ":2," when it has
+ * none) into target[PATH_MAX]; 0, or -1 when too long.
  */
+static int
+cur_name(char *target, const char *name, const char *suffix)
+{
+	int base = (int)base_len(name);
+	int len = snprintf(target, PATH_MAX, "%.*s%s%s", base, name,
+	    suffix, name[base] == ':' ? name + base : ":2,");
+
+	return len < 0 || len >= PATH_MAX ? -1 : 0;
+}
+
+/* curdir/ + cur_name() into dst[PATH_MAX]; 0, or -1 when too long. */
 static int
 cur_path(char *dst, const char *curdir, const char *name, const char *suffix)
 {
 	char target[PATH_MAX];
-	int base = (int)base_len(name);
-	int len = snprintf(target, sizeof(target), "%.*s%s%s", base, name,
-	    suffix, name[base] == ':' ? name + base : ":2,");
 
-	if (len < 0 || (size_t)len >= sizeof(target))
+	if (cur_name(target, name, suffix) == -1)
 		return -1;
 	return join_path(dst, curdir, target);
+}
+
+/* The suffix that makes a name unique by its inode, as Maildir does. */
+static void
+inode_suffix(char suffix[32], ino_t ino)
+{
+	snprintf(suffix, 32, ".I%llu", (unsigned long long)ino);
 }
 
 /* Links src into cur/ (see cur_path); 0, or -1 with errno. */
@@ -174,8 +197,25 @@ same_file_in_cur(const char *curdir, const char *name, const struct stat *st)
 	    cur.st_dev == st->st_dev && cur.st_ino == st->st_ino;
 }
 
+/* Notes an arrival; a note lost to a full memory only costs a rename. */
 static void
-move_new(const char *newdir, const char *curdir, const char *name)
+note_arrival(struct arrivals *a, ino_t ino)
+{
+	if (a->n == a->cap) {
+		size_t cap = a->cap == 0 ? 16 : a->cap * 2;
+		ino_t *grown = realloc(a->ino, cap * sizeof(*grown));
+
+		if (grown == NULL)
+			return;
+		a->ino = grown;
+		a->cap = cap;
+	}
+	a->ino[a->n++] = ino;
+}
+
+static void
+move_new(const char *newdir, const char *curdir, const char *name,
+    struct arrivals *arrived)
 {
 	char src[PATH_MAX], suffix[32];
 	struct stat st;
@@ -195,16 +235,17 @@ move_new(const char *newdir, const char *curdir, const char *name)
 		 * message still gets delivered, under a name made unique
 		 * by its inode number.
 		 */
-		snprintf(suffix, sizeof(suffix), ".I%llu",
-		    (unsigned long long)st.st_ino);
+		inode_suffix(suffix, st.st_ino);
 		rc = link_into_cur(src, curdir, name, suffix);
 	}
 	if (rc == 0)
 		(void)unlink(src);
+	if (rc != -1)
+		note_arrival(arrived, st.st_ino);
 }
 
 static enum maildir_status
-move_new_all(const char *newdir, const char *curdir)
+move_new_all(const char *newdir, const char *curdir, struct arrivals *arrived)
 {
 	DIR *d;
 	struct dirent *de;
@@ -221,10 +262,113 @@ move_new_all(const char *newdir, const char *curdir)
 		}
 		if (skip_name(de->d_name))
 			continue;
-		move_new(newdir, curdir, de->d_name);
+		move_new(newdir, curdir, de->d_name, arrived);
 	}
 	(void)closedir(d);
 	return st;
+}
+
+/*
+ * Orders entry pointers by unique name (the part before ':'), files
+ * that were in cur/ before this login first, then by name.
+ */
+static int
+entry_base_cmp(const void *a, const void *b)
+{
+	const struct entry *x = *(const struct entry *const *)a;
+	const struct entry *y = *(const struct entry *const *)b;
+	size_t lx = base_len(x->name), ly = base_len(y->name);
+	int c = memcmp(x->name, y->name, lx < ly ? lx : ly);
+
+	if (c != 0)
+		return c;
+	if (lx != ly)
+		return lx < ly ? -1 : 1;
+	if (x->arrived != y->arrived)
+		return x->arrived ? 1 : -1;
+	return strcmp(x->name, y->name);
+}
+
+static int
+ino_cmp(const void *a, const void *b)
+{
+	ino_t x = *(const ino_t *)a, y = *(const ino_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static bool
+same_base(const char *a, const char *b)
+{
+	size_t la = base_len(a);
+
+	return la == base_len(b) && memcmp(a, b, la) == 0;
+}
+
+/* Renames twin e to <base>.I<inode><info> in cur/; keeps it on failure. */
+static void
+rename_twin(const char *curdir, struct entry *e)
+{
+	char src[PATH_MAX], target[PATH_MAX], suffix[32], *fresh;
+	int rc;
+
+	inode_suffix(suffix, e->ino);
+	if (join_path(src, curdir, e->name) == -1 ||
+	    cur_name(target, e->name, suffix) == -1 ||
+	    (fresh = strdup(target)) == NULL)
+		return;
+	rc = link_into_cur(src, curdir, e->name, suffix);
+	if (rc == -1) {
+		free(fresh);
+		return;
+	}
+	if (rc == 0)
+		(void)unlink(src);
+	free(e->name);
+	e->name = fresh;
+}
+
+/*
+ * Two files with one Maildir unique name (a copy restored next to the
+ * original, a redelivery under a name cur/ holds with other flags)
+ * would share a UIDL, and once one is deleted the other would take
+ * over its UIDL: a UIDL reused, so a client that leaves mail on the
+ * server never fetches that message.  As Dovecot does, every twin but
+ * one gets a name of its own once, <base>.I<inode><info>, and with it a
+ * UIDL that never changes.  The one that keeps the name is a file that
+ * was in cur/ before this login (a client may know its UIDL), the first
+ * by name.  Should a rename fail, assign_uids() still tells them apart.
+ */
+static enum maildir_status
+separate_twins(const char *curdir, struct entry *ents, size_t n,
+    struct arrivals *arrived)
+{
+	struct entry **by;
+	size_t i, head = 0;
+
+	if (n < 2)
+		return MAILDIR_OK;
+	if (arrived->n > 0) {
+		qsort(arrived->ino, arrived->n, sizeof(ino_t), ino_cmp);
+		for (i = 0; i < n; i++)
+			ents[i].arrived = bsearch(&ents[i].ino, arrived->ino,
+			    arrived->n, sizeof(ino_t), ino_cmp) != NULL;
+	}
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers are meant */
+	if ((by = malloc(n * sizeof(*by))) == NULL)
+		return MAILDIR_NOMEM;
+	for (i = 0; i < n; i++)
+		by[i] = &ents[i];
+	qsort(by, n, sizeof(*by), /* NOLINT(bugprone-sizeof-expression) */
+	    entry_base_cmp);
+	for (i = 1; i < n; i++) {
+		if (same_base(by[i]->name, by[head]->name))
+			rename_twin(curdir, by[i]);
+		else
+			head = i;
+	}
+	free(by);
+	return MAILDIR_OK;
 }
 
 static int
@@ -309,6 +453,8 @@ list_cur(const char *curdir, struct entry **out, size_t *n)
 		}
 		ents[count].mtime = sb.st_mtim;
 		ents[count].size = (uint64_t)sb.st_size;
+		ents[count].ino = sb.st_ino;
+		ents[count].arrived = false;
 		count++;
 	}
 
@@ -450,6 +596,7 @@ maildir_open(const char *root, const char *user, struct maildrop **out)
 {
 	struct maildrop *md = NULL;
 	struct entry *ents = NULL;
+	struct arrivals arrived = { NULL, 0, 0 };
 	size_t nents = 0, i;
 	char udir[PATH_MAX], cur[PATH_MAX], newd[PATH_MAX], tmp[PATH_MAX];
 	struct stat sb;
@@ -472,9 +619,11 @@ maildir_open(const char *root, const char *user, struct maildrop **out)
 	    ensure_dir(newd) == -1 || ensure_dir(tmp) == -1)
 		return MAILDIR_IO;
 
-	if ((st = move_new_all(newd, cur)) != MAILDIR_OK)
+	if ((st = move_new_all(newd, cur, &arrived)) != MAILDIR_OK)
 		goto cleanup;
 	if ((st = list_cur(cur, &ents, &nents)) != MAILDIR_OK)
+		goto cleanup;
+	if ((st = separate_twins(cur, ents, nents, &arrived)) != MAILDIR_OK)
 		goto cleanup;
 	if (nents > 1)
 		qsort(ents, nents, sizeof(*ents), entry_cmp);
@@ -505,6 +654,7 @@ maildir_open(const char *root, const char *user, struct maildrop **out)
 	st = assign_uids(md->msgs, md->count);
 
 cleanup:
+	free(arrived.ino);
 	free_entries(ents, nents);
 	if (st != MAILDIR_OK) {
 		maildir_close(md);

@@ -320,6 +320,31 @@ class Mutating(unittest.TestCase):
         self.assertFalse(os.path.exists(new))
         self.assertEqual(len(os.listdir(cur)), N - 1)
 
+    def test_twin_unique_names_never_reuse_a_uidl(self):
+        """Two files with one Maildir unique name (other flags): each
+        has its own UIDL, and deleting one never hands its UIDL to the
+        other (a client leaving mail on the server would skip it)."""
+        cur = os.path.join(self.srv.user_dir("carol"), "cur")
+        os.makedirs(cur, exist_ok=True)
+        for name, body, t in (("1000.a.host:2,S", b"A: 1\n\none\n", 1),
+                              ("1000.a.host:2,T", b"A: 2\n\ntwo\n", 2)):
+            p = os.path.join(cur, name)
+            with open(p, "wb") as f:
+                f.write(body)
+            os.utime(p, (t, t))
+        with Session(self.srv, "carol", "carolpw") as c:
+            one = uidl_map(self, c)
+            self.assertEqual(one[1], "1000.a.host")
+            self.assertNotEqual(one[2], one[1])
+            first, body = c.multi("RETR 2")
+            self.assertEqual(body, b"A: 2\r\n\r\ntwo\r\n")
+            self.assertTrue(c.cmd("DELE 1").startswith("+OK"))
+        with Session(self.srv, "carol", "carolpw") as c:
+            two = uidl_map(self, c)
+            self.assertEqual(two, {1: one[2]})
+            first, body = c.multi("RETR 1")
+            self.assertEqual(body, b"A: 2\r\n\r\ntwo\r\n")
+
     def test_empty_file_is_one_empty_line(self):
         # Sent as Dovecot sends it, "\r\n" then ".\r\n"; LIST counts it.
         cur = os.path.join(self.srv.user_dir("carol"), "cur")

@@ -397,10 +397,31 @@ START_TEST(test_uidl_unsafe_stable)
 }
 END_TEST
 
+/* Inode of the file at rel, for the names twins are given. */
+static unsigned long long
+ino_of(const char *rel)
+{
+	char p[PATH_MAX];
+	struct stat sb;
+
+	ck_assert_int_eq(lstat(at(p, rel), &sb), 0);
+	return (unsigned long long)sb.st_ino;
+}
+
+/* True when some message of md has the UID `uid`. */
+static bool
+has_uid(const struct maildrop *md, const char *uid)
+{
+	for (size_t i = 1; i <= maildir_count(md); i++)
+		if (strcmp(maildir_msg(md, i)->uid, uid) == 0)
+			return true;
+	return false;
+}
+
 START_TEST(test_uidl_duplicates)
 {
 	struct maildrop *md;
-	char first[2][UIDL_MAX + 1];
+	char twin[80], twin_uid[64], path[96], full[PATH_MAX];
 	int pass;
 
 	make_user("u");
@@ -408,23 +429,61 @@ START_TEST(test_uidl_duplicates)
 	put_str("u/cur/same:2,S", "a\n", 5);
 	put_str("u/cur/same:2,T", "b\n", 1);
 	put_str("u/cur/other", "c\n", 3);
+	(void)snprintf(twin_uid, sizeof(twin_uid), "same.I%llu",
+	    ino_of("u/cur/same:2,T"));
+	(void)snprintf(twin, sizeof(twin), "%s:2,T", twin_uid);
+	(void)snprintf(path, sizeof(path), "u/cur/%s", twin);
 	for (pass = 0; pass < 2; pass++) {
 		md = open_scanned("u");
 		assert_uids_unique(md);
-		/* The first by file name keeps the plain UID. */
+		/* The first by file name keeps its name and plain UID. */
 		ck_assert_str_eq(uid_of(md, "same:2,S"), "same");
-		/* The other: "~~" + hex FNV-1a 64 of its file name. */
-		ck_assert_str_eq(uid_of(md, "same:2,T"), "~~a27e89c890d971fb");
+		/* The other got a name, and so a UID, of its own. */
+		ck_assert_str_eq(uid_of(md, twin), twin_uid);
+		ck_assert(exists(path));
+		ck_assert(!exists("u/cur/same:2,T"));
 		ck_assert_str_eq(uid_of(md, "other"), "other");
-		if (pass == 0) {
-			strcpy(first[0], uid_of(md, "same:2,S"));
-			strcpy(first[1], uid_of(md, "same:2,T"));
-		} else {
-			ck_assert_str_eq(uid_of(md, "same:2,S"), first[0]);
-			ck_assert_str_eq(uid_of(md, "same:2,T"), first[1]);
-		}
 		maildir_close(md);
 	}
+	/* The first one deleted: its UID is not handed to the twin. */
+	ck_assert_int_eq(unlink(at(full, "u/cur/same:2,S")), 0);
+	md = open_scanned("u");
+	ck_assert_uint_eq(maildir_count(md), 2);
+	ck_assert_str_eq(uid_of(md, twin), twin_uid);
+	ck_assert(!has_uid(md, "same"));
+	maildir_close(md);
+}
+END_TEST
+
+/*
+ * A file arriving in new/ under a unique name cur/ already holds (with
+ * other flags) is the twin that gets a new name: the one in cur/ may
+ * have been seen by a client under its UID, even though the arrival
+ * sorts first by name ("x:2," < "x:2,S").
+ */
+START_TEST(test_uidl_arrival_twin_renamed)
+{
+	struct maildrop *md;
+	char name[64], rel[80];
+	unsigned long long ino;
+
+	make_user("u");
+	put_str("u/cur/x:2,S", "old\n", 1);
+	md = open_scanned("u");
+	ck_assert_str_eq(uid_of(md, "x:2,S"), "x");
+	maildir_close(md);
+
+	put_str("u/new/x", "new\n", 2);
+	ino = ino_of("u/new/x");
+	(void)snprintf(name, sizeof(name), "x.I%llu:2,", ino);
+	(void)snprintf(rel, sizeof(rel), "u/cur/%s", name);
+	md = open_scanned("u");
+	ck_assert_uint_eq(maildir_count(md), 2);
+	ck_assert_str_eq(uid_of(md, "x:2,S"), "x");
+	ck_assert(exists(rel));
+	ck_assert(strncmp(uid_of(md, name), "x.I", 3) == 0);
+	ck_assert(!exists("u/cur/x:2,"));
+	maildir_close(md);
 }
 END_TEST
 
@@ -610,7 +669,10 @@ START_TEST(test_flags_renamed_under_us)
 	ck_assert_uint_eq(maildir_commit(md), 0);
 	ck_assert(!exists("u/cur/m1:2,S"));
 	ck_assert(!exists("u/cur/m2:2,RS"));
-	ck_assert(exists("u/cur/m4:2,F"));
+	/* The twin got a name of its own at open, and is still there. */
+	ck_assert(strncmp(file_of(md, 5), "m4.I", 4) == 0);
+	(void)snprintf(b, sizeof(b), "u/cur/%s", file_of(md, 5));
+	ck_assert(exists(b));
 	maildir_close(md);
 }
 END_TEST
@@ -848,6 +910,7 @@ maildir_suite(void)
 	tcase_add_test(core, test_uidl_plain);
 	tcase_add_test(core, test_uidl_unsafe_stable);
 	tcase_add_test(core, test_uidl_duplicates);
+	tcase_add_test(core, test_uidl_arrival_twin_renamed);
 	tcase_add_test(core, test_scan_budget);
 	tcase_add_test(core, test_mark_rollback_commit);
 	tcase_add_test(core, test_msg_open);

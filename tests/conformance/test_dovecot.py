@@ -44,6 +44,7 @@ EDGE = [
     ("1700000207.E7.conf:2,", b"Subject: bytes\n\na\0b\n\xff\xfe\n"),
     ("1700000208.E8.conf:2,", b"Subject: mixed\r\n\nA\r\nB\nC\r\r\nD"),
     ("1700000209.E9.conf:2,", b"Subject: top\n\n1\n2\n3\n4\n5\n"),
+    ("1700000210.E10.conf:2,", b"Subject: cr dot\n\na\r.b\n.\r.c\r\r.\n"),
 ]
 
 

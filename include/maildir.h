@@ -40,22 +40,26 @@ enum maildir_status {
  * Opens the maildrop of `user` under `root`.  `user` must already have
  * passed users_valid_name(); as a second line of defence a name holding
  * '/' or starting with '.' is refused (MAILDIR_IO).  Creates the user's
- * folder and cur/, new/, tmp/ (mode 0700) when missing, moves the files
- * of new/ to cur/ (adding the ":2," info, as Maildir readers do), and
- * lists the regular files of cur/ (no symlinks, no directories) in
- * delivery order: modification time, then name.  Sizes are not known yet:
- * call maildir_scan_step() until it says done.  On success *out is the
- * caller's, to be released with maildir_close().
+ * folder and cur/, new/, tmp/ (mode 0700) when missing.  Nothing is
+ * listed yet: call maildir_scan_step() until it says done.  On success
+ * *out is the caller's, to be released with maildir_close().
  */
 enum maildir_status maildir_open(const char *root, const char *user,
     struct maildrop **out);
 
 /*
- * Computes message sizes, reading at most about `byte_budget` bytes of
- * message files in this call, so a huge maildrop never blocks the
- * server for long.  Sets *done when every size is known.  A file that
- * vanished since the listing is dropped from the list (it was never
- * shown to the client); other read errors return MAILDIR_IO.
+ * Lists the maildrop, then computes message sizes, a slice per call so
+ * a huge maildrop never blocks the server for long.  Listing moves the
+ * files of new/ to cur/ (adding the ":2," info, as Maildir readers do)
+ * and lists the regular files of cur/ (no symlinks, no directories) in
+ * delivery order: modification time, then name; at most
+ * byte_budget / SCAN_ENTRY_COST directory entries (SCAN_MIN_ENTRIES at
+ * least) per call.  Sizing reads at most about `byte_budget` bytes of
+ * message files, an open counting SCAN_ENTRY_COST.  The list (count,
+ * messages) exists once listing is over; *done is set when every size
+ * is known too.  A file that vanished since the listing is dropped from
+ * the list (it was never shown to the client); other errors return
+ * MAILDIR_IO, MAILDIR_NOMEM or MAILDIR_TOOBIG.
  */
 enum maildir_status maildir_scan_step(struct maildrop *md, size_t byte_budget,
     bool *done);

@@ -32,19 +32,6 @@
 /* Read size while sizing messages; see scratch below. */
 #define SCAN_CHUNK	(64 * 1024)
 
-struct maildrop {
-	char *cur;			/* "<root>/<user>/cur" */
-	struct mail_msg *msgs;		/* delivery order */
-	size_t count;
-
-	/* Sizing progress, kept between maildir_scan_step() calls. */
-	size_t scan_next;		/* message being sized */
-	int scan_fd;			/* its open file, or -1 */
-	uint64_t scan_read;		/* bytes of it read so far */
-	uint64_t scan_expect;		/* its st_size when opened */
-	struct wiresize scan_ws;
-};
-
 /* A cur/ entry while listing: what the sort needs. */
 struct entry {
 	char *name;
@@ -58,6 +45,30 @@ struct entry {
 struct arrivals {
 	ino_t *ino;
 	size_t n, cap;
+};
+
+/* Where listing stands: new/ being moved, cur/ being read, or done. */
+enum listing { LIST_MOVE, LIST_CUR, LIST_DONE };
+
+struct maildrop {
+	char *cur;			/* "<root>/<user>/cur" */
+	struct mail_msg *msgs;		/* delivery order */
+	size_t count;
+
+	/* Listing progress, a slice of directory entries per step. */
+	enum listing listing;
+	char *newdir;			/* "<root>/<user>/new" */
+	DIR *dir;			/* new/, then cur/, while listing */
+	struct entry *ents;		/* cur/ files listed so far */
+	size_t nents, ents_cap;
+	struct arrivals arrived;
+
+	/* Sizing progress, kept between maildir_scan_step() calls. */
+	size_t scan_next;		/* message being sized */
+	int scan_fd;			/* its open file, or -1 */
+	uint64_t scan_read;		/* bytes of it read so far */
+	uint64_t scan_expect;		/* its st_size when opened */
+	struct wiresize scan_ws;
 };
 
 /*
@@ -244,28 +255,27 @@ move_new(const char *newdir, const char *curdir, const char *name,
 		note_arrival(arrived, st.st_ino);
 }
 
+/*
+ * Moves the files of new/ to cur/, at most *units directory entries
+ * (each one spent from *units); *end once new/ is exhausted.
+ */
 static enum maildir_status
-move_new_all(const char *newdir, const char *curdir, struct arrivals *arrived)
+move_some(struct maildrop *md, size_t *units, bool *end)
 {
-	DIR *d;
 	struct dirent *de;
-	enum maildir_status st = MAILDIR_OK;
 
-	if ((d = opendir(newdir)) == NULL)
-		return MAILDIR_IO;
-	for (;;) {
+	*end = false;
+	for (; *units > 0; (*units)--) {
 		errno = 0;
-		if ((de = readdir(d)) == NULL) {
-			if (errno != 0)
-				st = MAILDIR_IO;
-			break;
+		if ((de = readdir(md->dir)) == NULL) {
+			*end = true;
+			return errno != 0 ? MAILDIR_IO : MAILDIR_OK;
 		}
-		if (skip_name(de->d_name))
-			continue;
-		move_new(newdir, curdir, de->d_name, arrived);
+		if (!skip_name(de->d_name))
+			move_new(md->newdir, md->cur, de->d_name,
+			    &md->arrived);
 	}
-	(void)closedir(d);
-	return st;
+	return MAILDIR_OK;
 }
 
 /*
@@ -394,79 +404,60 @@ free_entries(struct entry *ents, size_t n)
 }
 
 /*
- * Lists the regular files of cur/ into *out (*n of them).  No symlink
- * is followed out of the maildrop.  Each file is looked up relative to
- * the open directory: one path step per message instead of a walk from
- * the mail root (a fifth of a 10,000-message login went to that walk).
+ * Lists the regular files of cur/ into md->ents, at most *units
+ * directory entries (each one spent from *units); *end once cur/ is
+ * exhausted.  No symlink is followed out of the maildrop.  Each file is
+ * looked up relative to the open directory: one path step per message
+ * instead of a walk from the mail root (a fifth of a 10,000-message
+ * login went to that walk).
  */
 static enum maildir_status
-list_cur(const char *curdir, struct entry **out, size_t *n)
+list_some(struct maildrop *md, size_t *units, bool *end)
 {
-	DIR *d = NULL;
 	struct dirent *de;
-	struct entry *ents = NULL, *grown;
-	size_t count = 0, cap = 0;
+	struct entry *e, *grown;
 	char path[PATH_MAX];
 	struct stat sb;
-	enum maildir_status st = MAILDIR_OK;
 
-	if ((d = opendir(curdir)) == NULL) {
-		st = MAILDIR_IO;
-		goto cleanup;
-	}
-	for (;;) {
+	*end = false;
+	for (; *units > 0; (*units)--) {
 		errno = 0;
-		if ((de = readdir(d)) == NULL) {
-			if (errno != 0)
-				st = MAILDIR_IO;
-			break;
+		if ((de = readdir(md->dir)) == NULL) {
+			*end = true;
+			return errno != 0 ? MAILDIR_IO : MAILDIR_OK;
 		}
 		if (skip_name(de->d_name))
 			continue;
-		if (join_path(path, curdir, de->d_name) == -1)
+		if (join_path(path, md->cur, de->d_name) == -1)
 			continue;	/* cannot be opened either */
-		if (fstatat(dirfd(d), de->d_name, &sb,
+		if (fstatat(dirfd(md->dir), de->d_name, &sb,
 		    AT_SYMLINK_NOFOLLOW) == -1) {
 			if (errno == ENOENT)
 				continue;	/* gone meanwhile */
-			st = MAILDIR_IO;
-			break;
+			return MAILDIR_IO;
 		}
 		if (!S_ISREG(sb.st_mode))
 			continue;
-		if (count == MAX_MAILDROP_MSGS) {
-			st = MAILDIR_TOOBIG;
-			break;
-		}
-		if (count == cap) {
-			cap = cap == 0 ? 64 : cap * 2;
-			grown = realloc(ents, cap * sizeof(*ents));
-			if (grown == NULL) {
-				st = MAILDIR_NOMEM;
-				break;
-			}
-			ents = grown;
-		}
-		if ((ents[count].name = strdup(de->d_name)) == NULL) {
-			st = MAILDIR_NOMEM;
-			break;
-		}
-		ents[count].mtime = sb.st_mtim;
-		ents[count].size = (uint64_t)sb.st_size;
-		ents[count].ino = sb.st_ino;
-		ents[count].arrived = false;
-		count++;
-	}
+		if (md->nents == MAX_MAILDROP_MSGS)
+			return MAILDIR_TOOBIG;
+		if (md->nents == md->ents_cap) {
+			size_t cap = md->ents_cap == 0 ? 64 : md->ents_cap * 2;
 
-cleanup:
-	if (d != NULL)
-		(void)closedir(d);
-	if (st != MAILDIR_OK) {
-		free_entries(ents, count);
-		return st;
+			grown = realloc(md->ents, cap * sizeof(*grown));
+			if (grown == NULL)
+				return MAILDIR_NOMEM;
+			md->ents = grown;
+			md->ents_cap = cap;
+		}
+		e = &md->ents[md->nents];
+		if ((e->name = strdup(de->d_name)) == NULL)
+			return MAILDIR_NOMEM;
+		e->mtime = sb.st_mtim;
+		e->size = (uint64_t)sb.st_size;
+		e->ino = sb.st_ino;
+		e->arrived = false;
+		md->nents++;
 	}
-	*out = ents;
-	*n = count;
 	return MAILDIR_OK;
 }
 
@@ -594,13 +585,9 @@ assign_uids(struct mail_msg *msgs, size_t n)
 enum maildir_status
 maildir_open(const char *root, const char *user, struct maildrop **out)
 {
-	struct maildrop *md = NULL;
-	struct entry *ents = NULL;
-	struct arrivals arrived = { NULL, 0, 0 };
-	size_t nents = 0, i;
+	struct maildrop *md;
 	char udir[PATH_MAX], cur[PATH_MAX], newd[PATH_MAX], tmp[PATH_MAX];
 	struct stat sb;
-	enum maildir_status st = MAILDIR_OK;
 
 	assert(root != NULL && user != NULL && out != NULL);
 	*out = NULL;
@@ -619,48 +606,82 @@ maildir_open(const char *root, const char *user, struct maildrop **out)
 	    ensure_dir(newd) == -1 || ensure_dir(tmp) == -1)
 		return MAILDIR_IO;
 
-	if ((st = move_new_all(newd, cur, &arrived)) != MAILDIR_OK)
-		goto cleanup;
-	if ((st = list_cur(cur, &ents, &nents)) != MAILDIR_OK)
-		goto cleanup;
-	if ((st = separate_twins(cur, ents, nents, &arrived)) != MAILDIR_OK)
-		goto cleanup;
-	if (nents > 1)
-		qsort(ents, nents, sizeof(*ents), entry_cmp);
-
-	if ((md = calloc(1, sizeof(*md))) == NULL) {
-		st = MAILDIR_NOMEM;
-		goto cleanup;
-	}
+	if ((md = calloc(1, sizeof(*md))) == NULL)
+		return MAILDIR_NOMEM;
 	md->scan_fd = -1;
-	if ((md->cur = strdup(cur)) == NULL) {
-		st = MAILDIR_NOMEM;
-		goto cleanup;
+	md->listing = LIST_MOVE;
+	if ((md->cur = strdup(cur)) == NULL ||
+	    (md->newdir = strdup(newd)) == NULL) {
+		maildir_close(md);
+		return MAILDIR_NOMEM;
 	}
-	if (nents > 0 &&
-	    (md->msgs = calloc(nents, sizeof(*md->msgs))) == NULL) {
-		st = MAILDIR_NOMEM;
-		goto cleanup;
+	if ((md->dir = opendir(newd)) == NULL) {
+		maildir_close(md);
+		return MAILDIR_IO;
 	}
+	*out = md;
+	return MAILDIR_OK;
+}
+
+/* cur/ is listed: sort it into delivery order and give out the UIDs. */
+static enum maildir_status
+finish_listing(struct maildrop *md)
+{
+	struct entry *ents = md->ents;
+	size_t n = md->nents, i;
+	enum maildir_status st;
+
+	st = separate_twins(md->cur, ents, n, &md->arrived);
+	if (st != MAILDIR_OK)
+		return st;
+	if (n > 1)
+		qsort(ents, n, sizeof(*ents), entry_cmp);
+	if (n > 0 && (md->msgs = calloc(n, sizeof(*md->msgs))) == NULL)
+		return MAILDIR_NOMEM;
 	/* The names move from ents to msgs: ents keeps none after this. */
-	for (i = 0; i < nents; i++) {
+	for (i = 0; i < n; i++) {
 		md->msgs[i].file = ents[i].name;
 		md->msgs[i].file_size = ents[i].size;
 		md->msgs[i].mtime_ns = (int64_t)ents[i].mtime.tv_sec *
 		    1000000000 + ents[i].mtime.tv_nsec;
 		ents[i].name = NULL;
 	}
-	md->count = nents;
-	st = assign_uids(md->msgs, md->count);
+	md->count = n;
+	free_entries(md->ents, md->nents);
+	md->ents = NULL;
+	md->nents = md->ents_cap = 0;
+	free(md->arrived.ino);
+	md->arrived = (struct arrivals){ NULL, 0, 0 };
+	md->listing = LIST_DONE;
+	return assign_uids(md->msgs, md->count);
+}
 
-cleanup:
-	free(arrived.ino);
-	free_entries(ents, nents);
-	if (st != MAILDIR_OK) {
-		maildir_close(md);
-		return st;
+/*
+ * One slice of listing: new/ moved to cur/, then cur/ read, `units`
+ * directory entries at most, so a maildrop of 100,000 files is listed
+ * over many reactor passes.
+ */
+static enum maildir_status
+list_step(struct maildrop *md, size_t units)
+{
+	enum maildir_status st;
+	bool end;
+
+	if (md->listing == LIST_MOVE) {
+		if ((st = move_some(md, &units, &end)) != MAILDIR_OK || !end)
+			return st;
+		(void)closedir(md->dir);
+		if ((md->dir = opendir(md->cur)) == NULL)
+			return MAILDIR_IO;
+		md->listing = LIST_CUR;
 	}
-	*out = md;
+	if (md->listing == LIST_CUR) {
+		if ((st = list_some(md, &units, &end)) != MAILDIR_OK || !end)
+			return st;
+		(void)closedir(md->dir);
+		md->dir = NULL;
+		return finish_listing(md);
+	}
 	return MAILDIR_OK;
 }
 
@@ -798,6 +819,15 @@ maildir_scan_step(struct maildrop *md, size_t byte_budget, bool *done)
 	/* A budget of 0 would never finish; it means "the least". */
 	if (byte_budget == 0)
 		byte_budget = 1;
+	*done = false;
+	if (md->listing != LIST_DONE) {
+		size_t units = byte_budget / SCAN_ENTRY_COST;
+
+		st = list_step(md, units < SCAN_MIN_ENTRIES ?
+		    SCAN_MIN_ENTRIES : units);
+		if (st != MAILDIR_OK || md->listing != LIST_DONE)
+			return st;
+	}
 	while (md->scan_next < md->count) {
 		struct mail_msg *m;
 		uint64_t left;
@@ -812,14 +842,14 @@ maildir_scan_step(struct maildrop *md, size_t byte_budget, bool *done)
 			if (spent >= byte_budget)
 				break;
 			st = scan_open(md);
+			/* Many tiny files cost opens, not bytes. */
+			spent += SCAN_ENTRY_COST;
 			if (st == MAILDIR_GONE) {
 				drop_msg(md, md->scan_next);
 				continue;
 			}
-			if (st != MAILDIR_OK) {
-				*done = false;
+			if (st != MAILDIR_OK)
 				return st;
-			}
 		}
 		m = &md->msgs[md->scan_next];
 		/*
@@ -841,7 +871,6 @@ maildir_scan_step(struct maildrop *md, size_t byte_budget, bool *done)
 				if (errno == EINTR)
 					continue;
 				scan_close(md);
-				*done = false;
 				return MAILDIR_IO;
 			}
 			if (r > 0) {
@@ -1051,9 +1080,14 @@ maildir_close(struct maildrop *md)
 	if (md == NULL)
 		return;
 	scan_close(md);
+	if (md->dir != NULL)
+		(void)closedir(md->dir);
+	free_entries(md->ents, md->nents);
+	free(md->arrived.ino);
 	for (i = 0; i < md->count; i++)
 		free(md->msgs[i].file);
 	free(md->msgs);
+	free(md->newdir);
 	free(md->cur);
 	free(md);
 }

@@ -48,7 +48,23 @@ login_failed(struct pop3_session *s)
 	return CMD_PENDING;
 }
 
-/* Sizes the maildrop a slice per call, then enters TRANSACTION. */
+/* The login cannot go on: the maildrop failed with st. */
+static void
+maildrop_failed(struct pop3_session *s, enum maildir_status st)
+{
+	log_warn("pop3[%lu] user=%s maildrop: %s", s->id, s->user,
+	    maildir_strerror(st));
+	maildir_close(s->md);
+	s->md = NULL;
+	users_unlock(s->env->users, s->user, s);
+	s->locked = false;
+	s->have_user = false;
+	pop3_reply(s, st == MAILDIR_TOOBIG ?
+	    "-ERR [SYS/PERM] maildrop too large" :
+	    "-ERR [SYS/TEMP] cannot open the maildrop");
+}
+
+/* Lists and sizes the maildrop a slice per call, then TRANSACTION. */
 static void
 produce_scan(struct pop3_session *s)
 {
@@ -57,13 +73,7 @@ produce_scan(struct pop3_session *s)
 	    &done);
 
 	if (st != MAILDIR_OK) {
-		log_warn("pop3[%lu] user=%s maildrop scan: %s", s->id, s->user,
-		    maildir_strerror(st));
-		maildir_close(s->md);
-		s->md = NULL;
-		users_unlock(s->env->users, s->user, s);
-		s->locked = false;
-		pop3_reply(s, "-ERR [SYS/TEMP] cannot read the maildrop");
+		maildrop_failed(s, st);
 		pop3_stream_done(s);
 		return;
 	}
@@ -94,14 +104,8 @@ open_maildrop(struct pop3_session *s)
 	s->locked = true;
 	st = maildir_open(s->env->mail_root, s->user, &s->md);
 	if (st != MAILDIR_OK) {
-		users_unlock(s->env->users, s->user, s);
-		s->locked = false;
-		s->have_user = false;
-		log_warn("pop3[%lu] user=%s maildrop: %s", s->id, s->user,
-		    maildir_strerror(st));
-		return pop3_fail(s, st == MAILDIR_TOOBIG ?
-		    "[SYS/PERM] maildrop too large" :
-		    "[SYS/TEMP] cannot open the maildrop");
+		maildrop_failed(s, st);
+		return CMD_REPLIED;
 	}
 	return pop3_stream(s, produce_scan, false);
 }

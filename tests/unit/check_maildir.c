@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -517,12 +518,12 @@ START_TEST(test_scan_budget)
 	want = len + (lines - (lines + 2) / 3);
 
 	md = open_ok("u");
-	ck_assert_uint_eq(maildir_count(md), 2);
 	while (!done) {
 		ck_assert_int_eq(maildir_scan_step(md, 4096, &done),
 		    MAILDIR_OK);
 		ck_assert_uint_lt(++calls, 10000);
 	}
+	ck_assert_uint_eq(maildir_count(md), 2);
 	ck_assert_uint_ge(calls, len / 4096);
 	ck_assert_uint_eq(maildir_msg(md, 1)->size, want);
 	ck_assert_uint_eq(maildir_msg(md, 1)->file_size, len);
@@ -824,6 +825,63 @@ START_TEST(test_scan_tiny_budgets)
 }
 END_TEST
 
+/* Counts the entries of rel that Maildir readers would take. */
+static size_t
+count_files(const char *rel)
+{
+	char p[PATH_MAX];
+	DIR *d = opendir(at(p, rel));
+	struct dirent *de;
+	size_t n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	ck_assert_int_eq(closedir(d), 0);
+	return n;
+}
+
+/*
+ * A login with thousands of files in new/ is listed a slice per step:
+ * no step moves or lists more than SCAN_MIN_ENTRIES directory entries
+ * (with the least budget), and in the end every file is there once.
+ */
+START_TEST(test_listing_in_slices)
+{
+	struct maildrop *md;
+	char rel[64];
+	size_t i, calls = 0, total = 3 * SCAN_MIN_ENTRIES - 100;
+	bool done = false;
+
+	make_user("u");
+	for (i = 0; i < total; i++) {
+		(void)snprintf(rel, sizeof(rel), "u/new/%05zu.M1.test", i);
+		put_str(rel, "m\n", (time_t)(1000 + i));
+	}
+	md = open_ok("u");
+	ck_assert_uint_eq(count_files("u/new"), total);
+	ck_assert_int_eq(maildir_scan_step(md, 1, &done), MAILDIR_OK);
+	ck_assert(!done);
+	ck_assert_uint_eq(maildir_count(md), 0);
+	/* "." and ".." are entries too. */
+	ck_assert_uint_ge(count_files("u/new"), total - SCAN_MIN_ENTRIES);
+	ck_assert_uint_lt(count_files("u/new"), total - SCAN_MIN_ENTRIES + 3);
+	while (!done) {
+		ck_assert_int_eq(maildir_scan_step(md, 1, &done), MAILDIR_OK);
+		ck_assert_uint_lt(++calls, 10 * total);
+	}
+	ck_assert_uint_eq(count_files("u/new"), 0);
+	ck_assert_uint_eq(maildir_count(md), total);
+	for (i = 0; i < total; i++) {
+		(void)snprintf(rel, sizeof(rel), "%05zu.M1.test", i);
+		ck_assert_str_eq(maildir_msg(md, i + 1)->uid, rel);
+		ck_assert_uint_eq(maildir_msg(md, i + 1)->size, 3);
+	}
+	maildir_close(md);
+}
+END_TEST
+
 START_TEST(test_scan_vanished)
 {
 	struct maildrop *md;
@@ -835,6 +893,9 @@ START_TEST(test_scan_vanished)
 	put_str("u/cur/b", "b\n", 2);
 	put_str("u/cur/c", "c\n", 3);
 	md = open_ok("u");
+	/* The least step lists everything and sizes no more than one. */
+	ck_assert_int_eq(maildir_scan_step(md, 1, &done), MAILDIR_OK);
+	ck_assert(!done);
 	ck_assert_uint_eq(maildir_count(md), 3);
 	ck_assert_int_eq(unlink(at(p, "u/cur/b")), 0);
 	ck_assert_int_eq(maildir_scan_step(md, SIZE_MAX, &done), MAILDIR_OK);
@@ -911,6 +972,7 @@ maildir_suite(void)
 	tcase_add_test(core, test_uidl_unsafe_stable);
 	tcase_add_test(core, test_uidl_duplicates);
 	tcase_add_test(core, test_uidl_arrival_twin_renamed);
+	tcase_add_test(core, test_listing_in_slices);
 	tcase_add_test(core, test_scan_budget);
 	tcase_add_test(core, test_mark_rollback_commit);
 	tcase_add_test(core, test_msg_open);

@@ -60,6 +60,8 @@ struct pop3_session {
 	bool filter_replied;		/* its +OK is out */
 
 	/* For the end-of-session log line. */
+	bool sending_retr;		/* the stream is a RETR (else TOP) */
+	uint64_t sending_size;		/* its message's LIST size */
 	unsigned retr_count, top_count, dele_count;
 	uint64_t retr_bytes, size_at_login;
 	size_t msgs_at_login;

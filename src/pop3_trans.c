@@ -189,6 +189,13 @@ finish_message(struct pop3_session *s)
 	if (n == 0)
 		return;		/* no room yet: called again after a flush */
 	buffer_write_adv(&s->base.conn.out, n);
+	/* Only a message sent whole counts as read (the access log). */
+	if (s->sending_retr) {
+		s->retr_count++;
+		s->retr_bytes += s->sending_size;
+	} else {
+		s->top_count++;
+	}
 	pop3_trans_cleanup(s);
 	pop3_stream_done(s);
 }
@@ -327,6 +334,8 @@ send_message(struct pop3_session *s, size_t n, bool limited, uint64_t lines)
 	const struct mail_msg *m = maildir_msg(s->md, n);
 	enum maildir_status st = maildir_msg_open(s->md, n, &s->msg_fd);
 
+	s->sending_retr = !limited;
+	s->sending_size = m->size;
 	if (st != MAILDIR_OK) {
 		s->msg_fd = -1;
 		log_warn("pop3[%lu] user=%s message %zu: %s", s->id, s->user, n,
@@ -355,25 +364,18 @@ static enum cmd_result
 cmd_retr(void *sp, int argc, char **argv)
 {
 	struct pop3_session *s = sp;
-	enum cmd_result r;
 	size_t n;
 
 	(void)argc;
 	if (!get_msg(s, argv[1], &n))
 		return CMD_ERR;
-	r = send_message(s, n, false, 0);
-	if (r == CMD_STREAM) {
-		s->retr_count++;
-		s->retr_bytes += maildir_msg(s->md, n)->size;
-	}
-	return r;
+	return send_message(s, n, false, 0);
 }
 
 static enum cmd_result
 cmd_top(void *sp, int argc, char **argv)
 {
 	struct pop3_session *s = sp;
-	enum cmd_result r;
 	uint64_t lines;
 	size_t n;
 
@@ -382,10 +384,7 @@ cmd_top(void *sp, int argc, char **argv)
 		return CMD_ERR;
 	if (!proto_parse_count(argv[2], &lines))
 		return pop3_fail(s, "invalid number of lines");
-	r = send_message(s, n, true, lines);
-	if (r == CMD_STREAM)
-		s->top_count++;
-	return r;
+	return send_message(s, n, true, lines);
 }
 
 static enum cmd_result

@@ -209,6 +209,29 @@ class AccessLog(unittest.TestCase):
             self.assertEqual(self.field(line, r"in=(\d+)"), [c.sent])
             self.assertEqual(self.field(line, r"out=(\d+)"), [c.received])
 
+    def test_cut_retr_is_not_counted_as_read(self):
+        """A RETR the client hung up on is not 'read' in retr=: the log
+        answers "who read what", and out= shows what really left."""
+        with Server(users=USERS) as srv:
+            path = os.path.join(srv.user_dir("alice"), "cur",
+                                "1800000000.M1.big:2,")
+            big = b"Subject: big\n\n" + (b"y" * 1000 + b"\n") * 20000
+            with open(path, "wb") as f:
+                f.write(big)
+            c = srv.client()
+            c.login()
+            c.multi("RETR 1")
+            c.send("RETR %d\r\n" % (N + 1))
+            self.assertTrue(c.line().startswith(b"+OK"))
+            c.sock.recv(1000)
+            c.close()
+            line = self.summary(srv, "disconnect")
+            self.assertEqual(self.field(line, r"retr=(\d+)/(\d+)"),
+                             [1, len(WIRES[0])])
+            out = self.field(line, r"out=(\d+)")[0]
+            self.assertLess(out, len(wire_form(big)), "the big RETR was "
+                            "sent whole: nothing proves it was cut")
+
     def test_login_failed_logged(self):
         with Server(users=USERS) as srv:
             c = srv.client()

@@ -249,6 +249,7 @@ main(int argc, char **argv)
 {
 	const char *host = "localhost", *port = "6000";
 	static char pw[PASSWORD_MAX + 2];
+	char cmdline[600];
 	const struct command *cmd = NULL;
 	struct link l = { .fd = -1, .timeout_s = DEFAULT_TIMEOUT };
 	char line[600];
@@ -300,8 +301,20 @@ main(int argc, char **argv)
 		die_usage("wrong number of arguments for ", cmd->flag);
 	if (strcmp(argv[i + 2], "-") == 0)
 		read_password(pw, sizeof(pw));
-	else
+	else if (strlen(argv[i + 2]) <= PASSWORD_MAX)
 		snprintf(pw, sizeof(pw), "%s", argv[i + 2]);
+	if (pw[0] == '\0' || strlen(pw) > PASSWORD_MAX)
+		die_usage("a password is 1 to 128 characters", "");
+	/* Nothing is sent when a line would be too long for the server. */
+	snprintf(cmdline, sizeof(cmdline), "%s", cmd->verb);
+	for (int k = 0; k < nargs; k++) {
+		strncat(cmdline, " ", sizeof(cmdline) - strlen(cmdline) - 1);
+		strncat(cmdline, argv[i + 4 + k],
+		    sizeof(cmdline) - strlen(cmdline) - 1);
+	}
+	if (strlen(cmdline) + 2 > POP3_MAX_LINE ||
+	    strlen(argv[i + 1]) + 7 > POP3_MAX_LINE)
+		die_usage("arguments too long", "");
 
 	l.fd = dial(host, port, l.timeout_s);
 	if (!print_reply(&l, false, l.timeout_s))
@@ -315,18 +328,12 @@ main(int argc, char **argv)
 	}
 	memset(pw, 0, sizeof(pw));
 	if (ok) {
-		snprintf(line, sizeof(line), "%s", cmd->verb);
-		for (int k = 0; k < nargs; k++) {
-			strncat(line, " ", sizeof(line) - strlen(line) - 1);
-			strncat(line, argv[i + 4 + k],
-			    sizeof(line) - strlen(line) - 1);
-		}
 		/* TIMEOUT answers when the pause ends. */
 		wait_s = l.timeout_s;
 		if (strcmp(cmd->verb, "TIMEOUT") == 0 &&
 		    proto_parse_uint(argv[i + 4], 3600, &v))
 			wait_s += (unsigned)v;
-		ok = exchange(&l, line, cmd->multi, wait_s);
+		ok = exchange(&l, cmdline, cmd->multi, wait_s);
 	}
 	exchange(&l, "QUIT", false, l.timeout_s);
 	close(l.fd);

@@ -257,6 +257,19 @@ class MonitorUsage(unittest.TestCase):
         self.assertEqual(r.rc, 2, r)
         self.assertTrue(r.stderr.strip())
 
+    def test_line_too_long_for_the_server(self):
+        # 255 octets with CRLF is the server's limit: refused before
+        # connecting, never sent half (or after a login).
+        for args in (("-ADD_USER", "u" * 300, "pw"),
+                     ("-FILTER", "x" * 5000)):
+            with self.subTest(args=args[0]):
+                self.usage(*args)
+
+    def test_password_out_of_range(self):
+        self.usage("-NOOP", password="p" * 129)
+        self.usage("-NOOP", password="-", stdin=b"p" * 300 + b"\n")
+        self.usage("-NOOP", password="-", stdin=b"\n")
+
     def test_unknown_option(self):
         r = run_monitor([MONITOR_BIN, "--bogus", "x", "--port",
                          str(self.port), "1.0", "admin", "pw", "-NOOP"])

@@ -18,7 +18,7 @@ struct server_config {
 	const char *mgmt_addr;	/* NULL: loopback (127.0.0.1 and ::1) */
 	unsigned mgmt_port;
 	const char *mail_root;
-	unsigned idle_s;	/* POP3 autologout, seconds */
+	unsigned idle_s;	/* POP3 autologout, seconds; 0: the default */
 	size_t max_conn;	/* 0: as many as descriptors allow */
 	const char *filter;	/* -t: RETR filter command, or NULL */
 	unsigned filter_limit_s;	/* a filter's silence limit */

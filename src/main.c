@@ -153,7 +153,7 @@ parse_options(int argc, char **argv, struct options *o)
 	o->server.pop3_port = DEFAULT_POP3_PORT;
 	o->server.mgmt_port = DEFAULT_MGMT_PORT;
 	o->server.mail_root = DEFAULT_MAIL_ROOT;
-	o->server.idle_s = DEFAULT_IDLE_TIMEOUT;
+	o->server.idle_s = 0;	/* not given: the default, or the saved one */
 	o->server.filter_limit_s = DEFAULT_FILTER_TIMEOUT;
 	o->users_file = DEFAULT_USERS_FILE;
 	opterr = 0;

@@ -455,20 +455,22 @@ load_settings(const struct server_config *cfg, struct users *users,
 	}
 	set->max_conn = want;
 	set->idle_s = (unsigned)users_setting(users, SETTING_IDLE,
-	    cfg->idle_s);
+	    cfg->idle_s != 0 ? cfg->idle_s : DEFAULT_IDLE_TIMEOUT);
 	if (cfg->max_conn != 0 && set->max_conn != cfg->max_conn &&
 	    users_setting(users, SETTING_MAX_CONN, 0) != 0)
 		log_warn("max connections %zu saved by MGMT overrides -m",
 		    set->max_conn);
-	if (users_setting(users, SETTING_IDLE, 0) != 0 &&
-	    set->idle_s != cfg->idle_s)
-		log_warn("idle timeout %us saved by MGMT overrides the "
-		    "command line", set->idle_s);
+	if (cfg->idle_s != 0 && set->idle_s != cfg->idle_s)
+		log_warn("idle timeout %us saved by MGMT overrides -T",
+		    set->idle_s);
 	free(set->filter);
 	set->filter = NULL;
-	if (users_setting_text(users, SETTING_FILTER) != NULL)
+	if (users_setting_text(users, SETTING_FILTER) != NULL) {
 		set->filter = strdup(users_setting_text(users, SETTING_FILTER));
-	else if (cfg->filter != NULL)
+		if (cfg->filter != NULL && set->filter != NULL &&
+		    strcmp(cfg->filter, set->filter) != 0)
+			log_warn("RETR filter saved by MGMT overrides -t");
+	} else if (cfg->filter != NULL)
 		set->filter = strdup(cfg->filter);
 	set->filter_limit_s = cfg->filter_limit_s;
 	if (set->filter != NULL)

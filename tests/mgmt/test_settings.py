@@ -283,6 +283,26 @@ class SettingsPersist(unittest.TestCase):
         self.assertEqual(st["MAX USERS"], 50)
         self.assertEqual(st["MAX CONNECTIONS"], 7)
         self.assertEqual(st["IDLE TIMEOUT"], 45)
+        # each override of a value given on the command line is logged
+        self.assertTrue(self.srv.wait_log(r"max connections 7 saved by "
+                                          r"MGMT overrides -m"))
+        self.assertTrue(self.srv.wait_log(r"idle timeout 45s saved by "
+                                          r"MGMT overrides -T"))
+
+    def test_saved_idle_timeout_without_t_option_is_no_override(self):
+        m = self.srv.mgmt()
+        self.assertEqual(m.ask("IDLE_TIMEOUT 45"), "+OK IDLE_TIMEOUT CHANGED")
+        m.close()
+        self.srv.stop()
+        plain = self.srv.command
+        self.srv.command = lambda: [a for i, a in enumerate(plain())
+                                    if a != "-T" and
+                                    (i == 0 or plain()[i - 1] != "-T")]
+        self.srv.start()
+        m = self.srv.mgmt()
+        self.assertEqual(m.status()["IDLE TIMEOUT"], 45)
+        m.close()
+        self.assertNotIn("saved by MGMT overrides", self.srv.log_text())
 
     def test_settings_survive_sigkill(self):
         """Nothing is left to a clean shutdown: killed at once after the

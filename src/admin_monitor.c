@@ -135,20 +135,43 @@ dial(const char *host, const char *port, unsigned timeout_s)
 	return fd;
 }
 
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * Waits until the socket is ready for `events` or the deadline (ms,
+ * now_ms() clock) passes; exits 3 with `late` at the deadline.
+ */
+static void
+wait_ready(struct link *l, short events, uint64_t deadline, const char *late)
+{
+	struct pollfd p = { .fd = l->fd, .events = events };
+	uint64_t now = now_ms();
+
+	if (now >= deadline)
+		die_conn(late, "");
+	if (poll(&p, 1, (int)(deadline - now)) < 0 && errno != EINTR)
+		die_conn("poll: ", strerror(errno));
+	if (p.revents == 0 && now_ms() >= deadline)
+		die_conn(late, "");
+}
+
 static void
 send_line(struct link *l, const char *line)
 {
 	size_t n = strlen(line), off = 0;
-	time_t deadline = time(NULL) + l->timeout_s;
+	uint64_t deadline = now_ms() + (uint64_t)l->timeout_s * 1000;
 
 	while (off < n) {
-		struct pollfd p = { .fd = l->fd, .events = POLLOUT };
 		ssize_t w;
 
-		if (poll(&p, 1, 1000) < 0 && errno != EINTR)
-			die_conn("poll: ", strerror(errno));
-		if (time(NULL) > deadline)
-			die_conn("the server does not read", "");
+		wait_ready(l, POLLOUT, deadline, "the server does not read");
 		w = send(l->fd, line + off, n - off, MSG_NOSIGNAL);
 		if (w < 0 && errno != EAGAIN && errno != EINTR)
 			die_conn("connection broken: ", strerror(errno));
@@ -164,11 +187,10 @@ send_line(struct link *l, const char *line)
 static void
 read_line(struct link *l, char *out, size_t cap, unsigned wait_s)
 {
-	time_t deadline = time(NULL) + wait_s;
+	uint64_t deadline = now_ms() + (uint64_t)wait_s * 1000;
 
 	for (;;) {
 		char *lf = memchr(l->buf, '\n', l->len);
-		struct pollfd p = { .fd = l->fd, .events = POLLIN };
 		ssize_t n;
 
 		if (lf != NULL) {
@@ -187,10 +209,8 @@ read_line(struct link *l, char *out, size_t cap, unsigned wait_s)
 		}
 		if (l->len == sizeof(l->buf))
 			die_conn("reply line too long", "");
-		if (time(NULL) > deadline)
-			die_conn("no answer from the server in time", "");
-		if (poll(&p, 1, 1000) < 0 && errno != EINTR)
-			die_conn("poll: ", strerror(errno));
+		wait_ready(l, POLLIN, deadline,
+		    "no answer from the server in time");
 		n = recv(l->fd, l->buf + l->len, sizeof(l->buf) - l->len, 0);
 		if (n == 0)
 			die_conn("the server closed the connection", "");

@@ -291,8 +291,9 @@ class MonitorConnection(unittest.TestCase):
         finally:
             s.close()
         self.assertEqual(r.rc, 3, r)
-        self.assertGreaterEqual(r.elapsed, 1.5, r)
-        self.assertLessEqual(r.elapsed, 4.5, r)
+        # --timeout S bounds the wait: S seconds, not up to S + 1
+        self.assertGreaterEqual(r.elapsed, 1.9, r)
+        self.assertLessEqual(r.elapsed, 2.8, r)
 
     def test_connection_closed_by_server_exit_3(self):
         s = GreetThenClose()

@@ -212,17 +212,12 @@ drive(struct conn *c)
 		return;
 	}
 	/*
-	 * A client that hung up while its reply waits on a pipe (a filter
-	 * not done yet) would otherwise keep that filter, and its maildrop
-	 * lock, until the filter gives up: nothing is written, so nothing
-	 * fails.  A half-closed client loses its filtered RETR here; that
-	 * is the price.
+	 * End of input is not the end of the session: a client may send
+	 * its commands and half-close (printf ... | nc -N), and expects
+	 * every answer.  A client that really went away is found when we
+	 * write to it; one waiting on a silent filter keeps that filter
+	 * and its maildrop lock until the filter's own time limit.
 	 */
-	if (c->eof && c->streaming && c->stream_waiting) {
-		driving = outer;
-		conn_close_soon(c, END_DISCONNECT);
-		return;
-	}
 	if (!c->input_idle)
 		parse(c);
 	pump(c);

@@ -2,6 +2,7 @@
 other clients, 50 filtered RETRs run at once, and a client that goes away
 mid-filter gets its child killed (whole process group) and reaped within
 a second."""
+import socket
 import threading
 import time
 import unittest
@@ -142,12 +143,14 @@ class Disconnect(FilterTest):
         self.assertLess(dt, within, "the filter took %.2fs to go" % dt)
 
     def test_client_gone_while_filter_silent(self):
-        with FilterServer(filter="sleep 30; cat") as srv:
+        # A closed client looks like a half-closed one until we write to
+        # it: the silent filter goes at its time limit (2 s here).
+        with FilterServer(filter="sleep 30; cat", timeout=2) as srv:
             c = srv.pop3("alice")
             c.send("RETR 1\r\n")
             pid = self.wait_child(srv, min_group=2)   # sh and sleep
             c.close()
-            self.assert_group_gone(srv, pid)
+            self.assert_group_gone(srv, pid, within=3.0)
             # The server is fine.
             c = srv.pop3("alice")
             self.assertTrue(c.cmd("NOOP").startswith("+OK"))
@@ -172,13 +175,37 @@ class Disconnect(FilterTest):
     def test_client_gone_with_a_command_pipelined(self):
         # The filter (no grandchild) never answers; the client sends one
         # more command behind the RETR and goes.
-        with FilterServer(filter="exec sleep 30") as srv:
+        with FilterServer(filter="exec sleep 30", timeout=2) as srv:
             c = srv.pop3("bob")
             c.send("RETR 2\r\n")
             pid = self.wait_child(srv)
             c.send("NOOP\r\n")
             c.close()
-            self.assert_group_gone(srv, pid)
+            self.assert_group_gone(srv, pid, within=3.0)
+            self.assert_clean(srv)
+
+    def test_half_closed_client_gets_every_answer(self):
+        # printf 'USER..PASS..RETR 1\r\nQUIT\r\n' | nc -N: the input
+        # ends before the filter has answered; nothing may be lost.
+        with FilterServer(filter="sleep 1; tr a-z A-Z") as srv:
+            c = srv.client()
+            c.sock.sendall(b"USER alice\r\nPASS %s\r\nRETR 1\r\nQUIT\r\n"
+                           % srv.users["alice"].encode())
+            c.sock.shutdown(socket.SHUT_WR)
+            got = b""
+            c.sock.settimeout(10)
+            while True:
+                chunk = c.sock.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+            lines = got.split(b"\r\n")
+            self.assertTrue(lines[0].startswith(b"+OK"), got[:200])
+            self.assertIn(OK_FILTERED.encode(), got)
+            # the whole filtered message, then QUIT's answer
+            self.assertIn(b"\r\n.\r\n+OK pop3server signing off", got,
+                          got[-200:])
+            self.assertTrue(got.endswith(b"\r\n"), got[-200:])
             self.assert_clean(srv)
 
 

@@ -403,9 +403,10 @@ cmd_filter(void *sp, int argc, char **argv)
 			free(copy);
 			return CMD_ERR;
 		}
+		/* "-" is saved too: no filter wins over -t at restart. */
 		if ((want != NULL && copy == NULL) ||
 		    users_set_setting_text(s->env->users, SETTING_FILTER,
-		    want) != USERS_OK) {
+		    want != NULL ? want : "-") != USERS_OK) {
 			free(copy);
 			return fail(s, "INVALID FILTER");
 		}

@@ -439,6 +439,7 @@ load_settings(const struct server_config *cfg, struct users *users,
     size_t nofile)
 {
 	struct settings *set = &srv.settings;
+	const char *saved_filter = users_setting_text(users, SETTING_FILTER);
 	size_t want;
 
 	set->conn_ceiling = nofile > RESERVED_FDS ?
@@ -465,10 +466,12 @@ load_settings(const struct server_config *cfg, struct users *users,
 		    set->idle_s);
 	free(set->filter);
 	set->filter = NULL;
-	if (users_setting_text(users, SETTING_FILTER) != NULL) {
-		set->filter = strdup(users_setting_text(users, SETTING_FILTER));
-		if (cfg->filter != NULL && set->filter != NULL &&
-		    strcmp(cfg->filter, set->filter) != 0)
+	if (saved_filter != NULL) {
+		/* "-": the administrator removed the filter over MGMT. */
+		if (strcmp(saved_filter, "-") != 0)
+			set->filter = strdup(saved_filter);
+		if (cfg->filter != NULL && (set->filter == NULL ||
+		    strcmp(cfg->filter, set->filter) != 0))
 			log_warn("RETR filter saved by MGMT overrides -t");
 	} else if (cfg->filter != NULL)
 		set->filter = strdup(cfg->filter);

@@ -77,7 +77,7 @@ class FilterCommand(FilterTest):
             self.assertNotEqual(first, OK_FILTERED)
             self.assertTrue(first.startswith("+OK"), first)
             self.assertEqual(body, stuff(wire_form(raw)))
-            self.assertEqual(filter_lines(srv), [])
+            self.assertEqual(filter_lines(srv), ["%filter -"])
             self.assertEqual(m.filter(), ["+OK FILTER", "FILTER: NONE", "."])
             c.quit()
             m.close()
@@ -119,7 +119,7 @@ class FilterCommand(FilterTest):
             self.assertEqual(m.filter("-"),
                              ["+OK FILTER", "FILTER: NONE", "."])
             m.close()
-            self.assertEqual(filter_lines(srv), [])
+            self.assertEqual(filter_lines(srv), ["%filter -"])
             srv.stop()
             srv.start()
             m = srv.mgmt()
@@ -130,6 +130,27 @@ class FilterCommand(FilterTest):
             self.assertEqual(body, stuff(wire_form(ALICE[1][1])))
             c.quit()
             m.close()
+            self.assert_clean(srv)
+
+    def test_removal_wins_over_t_at_restart(self):
+        # Removing is a change like setting: saved, it beats -t.
+        with FilterServer(filter=UPPER) as srv:
+            m = srv.mgmt()
+            self.assertEqual(m.filter("-"),
+                             ["+OK FILTER", "FILTER: NONE", "."])
+            m.close()
+            srv.stop()
+            srv.start()         # still -t UPPER on the command line
+            m = srv.mgmt()
+            self.assertEqual(m.filter(), ["+OK FILTER", "FILTER: NONE", "."])
+            m.close()
+            c = srv.pop3("alice")
+            first, body = self.retr(c, 2)
+            self.assertNotEqual(first, OK_FILTERED)
+            self.assertEqual(body, stuff(wire_form(ALICE[1][1])))
+            c.quit()
+            self.assertTrue(srv.wait_log(r"RETR filter saved by MGMT "
+                                         r"overrides -t"))
             self.assert_clean(srv)
 
     def test_accounts_survive_filter_changes(self):

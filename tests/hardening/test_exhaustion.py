@@ -168,7 +168,8 @@ class DescriptorExhaustion(HardTest):
         users = {"u%02d" % i: "pw-%02d" % i for i in range(24)}
         users["alice"] = "secret"
         with Server(users=users, preexec_fn=nofile_limit(self.NOFILE),
-                    args=["-m", "1000", "-t", filt]) as srv:
+                    args=["-m", "1000", "-t", filt,
+                          "--filter-timeout", "3"]) as srv:
             for u in users:
                 if u.startswith("u"):
                     d = os.path.join(srv.maildir, u, "cur")
@@ -219,7 +220,9 @@ class DescriptorExhaustion(HardTest):
             finally:
                 for c in attackers:
                     c.close()
-            # the attackers' filters are killed and their pipes closed
+            # the attackers' silent filters are killed at their time
+            # limit (a closed client is only found by writing to it)
+            # and their pipes closed
             self.assertTrue(wait_until(lambda: fd_count(srv.pid)
                                        <= baseline + 1, 10),
                             "descriptors not released: %d (baseline %d)"

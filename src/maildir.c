@@ -1101,7 +1101,7 @@ maildir_strerror(enum maildir_status st)
 	case MAILDIR_NOMEM:
 		return "out of memory";
 	case MAILDIR_IO:
-		return "maildrop not accessible";
+		return "not readable, or not a regular file or directory";
 	case MAILDIR_TOOBIG:
 		return "too many messages in maildrop";
 	case MAILDIR_GONE:

@@ -135,4 +135,10 @@ _Static_assert(SASL_MAX_LINE <= IN_BUF_SIZE / 2,
 #define SCAN_ENTRY_COST		((size_t)8 * 1024)
 #define SCAN_MIN_ENTRIES	((size_t)512)
 
+/*
+ * Messages unlinked per pass at QUIT (about 4 ms of work): a user who
+ * deletes 100,000 messages does not stall everyone else for 0.7 s.
+ */
+#define COMMIT_PER_PASS		((size_t)512)
+
 #endif

@@ -19,7 +19,9 @@
 struct maildrop;
 
 struct mail_msg {
-	char *file;			/* file name inside cur/ (owned) */
+	char *file;			/* file name in cur/ or new/ (owned) */
+	bool in_new;			/* still in new/: it could not be moved */
+	uint64_t ino;			/* its inode: what a rename keeps */
 	char uid[UIDL_MAX + 1];		/* UIDL: safe, stable, unique */
 	uint64_t size;			/* octets on the wire (see dotstuff.h) */
 	uint64_t file_size;		/* st_size when scanned */
@@ -50,19 +52,38 @@ enum maildir_status maildir_open(const char *root, const char *user,
 /*
  * Lists the maildrop, then computes message sizes, a slice per call so
  * a huge maildrop never blocks the server for long.  Listing moves the
- * files of new/ to cur/ (adding the ":2," info, as Maildir readers do)
- * and lists the regular files of cur/ (no symlinks, no directories) in
- * delivery order: modification time, then name; at most
+ * files of new/ to cur/ (adding the ":2," info, as Maildir readers do;
+ * one that cannot be moved is listed from new/) and lists the regular
+ * files of cur/ (no symlinks, no directories) in delivery order:
+ * modification time, then name; at most
  * byte_budget / SCAN_ENTRY_COST directory entries (SCAN_MIN_ENTRIES at
  * least) per call.  Sizing reads at most about `byte_budget` bytes of
  * message files, an open counting SCAN_ENTRY_COST.  The list (count,
  * messages) exists once listing is over; *done is set when every size
- * is known too.  A file that vanished since the listing is dropped from
- * the list (it was never shown to the client); other errors return
- * MAILDIR_IO, MAILDIR_NOMEM or MAILDIR_TOOBIG.
+ * is known too.  A file that vanished since the listing, or cannot be
+ * read (see maildir_notes), is dropped from the list (it was never
+ * shown to the client); other errors (a directory that cannot be read,
+ * no descriptor left) return MAILDIR_IO, MAILDIR_NOMEM or
+ * MAILDIR_TOOBIG.
  */
 enum maildir_status maildir_scan_step(struct maildrop *md, size_t byte_budget,
     bool *done);
+
+/*
+ * What a login could not do, for the caller to log, each with the errno
+ * of its first occurrence: files of new/ that could not be moved to
+ * cur/ (they are listed from new/ all the same), and message files left
+ * out of the list because they could not be read (permissions, an I/O
+ * error: the file stays on disk, untouched).
+ */
+struct maildir_notes {
+	size_t unmoved;
+	int unmoved_errno;
+	size_t unreadable;
+	int unreadable_errno;
+};
+
+const struct maildir_notes *maildir_notes(const struct maildrop *md);
 
 /* Messages in the maildrop, deleted ones included (numbers 1..count). */
 size_t maildir_count(const struct maildrop *md);
@@ -87,12 +108,15 @@ bool maildir_mark_deleted(struct maildrop *md, size_t n);
 /* Forgets every deletion mark (RSET, and any session end but QUIT). */
 void maildir_rollback(struct maildrop *md);
 /*
- * UPDATE state: unlinks every marked message, following flag renames
- * as maildir_msg_open() does.  Keeps going after a failure; returns how
- * many unlinks failed (0 = all deleted).  A file already gone counts as
- * deleted.
+ * UPDATE state: unlinks the marked messages, at most `max` per call (0:
+ * no limit) so that deleting a huge maildrop never blocks the server
+ * for long; true once every one was tried.  Follows flag renames as
+ * maildir_msg_open() does, keeps going after a failure, and counts a
+ * file already gone as deleted.
  */
-size_t maildir_commit(struct maildrop *md);
+bool maildir_commit_step(struct maildrop *md, size_t max);
+/* How many unlinks failed so far (0 = every one done). */
+size_t maildir_commit_failed(const struct maildrop *md);
 
 /* Releases the maildrop (no deletion happens here); NULL is fine. */
 void maildir_close(struct maildrop *md);

@@ -38,13 +38,28 @@ struct entry {
 	struct timespec mtime;
 	uint64_t size;
 	ino_t ino;
-	bool arrived;		/* moved from new/ by this login */
+	bool arrived;		/* moved from new/ by this login (or left there) */
+	bool in_new;		/* could not be moved: served from new/ */
+	bool uid_by_inode;	/* a twin that could not be renamed */
 };
 
 /* Inodes of the files a login moved from new/ to cur/. */
 struct arrivals {
 	ino_t *ino;
 	size_t n, cap;
+};
+
+/* A file of cur/, for following messages renamed under us. */
+struct cur_file {
+	uint64_t ino;
+	char *name;
+};
+
+/* cur/'s files by inode, read once for a run of relocate() calls. */
+struct cur_index {
+	struct cur_file *files;
+	size_t n, cap;
+	bool read;
 };
 
 /* Where listing stands: new/ being moved, cur/ being read, or done. */
@@ -62,6 +77,7 @@ struct maildrop {
 	struct entry *ents;		/* cur/ files listed so far */
 	size_t nents, ents_cap;
 	struct arrivals arrived;
+	struct maildir_notes notes;
 
 	/* Sizing progress, kept between maildir_scan_step() calls. */
 	size_t scan_next;		/* message being sized */
@@ -69,6 +85,11 @@ struct maildrop {
 	uint64_t scan_read;		/* bytes of it read so far */
 	uint64_t scan_expect;		/* its st_size when opened */
 	struct wiresize scan_ws;
+
+	/* UPDATE progress, kept between maildir_commit_step() calls. */
+	size_t commit_next;		/* next message to look at */
+	size_t commit_failed;		/* unlinks that failed */
+	struct cur_index commit_ix;	/* cur/ by inode, once needed */
 };
 
 /*
@@ -77,6 +98,13 @@ struct maildrop {
  * serves every maildrop (and keeps 64 KiB off the stack).
  */
 static uint8_t scratch[SCAN_CHUNK];
+
+/* The folder that holds m's file. */
+static const char *
+msg_dir(const struct maildrop *md, const struct mail_msg *m)
+{
+	return m->in_new ? md->newdir : md->cur;
+}
 
 /*
  * Builds "a/b" into buf[PATH_MAX].  Returns 0, or -1 with ENAMETOOLONG
@@ -124,15 +152,6 @@ skip_name(const char *name)
 	return name[0] == '.' || name[0] == '\0';
 }
 
-/*
- * Moves one file from new/ to cur/, adding the ":2," info when the name
- * has none.  A file never replaces one already in cur/: link() refuses
- * an existing target, where rename() would silently overwrite a
- * message.  On a file system without hard links, fall back to checking
- * for the target first (only the lock holder reads this maildrop, so
- * the window is harmless).  Any failure leaves the file in new/ to be
- * tried again at the next login.
- */
 /* Length of the Maildir unique name: the file name up to its ':' info. */
 static size_t
 base_len(const char *name)
@@ -174,7 +193,15 @@ inode_suffix(char suffix[32], ino_t ino)
 	snprintf(suffix, 32, ".I%llu", (unsigned long long)ino);
 }
 
-/* Links src into cur/ (see cur_path); 0, or -1 with errno. */
+/*
+ * Links src into cur/ (see cur_path), adding the ":2," info when the
+ * name has none: 0 (src to be unlinked), 1 (src already renamed), or
+ * -1 with errno.  A file never replaces one already in cur/: link()
+ * refuses an existing target, where rename() would silently overwrite
+ * a message.  On a file system without hard links, fall back to
+ * checking for the target first (only the lock holder reads this
+ * maildrop, so the window is harmless).
+ */
 static int
 link_into_cur(const char *src, const char *curdir, const char *name,
     const char *suffix)
@@ -197,15 +224,38 @@ link_into_cur(const char *src, const char *curdir, const char *name,
 	return rename(src, dst) == 0 ? 1 : -1;
 }
 
-/* True when cur/ already holds the very file `st` under name's slot. */
+/* True when cur/ already holds the very file `st` under that name. */
 static bool
-same_file_in_cur(const char *curdir, const char *name, const struct stat *st)
+same_file_in_cur(const char *curdir, const char *name, const char *suffix,
+    const struct stat *st)
 {
 	char dst[PATH_MAX];
 	struct stat cur;
 
-	return cur_path(dst, curdir, name, "") == 0 && lstat(dst, &cur) == 0 &&
-	    cur.st_dev == st->st_dev && cur.st_ino == st->st_ino;
+	return cur_path(dst, curdir, name, suffix) == 0 &&
+	    lstat(dst, &cur) == 0 && cur.st_dev == st->st_dev &&
+	    cur.st_ino == st->st_ino;
+}
+
+/*
+ * link_into_cur(), except that a target which already is this very
+ * file returns 2: a move or a twin rename cut short by kill -9 between
+ * link and unlink, to be finished by unlinking the source.  Without
+ * this the source would stay for ever, and come back as a new message
+ * once its other name was deleted.
+ */
+static int
+place_in_cur(const char *src, const char *curdir, const char *name,
+    const char *suffix, const struct stat *st)
+{
+	int rc = link_into_cur(src, curdir, name, suffix);
+
+	if (rc == -1 && errno == EEXIST) {
+		if (same_file_in_cur(curdir, name, suffix, st))
+			return 2;
+		errno = EEXIST;
+	}
+	return rc;
 }
 
 /* Notes an arrival; a note lost to a full memory only costs a rename. */
@@ -224,35 +274,80 @@ note_arrival(struct arrivals *a, ino_t ino)
 	a->ino[a->n++] = ino;
 }
 
+/* Lists file `name` (of cur/, or of new/ when in_new) for the sort. */
+static enum maildir_status
+add_entry(struct maildrop *md, const char *name, const struct stat *sb,
+    bool in_new)
+{
+	struct entry *e;
+
+	if (md->nents == MAX_MAILDROP_MSGS)
+		return MAILDIR_TOOBIG;
+	if (md->nents == md->ents_cap) {
+		size_t cap = md->ents_cap == 0 ? 64 : md->ents_cap * 2;
+		struct entry *grown = realloc(md->ents, cap * sizeof(*grown));
+
+		if (grown == NULL)
+			return MAILDIR_NOMEM;
+		md->ents = grown;
+		md->ents_cap = cap;
+	}
+	e = &md->ents[md->nents];
+	if ((e->name = strdup(name)) == NULL)
+		return MAILDIR_NOMEM;
+	e->mtime = sb->st_mtim;
+	e->size = (uint64_t)sb->st_size;
+	e->ino = sb->st_ino;
+	/* Left in new/, it has not been in cur/: it never claims a name. */
+	e->arrived = in_new;
+	e->in_new = in_new;
+	e->uid_by_inode = false;
+	md->nents++;
+	return MAILDIR_OK;
+}
+
+/* Keeps the errno of the first of `count` troubles of one kind. */
 static void
-move_new(const char *newdir, const char *curdir, const char *name,
-    struct arrivals *arrived)
+note_trouble(size_t *count, int *first_errno)
+{
+	if ((*count)++ == 0)
+		*first_errno = errno;
+}
+
+/*
+ * Moves one file of new/ into cur/.  A file that cannot be moved (a
+ * read-only maildrop, a full disk, a name too long for the info) is
+ * still the user's mail: it is listed where it is, in new/.
+ */
+static enum maildir_status
+move_new(struct maildrop *md, const char *name)
 {
 	char src[PATH_MAX], suffix[32];
 	struct stat st;
 	int rc;
 
-	if (join_path(src, newdir, name) == -1)
-		return;
+	if (join_path(src, md->newdir, name) == -1)
+		return MAILDIR_OK;	/* cannot be opened either */
 	if (lstat(src, &st) == -1 || !S_ISREG(st.st_mode))
-		return;
-	rc = link_into_cur(src, curdir, name, "");
-	if (rc == -1 && errno == EEXIST && same_file_in_cur(curdir, name, &st)) {
-		/* A move cut short (kill -9 between link and unlink). */
-		rc = 0;
-	} else if (rc == -1 && errno == EEXIST) {
+		return MAILDIR_OK;
+	rc = place_in_cur(src, md->cur, name, "", &st);
+	if (rc == -1 && errno == EEXIST) {
 		/*
 		 * The name is taken in cur/ (a redelivery, a copy): the
 		 * message still gets delivered, under a name made unique
 		 * by its inode number.
 		 */
 		inode_suffix(suffix, st.st_ino);
-		rc = link_into_cur(src, curdir, name, suffix);
+		rc = place_in_cur(src, md->cur, name, suffix, &st);
 	}
-	if (rc == 0)
+	if (rc == -1) {
+		note_trouble(&md->notes.unmoved, &md->notes.unmoved_errno);
+		return add_entry(md, name, &st, true);
+	}
+	if (rc != 1)
 		(void)unlink(src);
-	if (rc != -1)
-		note_arrival(arrived, st.st_ino);
+	note_arrival(&md->arrived, st.st_ino);
+	return MAILDIR_OK;
 }
 
 /*
@@ -263,6 +358,7 @@ static enum maildir_status
 move_some(struct maildrop *md, size_t *units, bool *end)
 {
 	struct dirent *de;
+	enum maildir_status st;
 
 	*end = false;
 	for (; *units > 0; (*units)--) {
@@ -271,9 +367,10 @@ move_some(struct maildrop *md, size_t *units, bool *end)
 			*end = true;
 			return errno != 0 ? MAILDIR_IO : MAILDIR_OK;
 		}
-		if (!skip_name(de->d_name))
-			move_new(md->newdir, md->cur, de->d_name,
-			    &md->arrived);
+		if (skip_name(de->d_name))
+			continue;
+		if ((st = move_new(md, de->d_name)) != MAILDIR_OK)
+			return st;
 	}
 	return MAILDIR_OK;
 }
@@ -315,27 +412,36 @@ same_base(const char *a, const char *b)
 	return la == base_len(b) && memcmp(a, b, la) == 0;
 }
 
-/* Renames twin e to <base>.I<inode><info> in cur/; keeps it on failure. */
+/*
+ * Renames twin e to <base>.I<inode><info> in cur/.  Should that fail
+ * (a read-only maildrop), e keeps its file but takes the UIDL the
+ * rename would have given it, so the UIDL does not change on the day
+ * the rename succeeds.
+ */
 static void
-rename_twin(const char *curdir, struct entry *e)
+rename_twin(const struct maildrop *md, struct entry *e)
 {
 	char src[PATH_MAX], target[PATH_MAX], suffix[32], *fresh;
+	struct stat st;
 	int rc;
 
 	inode_suffix(suffix, e->ino);
-	if (join_path(src, curdir, e->name) == -1 ||
+	if (join_path(src, e->in_new ? md->newdir : md->cur, e->name) == -1 ||
 	    cur_name(target, e->name, suffix) == -1 ||
-	    (fresh = strdup(target)) == NULL)
-		return;
-	rc = link_into_cur(src, curdir, e->name, suffix);
-	if (rc == -1) {
-		free(fresh);
+	    lstat(src, &st) == -1) {
+		e->uid_by_inode = true;
 		return;
 	}
-	if (rc == 0)
+	rc = place_in_cur(src, md->cur, e->name, suffix, &st);
+	if (rc == -1 || (fresh = strdup(target)) == NULL) {
+		e->uid_by_inode = true;
+		return;
+	}
+	if (rc != 1)
 		(void)unlink(src);
 	free(e->name);
 	e->name = fresh;
+	e->in_new = false;
 }
 
 /*
@@ -347,22 +453,23 @@ rename_twin(const char *curdir, struct entry *e)
  * one gets a name of its own once, <base>.I<inode><info>, and with it a
  * UIDL that never changes.  The one that keeps the name is a file that
  * was in cur/ before this login (a client may know its UIDL), the first
- * by name.  Should a rename fail, assign_uids() still tells them apart.
+ * by name.
  */
 static enum maildir_status
-separate_twins(const char *curdir, struct entry *ents, size_t n,
-    struct arrivals *arrived)
+separate_twins(struct maildrop *md)
 {
-	struct entry **by;
-	size_t i, head = 0;
+	struct entry **by, *ents = md->ents;
+	size_t i, n = md->nents, head = 0;
+	struct arrivals *arrived = &md->arrived;
 
 	if (n < 2)
 		return MAILDIR_OK;
 	if (arrived->n > 0) {
 		qsort(arrived->ino, arrived->n, sizeof(ino_t), ino_cmp);
 		for (i = 0; i < n; i++)
-			ents[i].arrived = bsearch(&ents[i].ino, arrived->ino,
-			    arrived->n, sizeof(ino_t), ino_cmp) != NULL;
+			ents[i].arrived = ents[i].in_new ||
+			    bsearch(&ents[i].ino, arrived->ino, arrived->n,
+			    sizeof(ino_t), ino_cmp) != NULL;
 	}
 	/* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers are meant */
 	if ((by = malloc(n * sizeof(*by))) == NULL)
@@ -373,7 +480,7 @@ separate_twins(const char *curdir, struct entry *ents, size_t n,
 	    entry_base_cmp);
 	for (i = 1; i < n; i++) {
 		if (same_base(by[i]->name, by[head]->name))
-			rename_twin(curdir, by[i]);
+			rename_twin(md, by[i]);
 		else
 			head = i;
 	}
@@ -415,7 +522,7 @@ static enum maildir_status
 list_some(struct maildrop *md, size_t *units, bool *end)
 {
 	struct dirent *de;
-	struct entry *e, *grown;
+	enum maildir_status st;
 	char path[PATH_MAX];
 	struct stat sb;
 
@@ -438,25 +545,8 @@ list_some(struct maildrop *md, size_t *units, bool *end)
 		}
 		if (!S_ISREG(sb.st_mode))
 			continue;
-		if (md->nents == MAX_MAILDROP_MSGS)
-			return MAILDIR_TOOBIG;
-		if (md->nents == md->ents_cap) {
-			size_t cap = md->ents_cap == 0 ? 64 : md->ents_cap * 2;
-
-			grown = realloc(md->ents, cap * sizeof(*grown));
-			if (grown == NULL)
-				return MAILDIR_NOMEM;
-			md->ents = grown;
-			md->ents_cap = cap;
-		}
-		e = &md->ents[md->nents];
-		if ((e->name = strdup(de->d_name)) == NULL)
-			return MAILDIR_NOMEM;
-		e->mtime = sb.st_mtim;
-		e->size = (uint64_t)sb.st_size;
-		e->ino = sb.st_ino;
-		e->arrived = false;
-		md->nents++;
+		if ((st = add_entry(md, de->d_name, &sb, false)) != MAILDIR_OK)
+			return st;
 	}
 	return MAILDIR_OK;
 }
@@ -561,14 +651,26 @@ uid_dedup(struct mail_msg **by, size_t n, const struct mail_msg *base,
 	return changed;
 }
 
+/* The UID of entry e (steps 1-2); see rename_twin() for uid_by_inode. */
+static void
+entry_uid(char uid[UIDL_MAX + 1], const struct entry *e)
+{
+	char renamed[PATH_MAX], suffix[32];
+
+	inode_suffix(suffix, e->ino);
+	if (e->uid_by_inode && cur_name(renamed, e->name, suffix) == 0)
+		uid_from_name(uid, renamed);
+	else
+		uid_from_name(uid, e->name);
+}
+
+/* Steps 3-4, once every message has its step 1-2 UID. */
 static enum maildir_status
-assign_uids(struct mail_msg *msgs, size_t n)
+dedup_uids(struct mail_msg *msgs, size_t n)
 {
 	struct mail_msg **by;
 	size_t i;
 
-	for (i = 0; i < n; i++)
-		uid_from_name(msgs[i].uid, msgs[i].file);
 	if (n < 2)
 		return MAILDIR_OK;
 	/* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers are meant */
@@ -623,24 +725,118 @@ maildir_open(const char *root, const char *user, struct maildrop **out)
 	return MAILDIR_OK;
 }
 
-/* cur/ is listed: sort it into delivery order and give out the UIDs. */
+/* Orders entry pointers by inode, then name. */
+static int
+entry_ino_cmp(const void *a, const void *b)
+{
+	const struct entry *x = *(const struct entry *const *)a;
+	const struct entry *y = *(const struct entry *const *)b;
+
+	if (x->ino != y->ino)
+		return x->ino < y->ino ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+/* True when `renamed` is what rename_twin() makes of `old`. */
+static bool
+renamed_from(const struct entry *renamed, const struct entry *old)
+{
+	char target[PATH_MAX], suffix[32];
+
+	inode_suffix(suffix, old->ino);
+	return !old->in_new && !renamed->in_new &&
+	    cur_name(target, old->name, suffix) == 0 &&
+	    strcmp(target, renamed->name) == 0;
+}
+
+/* Forgets the entries whose name is NULL. */
+static void
+compact_entries(struct maildrop *md)
+{
+	size_t i, kept = 0;
+
+	for (i = 0; i < md->nents; i++)
+		if (md->ents[i].name != NULL)
+			md->ents[kept++] = md->ents[i];
+	md->nents = kept;
+}
+
+/* Unlinks the names in group (one inode) a twin rename has replaced. */
+static void
+drop_replaced_names(const struct maildrop *md, struct entry **group,
+    size_t n)
+{
+	char path[PATH_MAX];
+	size_t a, b;
+
+	for (a = 0; a < n; a++)
+		for (b = 0; b < n; b++)
+			if (a != b && group[a]->name != NULL &&
+			    group[b]->name != NULL &&
+			    renamed_from(group[a], group[b]) &&
+			    join_path(path, md->cur, group[b]->name) == 0) {
+				(void)unlink(path);
+				free(group[b]->name);
+				group[b]->name = NULL;
+			}
+}
+
+/*
+ * One file under two names in cur/, x<info> and x.I<inode><info>, is a
+ * twin rename cut short by kill -9 between link and unlink.  It is
+ * finished here, before the twins are sorted out: listed under both
+ * names, the file would be served twice, and after a DELE of one name
+ * the other would bring it back.  Other hard links are left alone.
+ */
+static enum maildir_status
+finish_cut_renames(struct maildrop *md)
+{
+	struct entry **by;
+	size_t i, j, n = md->nents;
+
+	if (n < 2)
+		return MAILDIR_OK;
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers are meant */
+	if ((by = malloc(n * sizeof(*by))) == NULL)
+		return MAILDIR_NOMEM;
+	for (i = 0; i < n; i++)
+		by[i] = &md->ents[i];
+	qsort(by, n, sizeof(*by), /* NOLINT(bugprone-sizeof-expression) */
+	    entry_ino_cmp);
+	for (i = 0; i < n; i = j) {
+		for (j = i + 1; j < n && by[j]->ino == by[i]->ino; j++)
+			continue;
+		if (j - i > 1)
+			drop_replaced_names(md, by + i, j - i);
+	}
+	free(by);
+	compact_entries(md);
+	return MAILDIR_OK;
+}
+
+/* Listing is over: sort it into delivery order and give out the UIDs. */
 static enum maildir_status
 finish_listing(struct maildrop *md)
 {
-	struct entry *ents = md->ents;
-	size_t n = md->nents, i;
+	struct entry *ents;
+	size_t n, i;
 	enum maildir_status st;
 
-	st = separate_twins(md->cur, ents, n, &md->arrived);
-	if (st != MAILDIR_OK)
+	if ((st = finish_cut_renames(md)) != MAILDIR_OK ||
+	    (st = separate_twins(md)) != MAILDIR_OK)
 		return st;
+	ents = md->ents;
+	n = md->nents;
 	if (n > 1)
 		qsort(ents, n, sizeof(*ents), entry_cmp);
 	if (n > 0 && (md->msgs = calloc(n, sizeof(*md->msgs))) == NULL)
 		return MAILDIR_NOMEM;
 	/* The names move from ents to msgs: ents keeps none after this. */
 	for (i = 0; i < n; i++) {
+		entry_uid(md->msgs[i].uid, &ents[i]);
 		md->msgs[i].file = ents[i].name;
+		md->msgs[i].in_new = ents[i].in_new;
+		md->msgs[i].ino = (uint64_t)ents[i].ino;
 		md->msgs[i].file_size = ents[i].size;
 		md->msgs[i].mtime_ns = (int64_t)ents[i].mtime.tv_sec *
 		    1000000000 + ents[i].mtime.tv_nsec;
@@ -653,7 +849,7 @@ finish_listing(struct maildrop *md)
 	free(md->arrived.ino);
 	md->arrived = (struct arrivals){ NULL, 0, 0 };
 	md->listing = LIST_DONE;
-	return assign_uids(md->msgs, md->count);
+	return dedup_uids(md->msgs, md->count);
 }
 
 /*
@@ -729,7 +925,8 @@ static struct size_slot (*size_cache)[SIZE_CACHE_WAYS];
 static uint64_t
 size_key(const struct maildrop *md, const struct mail_msg *m)
 {
-	uint64_t h = fnv1a64(md->cur, strlen(md->cur));
+	const char *dir = msg_dir(md, m);
+	uint64_t h = fnv1a64(dir, strlen(dir));
 
 	return h ^ (fnv1a64(m->file, strlen(m->file)) * 0x9e3779b97f4a7c15ULL);
 }
@@ -780,27 +977,45 @@ size_remember(const struct maildrop *md, const struct mail_msg *m)
 }
 
 /*
+ * A message file that cannot be read (permissions, a bad sector) costs
+ * that message, noted for the log, not the whole maildrop: the user
+ * still gets the rest of the mail.  No descriptor or memory left is
+ * the server's trouble, not the file's: the login fails, to be tried
+ * again.  MAILDIR_GONE (drop the message) or MAILDIR_IO, after errno.
+ */
+static enum maildir_status
+unreadable(struct maildrop *md)
+{
+	if (errno == EMFILE || errno == ENFILE || errno == ENOMEM)
+		return MAILDIR_IO;
+	note_trouble(&md->notes.unreadable, &md->notes.unreadable_errno);
+	return MAILDIR_GONE;
+}
+
+/*
  * Opens message md->scan_next for sizing.  Returns MAILDIR_OK with
- * scan_fd set, MAILDIR_GONE when the file vanished, or MAILDIR_IO.
+ * scan_fd set, MAILDIR_GONE when the file vanished (or is no longer a
+ * regular file) or cannot be read, or MAILDIR_IO.
  */
 static enum maildir_status
 scan_open(struct maildrop *md)
 {
+	const struct mail_msg *m = &md->msgs[md->scan_next];
 	char path[PATH_MAX];
 	struct stat sb;
 	int fd;
 
-	if (join_path(path, md->cur, md->msgs[md->scan_next].file) == -1)
-		return MAILDIR_IO;
+	if (join_path(path, msg_dir(md, m), m->file) == -1)
+		return unreadable(md);
 	do
 		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
 		    O_NONBLOCK);
 	while (fd == -1 && errno == EINTR);
 	if (fd == -1)
-		return errno == ENOENT ? MAILDIR_GONE : MAILDIR_IO;
+		return errno == ENOENT ? MAILDIR_GONE : unreadable(md);
 	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
 		(void)close(fd);
-		return MAILDIR_IO;
+		return MAILDIR_GONE;
 	}
 	md->scan_fd = fd;
 	md->scan_read = 0;
@@ -871,7 +1086,10 @@ maildir_scan_step(struct maildrop *md, size_t byte_budget, bool *done)
 				if (errno == EINTR)
 					continue;
 				scan_close(md);
-				return MAILDIR_IO;
+				if ((st = unreadable(md)) != MAILDIR_GONE)
+					return st;
+				drop_msg(md, md->scan_next);
+				continue;
 			}
 			if (r > 0) {
 				wiresize_feed(&md->scan_ws, scratch, (size_t)r);
@@ -891,6 +1109,12 @@ maildir_scan_step(struct maildrop *md, size_t byte_budget, bool *done)
 	}
 	*done = md->scan_next >= md->count;
 	return MAILDIR_OK;
+}
+
+const struct maildir_notes *
+maildir_notes(const struct maildrop *md)
+{
+	return &md->notes;
 }
 
 size_t
@@ -930,49 +1154,127 @@ maildir_live_size(const struct maildrop *md)
 	return sum;
 }
 
-/* True when `name` is the file of a listed message other than m. */
+static void
+index_free(struct cur_index *ix)
+{
+	for (size_t i = 0; i < ix->n; i++)
+		free(ix->files[i].name);
+	free(ix->files);
+	*ix = (struct cur_index){ NULL, 0, 0, false };
+}
+
+static int
+cur_file_cmp(const void *a, const void *b)
+{
+	const struct cur_file *x = a, *y = b;
+
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/* Reads cur/ into ix, sorted by inode; false when it cannot. */
 static bool
-listed_elsewhere(const struct maildrop *md, const struct mail_msg *m,
+index_read(const struct maildrop *md, struct cur_index *ix)
+{
+	DIR *d = opendir(md->cur);
+	struct dirent *de;
+	bool ok = d != NULL;
+
+	while (ok && (de = readdir(d)) != NULL) {
+		if (skip_name(de->d_name))
+			continue;
+		if (ix->n == ix->cap) {
+			size_t cap = ix->cap == 0 ? 64 : ix->cap * 2;
+			struct cur_file *grown = realloc(ix->files,
+			    cap * sizeof(*grown));
+
+			if (grown == NULL) {
+				ok = false;
+				break;
+			}
+			ix->files = grown;
+			ix->cap = cap;
+		}
+		ix->files[ix->n].ino = (uint64_t)de->d_ino;
+		if ((ix->files[ix->n].name = strdup(de->d_name)) == NULL)
+			ok = false;
+		else
+			ix->n++;
+	}
+	if (d != NULL)
+		(void)closedir(d);
+	if (ix->n > 1)
+		qsort(ix->files, ix->n, sizeof(*ix->files), cur_file_cmp);
+	ix->read = ok;
+	return ok;
+}
+
+/* The name in ix of m's very file (same inode, same unique name). */
+static const char *
+index_find(const struct cur_index *ix, const struct mail_msg *m)
+{
+	size_t lo = 0, hi = ix->n, base = base_len(m->file);
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (ix->files[mid].ino < m->ino)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < ix->n && ix->files[lo].ino == m->ino; lo++)
+		if (base_len(ix->files[lo].name) == base &&
+		    strncmp(ix->files[lo].name, m->file, base) == 0)
+			return ix->files[lo].name;
+	return NULL;
+}
+
+/*
+ * True when cur/name is m's file as listed: a freed inode number is
+ * soon given to a new file, so the size and mtime (which a rename
+ * keeps) must match too.
+ */
+static bool
+still_same_file(const struct maildrop *md, const struct mail_msg *m,
     const char *name)
 {
-	size_t i;
+	char path[PATH_MAX];
+	struct stat sb;
 
-	for (i = 0; i < md->count; i++)
-		if (&md->msgs[i] != m && strcmp(md->msgs[i].file, name) == 0)
-			return true;
-	return false;
+	return join_path(path, md->cur, name) == 0 &&
+	    lstat(path, &sb) == 0 && S_ISREG(sb.st_mode) &&
+	    (uint64_t)sb.st_ino == m->ino &&
+	    (uint64_t)sb.st_size == m->file_size &&
+	    (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec ==
+	    m->mtime_ns;
 }
 
 /*
  * m's file is not under its listed name.  Another Maildir reader (an
  * IMAP server, a mail user agent) may have renamed it to change its
- * flags, which keeps the unique name before ':': look for that in
- * cur/ and follow it.  True when m->file now names such a file.  Runs
- * only after an ENOENT, so the directory scan stays off the usual path.
+ * flags, or moved it from new/, which keeps the file (its inode) and
+ * its unique name before ':': look for that in cur/ and follow it.  A
+ * file that merely has the same unique name (or a reused inode number)
+ * is another message and is never taken for m, least of all deleted
+ * for it.  True when m->file
+ * now names m's file.  ix is read at the first call and kept, so that
+ * a QUIT after a flag change on every message reads cur/ once.
  */
 static bool
-relocate(struct maildrop *md, struct mail_msg *m)
+relocate(struct maildrop *md, struct mail_msg *m, struct cur_index *ix)
 {
-	size_t base = base_len(m->file);
-	DIR *d = opendir(md->cur);
-	struct dirent *de;
-	char *found = NULL;
+	const char *found;
+	char *name;
 
-	if (d == NULL)
+	if (!ix->read && !index_read(md, ix))
 		return false;
-	while (found == NULL && (de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.' || base_len(de->d_name) != base ||
-		    strncmp(de->d_name, m->file, base) != 0 ||
-		    strcmp(de->d_name, m->file) == 0 ||
-		    listed_elsewhere(md, m, de->d_name))
-			continue;
-		found = strdup(de->d_name);
-	}
-	(void)closedir(d);
-	if (found == NULL)
+	if ((found = index_find(ix, m)) == NULL ||
+	    (!m->in_new && strcmp(found, m->file) == 0) ||
+	    !still_same_file(md, m, found) || (name = strdup(found)) == NULL)
 		return false;
 	free(m->file);
-	m->file = found;
+	m->file = name;
+	m->in_new = false;
 	return true;
 }
 
@@ -982,19 +1284,19 @@ relocate(struct maildrop *md, struct mail_msg *m)
  */
 static int
 on_msg_file(struct maildrop *md, struct mail_msg *m,
-    int (*op)(const char *path))
+    int (*op)(const char *path), struct cur_index *ix)
 {
 	char path[PATH_MAX];
 	bool retried = false;
 	int r;
 
 	for (;;) {
-		if (join_path(path, md->cur, m->file) == -1)
+		if (join_path(path, msg_dir(md, m), m->file) == -1)
 			return -1;
 		r = op(path);
 		if (r != -1 || errno != ENOENT || retried)
 			return r;
-		if (!relocate(md, m)) {
+		if (!relocate(md, m, ix)) {
 			errno = ENOENT;
 			return -1;
 		}
@@ -1017,6 +1319,7 @@ open_for_reading(const char *path)
 enum maildir_status
 maildir_msg_open(struct maildrop *md, size_t n, int *fd)
 {
+	struct cur_index ix = { NULL, 0, 0, false };
 	struct stat sb;
 	int f;
 
@@ -1024,7 +1327,8 @@ maildir_msg_open(struct maildrop *md, size_t n, int *fd)
 	*fd = -1;
 	if (n < 1 || n > md->count)
 		return MAILDIR_IO;
-	f = on_msg_file(md, &md->msgs[n - 1], open_for_reading);
+	f = on_msg_file(md, &md->msgs[n - 1], open_for_reading, &ix);
+	index_free(&ix);
 	if (f == -1)
 		return errno == ENOENT ? MAILDIR_GONE : MAILDIR_IO;
 	if (fstat(f, &sb) == -1 || !S_ISREG(sb.st_mode)) {
@@ -1058,18 +1362,31 @@ maildir_rollback(struct maildrop *md)
 		md->msgs[i].deleted = false;
 }
 
-size_t
-maildir_commit(struct maildrop *md)
+bool
+maildir_commit_step(struct maildrop *md, size_t max)
 {
-	size_t i, failed = 0;
+	size_t done = 0;
 
-	/* A file already gone (and not renamed) counts as deleted. */
-	for (i = 0; i < md->count; i++)
-		if (md->msgs[i].deleted &&
-		    on_msg_file(md, &md->msgs[i], unlink) == -1 &&
+	for (; md->commit_next < md->count; md->commit_next++) {
+		struct mail_msg *m = &md->msgs[md->commit_next];
+
+		if (!m->deleted)
+			continue;
+		if (max > 0 && done++ == max)
+			return false;
+		/* A file already gone (and not renamed) counts as deleted. */
+		if (on_msg_file(md, m, unlink, &md->commit_ix) == -1 &&
 		    errno != ENOENT)
-			failed++;
-	return failed;
+			md->commit_failed++;
+	}
+	index_free(&md->commit_ix);
+	return true;
+}
+
+size_t
+maildir_commit_failed(const struct maildrop *md)
+{
+	return md->commit_failed;
 }
 
 void
@@ -1080,6 +1397,7 @@ maildir_close(struct maildrop *md)
 	if (md == NULL)
 		return;
 	scan_close(md);
+	index_free(&md->commit_ix);
 	if (md->dir != NULL)
 		(void)closedir(md->dir);
 	free_entries(md->ents, md->nents);

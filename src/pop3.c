@@ -32,6 +32,7 @@ static const struct stm_state states[POP3_NSTATES] = {
 	[POP3_UPDATE] = {
 		.state = POP3_UPDATE,
 		.on_arrival = pop3_update_enter,
+		.on_write = pop3_write,
 	},
 };
 
@@ -240,7 +241,10 @@ on_destroy(struct conn *c, enum conn_end why)
 
 	pop3_trans_cleanup(s);
 	pop3_forget_login(s);
-	/* No UPDATE here: closing never deletes (RFC 1939 section 6). */
+	/*
+	 * Closing never starts an UPDATE (RFC 1939 section 6); one that
+	 * QUIT started was finished by pop3_trans_cleanup().
+	 */
 	maildir_close(s->md);
 	if (s->locked)
 		users_unlock(s->env->users, s->user, s);

@@ -64,6 +64,22 @@ maildrop_failed(struct pop3_session *s, enum maildir_status st)
 	    "-ERR [SYS/TEMP] cannot open the maildrop");
 }
 
+/* What the login could not do with some files: the admin must know. */
+static void
+log_maildrop_notes(const struct pop3_session *s)
+{
+	const struct maildir_notes *n = maildir_notes(s->md);
+
+	if (n->unmoved > 0)
+		log_warn("pop3[%lu] user=%s %zu messages could not be moved "
+		    "from new/ to cur/ (%s): served from new/", s->id,
+		    s->user, n->unmoved, strerror(n->unmoved_errno));
+	if (n->unreadable > 0)
+		log_warn("pop3[%lu] user=%s %zu message files could not be "
+		    "read (%s): left out of the list", s->id, s->user,
+		    n->unreadable, strerror(n->unreadable_errno));
+}
+
 /* Lists and sizes the maildrop a slice per call, then TRANSACTION. */
 static void
 produce_scan(struct pop3_session *s)
@@ -81,6 +97,7 @@ produce_scan(struct pop3_session *s)
 		return;
 	s->msgs_at_login = maildir_live_count(s->md);
 	s->size_at_login = maildir_live_size(s->md);
+	log_maildrop_notes(s);
 	log_info("pop3[%lu] %s user=%s login", s->id, s->base.conn.peer, s->user);
 	pop3_reply(s, "+OK maildrop has %zu messages (%llu octets)",
 	    s->msgs_at_login, (unsigned long long)s->size_at_login);

@@ -50,9 +50,30 @@ get_msg(struct pop3_session *s, const char *arg, size_t *n)
 	return true;
 }
 
+static void produce_commit(struct pop3_session *s);
+
+/* For the logout line: the marked messages actually removed. */
+static void
+count_deletions(struct pop3_session *s)
+{
+	size_t marked = maildir_count(s->md) - maildir_live_count(s->md);
+
+	s->dele_count = (unsigned)(marked - maildir_commit_failed(s->md));
+}
+
 void
 pop3_trans_cleanup(struct pop3_session *s)
 {
+	/*
+	 * The session ends with its QUIT's deletions under way (the client
+	 * hung up, the server is stopping): its owner asked for them, so
+	 * they are finished here.
+	 */
+	if (s->produce == produce_commit) {
+		(void)maildir_commit_step(s->md, 0);
+		count_deletions(s);
+		s->produce = NULL;
+	}
 	if (s->msg_fd >= 0) {
 		close(s->msg_fd);
 		s->msg_fd = -1;
@@ -435,16 +456,16 @@ cmd_quit(void *sp, int argc, char **argv)
 	return CMD_NEXT;
 }
 
-/* UPDATE: the only place messages are removed. */
-void
-pop3_update_enter(unsigned state, void *ctx)
+/* UPDATE, a slice of unlinks per pass: the only place mail is removed. */
+static void
+produce_commit(struct pop3_session *s)
 {
-	struct pop3_session *s = ctx;
-	size_t marked = maildir_count(s->md) - maildir_live_count(s->md);
-	size_t failed = maildir_commit(s->md);
+	size_t failed;
 
-	(void)state;
-	s->dele_count = (unsigned)(marked - failed);
+	if (!maildir_commit_step(s->md, COMMIT_PER_PASS))
+		return;
+	count_deletions(s);
+	failed = maildir_commit_failed(s->md);
 	if (failed > 0) {
 		log_warn("pop3[%lu] user=%s %zu deletions failed", s->id,
 		    s->user, failed);
@@ -454,7 +475,15 @@ pop3_update_enter(unsigned state, void *ctx)
 		pop3_reply(s, "+OK " POP3D_NAME " signing off (%zu messages "
 		    "left)", maildir_live_count(s->md));
 	}
+	pop3_stream_done(s);
 	conn_close_after_flush(&s->base.conn, END_QUIT);
+}
+
+void
+pop3_update_enter(unsigned state, void *ctx)
+{
+	(void)state;
+	(void)pop3_stream(ctx, produce_commit, false);
 }
 
 const struct cmd pop3_trans_cmds[] = {

@@ -118,6 +118,30 @@ class Dropped(unittest.TestCase):
         self.assertTrue(self.s.wait_log(r"warning: pop3\[\d+\] user=alice maildrop"),
                         self.s.log_text())
 
+    def test_unreadable_message_left_out_not_the_maildrop(self):
+        # One message file the server cannot read costs that message,
+        # not the user's whole maildrop; the admin is told.
+        d = os.path.join(self.s.maildir, "alice")
+        total = sum(len(os.listdir(os.path.join(d, sub)))
+                    for sub in ("cur", "new"))
+        victim = os.path.join(d, "cur", "1800000000.M1P1.rootonly:2,")
+        with open(victim, "wb") as f:
+            f.write(b"Subject: root only\n\nunreadable\n")
+        os.chmod(victim, 0o600)
+        c = self.s.client()
+        try:
+            c.login("alice", "secret")
+            r = c.cmd("STAT")
+            self.assertTrue(r.startswith("+OK %d " % total), r)
+            c.quit()
+        finally:
+            c.close()
+        self.assertTrue(os.path.exists(victim))
+        self.assertTrue(self.s.wait_log(
+            r"warning: pop3\[\d+\] user=alice 1 message files could not "
+            r"be read \(Permission denied\): left out of the list"),
+            self.s.log_text())
+
 
 class LogAsUser(unittest.TestCase):
 

@@ -98,6 +98,16 @@ at(char *buf, const char *rel)
 	return buf;
 }
 
+/* dir + name into buf (64 bytes). */
+static const char *
+at_user(const char *dir, const char *name, char *buf)
+{
+	int len = snprintf(buf, 64, "%s%s", dir, name);
+
+	ck_assert(len > 0 && len < 64);
+	return buf;
+}
+
 static void
 mkdir_rel(const char *rel)
 {
@@ -220,6 +230,25 @@ assert_uids_unique(const struct maildrop *md)
 			ck_assert_str_ne(maildir_msg(md, i)->uid,
 			    maildir_msg(md, j)->uid);
 	}
+}
+
+/* A new session of user finds just one message, in file `file`. */
+static void
+assert_only_message(const char *user, const char *file)
+{
+	struct maildrop *md = open_scanned(user);
+
+	ck_assert_uint_eq(maildir_count(md), 1);
+	ck_assert_str_eq(file_of(md, 1), file);
+	maildir_close(md);
+}
+
+/* Runs a whole UPDATE; the number of failed unlinks. */
+static size_t
+commit_all(struct maildrop *md)
+{
+	ck_assert(maildir_commit_step(md, 0));
+	return maildir_commit_failed(md);
 }
 
 START_TEST(test_scan_order)
@@ -488,6 +517,191 @@ START_TEST(test_uidl_arrival_twin_renamed)
 }
 END_TEST
 
+/* Makes root/to a hard link of root/from. */
+static void
+link_rel(const char *from, const char *to)
+{
+	char a[PATH_MAX], b[PATH_MAX];
+
+	ck_assert_int_eq(link(at(a, from), at(b, to)), 0);
+}
+
+/*
+ * kill -9 between the link into cur/ under the inode name and the
+ * unlink from new/ (the name was taken): the next login finishes the
+ * move.  Left in new/, the file would come back after its DELE.
+ */
+START_TEST(test_cut_move_to_inode_name)
+{
+	struct maildrop *md;
+	char name[64], rel[80];
+
+	make_user("u");
+	put_str("u/cur/m:2,", "old\n", 1);
+	put_str("u/new/m", "new\n", 2);
+	(void)snprintf(name, sizeof(name), "m.I%llu:2,", ino_of("u/new/m"));
+	(void)snprintf(rel, sizeof(rel), "u/cur/%s", name);
+	link_rel("u/new/m", rel);
+	md = open_scanned("u");
+	ck_assert_uint_eq(maildir_count(md), 2);
+	ck_assert(!exists("u/new/m"));
+	ck_assert_str_eq(uid_of(md, "m:2,"), "m");
+	ck_assert(maildir_mark_deleted(md, 2));
+	ck_assert_uint_eq(commit_all(md), 0);
+	maildir_close(md);
+	assert_only_message("u", "m:2,");
+}
+END_TEST
+
+/*
+ * kill -9 in the middle of a twin's rename leaves one file under its
+ * old and its new name: it is listed once, under the new one, and the
+ * old name is gone, whichever of the twins sorts first.
+ */
+START_TEST(test_cut_twin_rename)
+{
+	static const char *const olds[] = { "tw:2,S", "tw:2," };
+	static const char *const others[] = { "tw:2,", "tw:2,S" };
+
+	for (size_t i = 0; i < 2; i++) {
+		struct maildrop *md;
+		char oldrel[64], name[64], rel[80];
+
+		make_user("u");
+		put_str(at_user("u/cur/", others[i], oldrel), "kept\n", 1);
+		put_str(at_user("u/cur/", olds[i], oldrel), "renamed\n", 2);
+		(void)snprintf(name, sizeof(name), "tw.I%llu%s",
+		    ino_of(oldrel), strchr(olds[i], ':'));
+		(void)snprintf(rel, sizeof(rel), "u/cur/%s", name);
+		link_rel(oldrel, rel);
+		md = open_scanned("u");
+		ck_assert_uint_eq(maildir_count(md), 2);
+		ck_assert(!exists(oldrel));
+		ck_assert_str_eq(uid_of(md, others[i]), "tw");
+		ck_assert(strncmp(uid_of(md, name), "tw.I", 4) == 0);
+		maildir_close(md);
+		teardown();
+		setup();
+	}
+}
+END_TEST
+
+/*
+ * A file of new/ that cannot go to cur/ (here its name has no room
+ * for the ":2," info) is still served, deleted, and noted.
+ */
+START_TEST(test_served_from_new)
+{
+	struct maildrop *md;
+	char name[256], rel[300];
+	int fd = -1;
+
+	make_user("u");
+	memset(name, 'n', 255);
+	name[255] = '\0';
+	(void)snprintf(rel, sizeof(rel), "u/new/%s", name);
+	put_str(rel, "stuck\n", 2);
+	put_str("u/cur/a:2,", "a\n", 1);
+	md = open_scanned("u");
+	ck_assert_uint_eq(maildir_count(md), 2);
+	ck_assert(maildir_msg(md, 2)->in_new);
+	ck_assert_uint_eq(maildir_msg(md, 2)->size, 7);
+	assert_uids_unique(md);
+	ck_assert_uint_eq(maildir_notes(md)->unmoved, 1);
+	ck_assert_int_eq(maildir_notes(md)->unmoved_errno, ENAMETOOLONG);
+	ck_assert_uint_eq(maildir_notes(md)->unreadable, 0);
+	ck_assert_int_eq(maildir_msg_open(md, 2, &fd), MAILDIR_OK);
+	ck_assert_int_eq(close(fd), 0);
+	ck_assert(maildir_mark_deleted(md, 2));
+	ck_assert_uint_eq(commit_all(md), 0);
+	ck_assert(!exists(rel));
+	ck_assert(exists("u/cur/a:2,"));
+	maildir_close(md);
+}
+END_TEST
+
+/*
+ * Another file under a vanished message's unique name is another
+ * message (other inode): never served nor deleted in its place.
+ */
+START_TEST(test_relocate_needs_same_file)
+{
+	struct maildrop *md;
+	char p[PATH_MAX];
+	int fd = -1;
+
+	make_user("u");
+	put_str("u/cur/x:2,", "mine\n", 1);
+	md = open_scanned("u");
+	ck_assert(maildir_mark_deleted(md, 1));
+	ck_assert_int_eq(unlink(at(p, "u/cur/x:2,")), 0);
+	put_str("u/cur/x:2,S", "not the listed one\n", 2);
+	ck_assert_int_eq(maildir_msg_open(md, 1, &fd), MAILDIR_GONE);
+	ck_assert_uint_eq(commit_all(md), 0);
+	ck_assert(exists("u/cur/x:2,S"));
+	maildir_close(md);
+}
+END_TEST
+
+/* UPDATE goes a slice at a time, and removes just the marked files. */
+START_TEST(test_commit_in_slices)
+{
+	struct maildrop *md;
+	char rel[32];
+	int i;
+
+	make_user("u");
+	for (i = 0; i < 7; i++) {
+		(void)snprintf(rel, sizeof(rel), "u/cur/m%d", i);
+		put_str(rel, "x\n", i + 1);
+	}
+	md = open_scanned("u");
+	for (i = 1; i <= 7; i += 2)
+		ck_assert(maildir_mark_deleted(md, (size_t)i));
+	/* Marked: m0, m2, m4, m6; two per step. */
+	ck_assert(!maildir_commit_step(md, 2));
+	ck_assert(!exists("u/cur/m0") && !exists("u/cur/m2"));
+	ck_assert(exists("u/cur/m4") && exists("u/cur/m6"));
+	ck_assert(maildir_commit_step(md, 2));
+	ck_assert_uint_eq(maildir_commit_failed(md), 0);
+	for (i = 0; i < 7; i++) {
+		(void)snprintf(rel, sizeof(rel), "u/cur/m%d", i);
+		ck_assert_int_eq(exists(rel), i % 2 == 1);
+	}
+	maildir_close(md);
+}
+END_TEST
+
+/*
+ * A message file that cannot be read when it is sized (here a symlink
+ * put in its place, which O_NOFOLLOW refuses) costs that message, not
+ * the login; it is noted for the log and stays on disk.
+ */
+START_TEST(test_unreadable_left_out)
+{
+	struct maildrop *md;
+	char p[PATH_MAX], q[PATH_MAX];
+	bool done = false;
+
+	make_user("u");
+	put_str("u/cur/a", "a\n", 1);
+	put_str("u/cur/b", "b\n", 2);
+	md = open_ok("u");
+	ck_assert_int_eq(maildir_scan_step(md, 1, &done), MAILDIR_OK);
+	ck_assert_uint_eq(maildir_count(md), 2);
+	ck_assert_int_eq(unlink(at(p, "u/cur/b")), 0);
+	ck_assert_int_eq(symlink(at(q, "u/cur/a"), p), 0);
+	ck_assert_int_eq(maildir_scan_step(md, SIZE_MAX, &done), MAILDIR_OK);
+	ck_assert(done);
+	ck_assert_uint_eq(maildir_count(md), 1);
+	ck_assert_str_eq(file_of(md, 1), "a");
+	ck_assert_uint_eq(maildir_notes(md)->unreadable, 1);
+	ck_assert_int_eq(maildir_notes(md)->unreadable_errno, ELOOP);
+	ck_assert(exists("u/cur/b"));
+	maildir_close(md);
+}
+END_TEST
+
 /* Builds a message of `lines` lines, every third ending in CRLF. */
 static char *
 big_message(size_t lines, size_t *len)
@@ -576,22 +790,20 @@ START_TEST(test_mark_rollback_commit)
 	maildir_rollback(md);
 	ck_assert(!maildir_msg(md, 2)->deleted);
 	ck_assert_uint_eq(maildir_live_count(md), 3);
-	ck_assert_uint_eq(maildir_commit(md), 0);
+	ck_assert_uint_eq(commit_all(md), 0);
 	ck_assert(exists("u/cur/m1") && exists("u/cur/m2") &&
 	    exists("u/cur/m3"));
+	maildir_close(md);
 
+	md = open_scanned("u");
 	ck_assert(maildir_mark_deleted(md, 1));
 	ck_assert(maildir_mark_deleted(md, 3));
-	ck_assert_uint_eq(maildir_commit(md), 0);
+	ck_assert_uint_eq(commit_all(md), 0);
 	ck_assert(!exists("u/cur/m1"));
 	ck_assert(exists("u/cur/m2"));
 	ck_assert(!exists("u/cur/m3"));
 	maildir_close(md);
-
-	md = open_scanned("u");
-	ck_assert_uint_eq(maildir_count(md), 1);
-	ck_assert_str_eq(file_of(md, 1), "m2");
-	maildir_close(md);
+	assert_only_message("u", "m2");
 }
 END_TEST
 
@@ -667,7 +879,7 @@ START_TEST(test_flags_renamed_under_us)
 
 	for (size_t n = 1; n <= 4; n++)
 		ck_assert(maildir_mark_deleted(md, n));
-	ck_assert_uint_eq(maildir_commit(md), 0);
+	ck_assert_uint_eq(commit_all(md), 0);
 	ck_assert(!exists("u/cur/m1:2,S"));
 	ck_assert(!exists("u/cur/m2:2,RS"));
 	/* The twin got a name of its own at open, and is still there. */
@@ -931,7 +1143,7 @@ START_TEST(test_grown_and_commit_failures)
 	ck_assert_int_eq(unlink(at(p, "u/cur/b")), 0);
 	ck_assert_int_eq(unlink(at(p, "u/cur/c")), 0);
 	mkdir_rel("u/cur/c");
-	ck_assert_uint_eq(maildir_commit(md), 1);
+	ck_assert_uint_eq(commit_all(md), 1);
 	ck_assert(exists("u/cur/a"));
 	maildir_close(md);
 	maildir_close(NULL);
@@ -972,6 +1184,12 @@ maildir_suite(void)
 	tcase_add_test(core, test_uidl_unsafe_stable);
 	tcase_add_test(core, test_uidl_duplicates);
 	tcase_add_test(core, test_uidl_arrival_twin_renamed);
+	tcase_add_test(core, test_cut_move_to_inode_name);
+	tcase_add_test(core, test_cut_twin_rename);
+	tcase_add_test(core, test_served_from_new);
+	tcase_add_test(core, test_relocate_needs_same_file);
+	tcase_add_test(core, test_commit_in_slices);
+	tcase_add_test(core, test_unreadable_left_out);
 	tcase_add_test(core, test_listing_in_slices);
 	tcase_add_test(core, test_scan_budget);
 	tcase_add_test(core, test_mark_rollback_commit);

@@ -1,0 +1,112 @@
+"""A maildrop the server cannot change, and an UPDATE cut short.
+
+A read-only maildrop (a bind mount remounted read-only, which root
+cannot bypass) still serves every message, those still in new/
+included, with the UIDs they will keep once the maildrop is writable
+again.  A client that hangs up right after QUIT still gets every
+deletion it asked for, even when the deletions take several passes of
+the reactor.
+"""
+import os
+import socket
+import struct
+import subprocess
+
+from hardlib import (HardTest, Server, deliver, umount, unstuff,
+                     wire_form)
+
+
+def uidl(c):
+    return dict(ln.split(" ", 1) for ln in c.multi_lines("UIDL"))
+
+
+def retr(c, n):
+    first, body = c.multi("RETR %d" % n)
+    assert first.startswith("+OK"), first
+    return unstuff(body)
+
+
+class ReadOnlyMaildrop(HardTest):
+
+    def setUp(self):
+        self.srv = Server(users={"alice": "secret"}).__enter__()
+        self.addCleanup(self.srv.__exit__, None, None, None)
+        self.dir = self.srv.user_dir("alice")
+        self.new_msg = b"Subject: arrived\n\nstill in new/\n"
+        deliver(self.srv.maildir, "alice", "1800000001.M1P1.host",
+                self.new_msg)
+        # Twins: one unique name, two files (a copy restored next to
+        # the original); the second must get a UID of its own.
+        for flags, body in ((":2,S", b"first\n"), (":2,T", b"second\n")):
+            with open(os.path.join(self.dir, "cur", "twin" + flags),
+                      "wb") as f:
+                f.write(b"Subject: twin\n\n" + body)
+        self.mount_ro()
+
+    def mount_ro(self):
+        for args in (["--bind", self.dir, self.dir],
+                     ["-o", "remount,bind,ro", self.dir]):
+            p = subprocess.run(["mount"] + args, capture_output=True,
+                               text=True, timeout=20)
+            self.assertEqual(p.returncode, 0, p.stderr)
+        self.addCleanup(umount, self.dir)
+
+    def test_new_mail_served_and_uids_kept_once_writable(self):
+        c = self.srv.client()
+        c.login()
+        n = int(c.cmd("STAT").split()[1])
+        ro_uids = uidl(c)
+        self.assertEqual(len(set(ro_uids.values())), n, ro_uids)
+        self.assertIn("1800000001.M1P1.host", ro_uids.values())
+        num = [k for k, v in ro_uids.items()
+               if v == "1800000001.M1P1.host"][0]
+        self.assertEqual(retr(c, int(num)), wire_form(self.new_msg))
+        self.assertTrue(c.cmd("DELE %s" % num).startswith("+OK"))
+        r = c.quit()
+        self.assertTrue(r.startswith("-ERR [SYS/TEMP]"), r)
+        self.assertTrue(self.srv.wait_log(
+            r"warning: pop3\[\d+\] user=alice \d+ messages could not be "
+            r"moved from new/ to cur/ \(Read-only file system\)"),
+            self.srv.log_text())
+
+        umount(self.dir)
+        c = self.srv.client()
+        c.login()
+        rw_uids = uidl(c)
+        c.quit()
+        self.assertEqual(sorted(rw_uids.values()),
+                         sorted(ro_uids.values()),
+                         "UIDs changed when the maildrop became writable")
+        self.assertEqual(os.listdir(os.path.join(self.dir, "new")), [])
+
+
+class QuitThenHangUp(HardTest):
+
+    COUNT = 3000
+
+    def test_every_deletion_done_after_a_reset(self):
+        with Server(users={"alice": "secret"}) as srv:
+            d = srv.user_dir("alice")
+            for i in range(self.COUNT):
+                deliver(srv.maildir, "alice", "1800%06d.M%dP1.host" % (i, i),
+                        b"Subject: %d\n\nbody\n" % i, sub="cur")
+            c = srv.client(timeout=60)
+            c.login()
+            total = int(c.cmd("STAT").split()[1])
+            self.assertGreaterEqual(total, self.COUNT)
+            c.sock.sendall(b"".join(b"DELE %d\r\n" % i
+                                    for i in range(1, total + 1)))
+            for _ in range(total):
+                self.assertTrue(c.line().startswith(b"+OK"))
+            # QUIT, then a reset at once: no time to read the answer.
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                              struct.pack("ii", 1, 0))
+            c.sock.sendall(b"QUIT\r\n")
+            c.sock.close()
+            self.assertTrue(srv.wait_log(r"user=alice logout", timeout=30),
+                            srv.log_text())
+            self.assertEqual(os.listdir(os.path.join(d, "cur")), [])
+            self.assertEqual(os.listdir(os.path.join(d, "new")), [])
+            self.assertRegex(srv.log_text(),
+                             r"logout retr=0/0 top=0 dele=%d/%d " %
+                             (total, total))

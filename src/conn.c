@@ -306,27 +306,37 @@ static const struct sel_handler conn_handler = {
 	.on_close = on_unregistered,
 };
 
+/*
+ * True while the client waits for us, not we for it: a login being
+ * checked, an MGMT TIMEOUT running, a producer with nothing out yet (a
+ * filter still thinking, a maildrop being listed, a QUIT's unlinks:
+ * nothing in our buffer nor in the kernel's).  Each of those has its
+ * own bound (the filter's time limit, slices).
+ */
+static bool
+client_waits(const struct conn *c)
+{
+	return c->held || (c->streaming && (c->stream_waiting ||
+	    (buffer_empty(&c->out) && send_queue(c) == 0)));
+}
+
 static void
 on_idle_timer(struct selector *s, void *data)
 {
 	struct conn *c = data;
 	uint64_t now = selector_now_ms();
 	uint64_t deadline = c->last_active + c->idle_ms;
+	bool exempt = c->frozen || client_waits(c);
 
 	if (c->closing)
 		return;
-	if (!c->frozen && !c->held && now >= deadline && peer_draining(c)) {
+	if (!exempt && now >= deadline && peer_draining(c)) {
 		touch(c);
 		deadline = now + c->idle_ms;
 	}
-	if (c->frozen || c->held || now < deadline) {
-		/*
-		 * A paused service never counts against the idle timer, nor
-		 * does a client waiting for our answer (a login being
-		 * checked, an MGMT TIMEOUT running).
-		 */
-		uint64_t left = c->frozen || c->held ? c->idle_ms :
-		    deadline - now;
+	if (exempt || now < deadline) {
+		/* A paused service never counts against the idle timer. */
+		uint64_t left = exempt ? c->idle_ms : deadline - now;
 
 		selector_timer_arm(s, &c->idle_timer, left, on_idle_timer, c);
 		return;

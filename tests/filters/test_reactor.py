@@ -62,6 +62,23 @@ class SlowFilter(FilterTest):
             self.assert_clean(srv)
 
 
+    def test_waiting_on_the_filter_is_not_idleness(self):
+        # The client waits for us, not we for it: a filter slower than
+        # the idle timeout (bounded by its own time limit) must not get
+        # the session logged out.
+        with FilterServer(filter=SLOW, idle=2) as srv:
+            a = srv.pop3("alice")
+            a.send("RETR 1\r\n")
+            self.assertEqual(a.line().decode(), OK_FILTERED)
+            body, complete = read_multiline_or_close(a)
+            self.assertTrue(complete)
+            self.assertEqual(body, expected_body(ascii_upper(ALICE[0][1])))
+            self.assertTrue(a.cmd("NOOP").startswith("+OK"))
+            a.quit()
+            self.assertNotIn("reason=timeout", srv.log_text())
+            self.assert_clean(srv)
+
+
 USERS50 = dict({"admin": "Adm1n-Pw.7731"},
                **{"u%02d" % i: "pw%02d" % i for i in range(50)})
 MSG50 = big_message(200_000)

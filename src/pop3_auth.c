@@ -177,13 +177,16 @@ static enum cmd_result
 cmd_pass(void *sp, int argc, char **argv)
 {
 	struct pop3_session *s = sp;
+	char none[1] = "";
+	char *password = argc > 1 ? argv[1] : none;
 
-	(void)argc;
 	if (!s->have_user) {
-		verify_wipe(argv[1], strlen(argv[1]));
-		return pop3_fail(s, "[AUTH] USER first");
+		verify_wipe(password, strlen(password));
+		/* Out of order, not bad credentials: no [AUTH] (Dovecot). */
+		return pop3_fail(s, "USER first");
 	}
-	return try_login(s, argv[1]);
+	/* An empty password is a wrong one: delayed and counted. */
+	return try_login(s, password);
 }
 
 /* RFC 4616: [authzid] NUL authcid NUL passwd. */
@@ -285,7 +288,7 @@ cmd_quit(void *sp, int argc, char **argv)
 
 const struct cmd pop3_auth_cmds[] = {
 	{ "USER", cmd_user, 1, 1, 0, NULL },
-	{ "PASS", cmd_pass, 1, 1, CMD_REST, NULL },
+	{ "PASS", cmd_pass, 0, 1, CMD_REST, NULL },
 	{ "AUTH", cmd_auth, 0, 2, 0, NULL },
 	{ "CAPA", pop3_cmd_capa, 0, 0, 0, NULL },
 	{ "QUIT", cmd_quit, 0, 0, 0, NULL },

@@ -139,6 +139,8 @@ CASES = {
     "overlong_user_line": [["USER " + "a" * 300]],
     "bad_commands_before_login": [["XYZZY"] * 5],
     "wrong_password": [["USER alice", "PASS wrong"]],
+    "empty_password": [["USER alice", "PASS"]],
+    "pass_without_user": [["PASS secret", "NOOP"]],
     "unknown_user": [["USER nobody", "PASS secret"]],
     "auth_plain_other_authzid": [["AUTH PLAIN " + plain("upd", "alice",
                                                         "secret")]],
@@ -153,7 +155,8 @@ SOURCES = {"wrong_password": "127.0.0.2", "unknown_user": "127.0.0.3",
            "auth_plain_other_authzid": "127.0.0.4",
            "auth_plain_bad_base64": "127.0.0.5",
            "auth_plain_without_nuls": "127.0.0.6",
-           "auth_plain_empty_response": "127.0.0.7"}
+           "auth_plain_empty_response": "127.0.0.7",
+           "empty_password": "127.0.0.8"}
 
 # (case, command) -> (our reply's start, why).  Dovecot must answer
 # otherwise; we must answer this.

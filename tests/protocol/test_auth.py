@@ -61,7 +61,8 @@ class GreetingAndUserPass(unittest.TestCase):
     def test_pass_without_user_is_refused_and_session_goes_on(self):
         self.c.greeting()
         r = self.c.cmd("PASS secret")
-        self.assertTrue(r.startswith("-ERR"), r)
+        # Out of order, not bad credentials: no [AUTH] (RFC 3206).
+        self.assertEqual(r, "-ERR USER first\r\n")
         self.assertTrue(self.c.cmd("STAT").startswith("-ERR"),
                         "PASS without USER must not log in")
         self.assertTrue(self.c.cmd("USER alice").startswith("+OK"))
@@ -176,6 +177,21 @@ class Failures(unittest.TestCase):
         self.assertTrue(c.cmd("USER alice").startswith("+OK"))
         r = c.cmd("PASS secret")
         self.assertTrue(r.startswith("+OK"), r)
+        c.quit()
+
+    def test_empty_pass_is_a_failed_login(self):
+        c = self.srv.client()
+        c.greeting()
+        self.assertTrue(c.cmd("USER alice").startswith("+OK"))
+        t0 = time.monotonic()
+        r = c.cmd("PASS")
+        dt = time.monotonic() - t0
+        self.assertTrue(r.startswith("-ERR [AUTH]"), r)
+        self.assertGreaterEqual(dt, 0.8, "empty PASS answered at once")
+        # A failed PASS forgets the user, as any failed login does.
+        self.assertEqual(c.cmd("PASS secret"), "-ERR USER first\r\n")
+        self.assertTrue(c.cmd("USER alice").startswith("+OK"))
+        self.assertTrue(c.cmd("PASS secret").startswith("+OK"))
         c.quit()
 
     def test_failure_delay_does_not_block_other_clients(self):

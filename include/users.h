@@ -34,15 +34,16 @@ enum users_status {
 
 /*
  * Loads `path`.  A missing file is an empty store (it is created by the
- * first users_save()).  On USERS_PARSE, *line is the 1-based bad line.
- * The store keeps a copy of path.  *out is the caller's.
+ * first users_save()).  On USERS_PARSE, *line is the 1-based bad line;
+ * on USERS_IO errno says why.  The store keeps a copy of path.  *out is
+ * the caller's.
  */
 enum users_status users_load(const char *path, struct users **out,
     unsigned *line);
 /* Frees the store; NULL is fine. */
 void users_free(struct users *u);
 
-/* Writes the store to its file atomically, mode 0600. */
+/* Writes the store to its file atomically, mode 0600; errno on failure. */
 enum users_status users_save(struct users *u);
 
 /*

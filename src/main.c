@@ -254,6 +254,18 @@ add_at_start(struct users *u, const char *name, const char *password)
 	return st == USERS_OK ? users_add(u, name, password) : st;
 }
 
+/* Says why the users file did not load: its bad line, or the cause. */
+static void
+load_failed(const char *file, enum users_status st, unsigned line, int err)
+{
+	if (st == USERS_PARSE)
+		fprintf(stderr, "pop3server: %s: %s (line %u)\n", file,
+		    users_strerror(st), line);
+	else
+		fprintf(stderr, "pop3server: cannot read %s: %s\n", file,
+		    st == USERS_IO ? strerror(err) : users_strerror(st));
+}
+
 /* Applies -u and creates a missing admin; saves if anything changed. */
 static int
 prepare_users(struct options *o, struct users **out)
@@ -265,8 +277,7 @@ prepare_users(struct options *o, struct users **out)
 	char admin_pw[17] = "";
 
 	if (st != USERS_OK) {
-		fprintf(stderr, "pop3server: %s: %s (line %u)\n",
-		    o->users_file, users_strerror(st), line);
+		load_failed(o->users_file, st, line, errno);
 		return -1;
 	}
 	for (size_t i = 0; i < o->ncli_users; i++) {

@@ -5,6 +5,7 @@
  * store; every change is saved to the users/settings file before the
  * +OK, and undone in memory when the save fails.  No socket calls here.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,11 +96,12 @@ static bool
 save(struct mgmt_session *s)
 {
 	enum users_status st = users_save(s->env->users);
+	int err = errno;
 
 	if (st == USERS_OK)
 		return true;
 	log_err("mgmt[%lu] cannot save the users file: %s", s->id,
-	    users_strerror(st));
+	    strerror(err));
 	if (s->undo == NULL ||
 	    users_restore(s->env->users, s->undo) != USERS_OK)
 		log_err("mgmt[%lu] cannot undo the change in memory", s->id);

@@ -464,7 +464,30 @@ for _name, _args in BAD_OPTIONS.items():
     setattr(CommandLine, "test_bad_" + _name, _bad_option_test(_args))
 
 
+def failed_start(tmp, users_file, args=()):
+    """Runs the server on free ports with the mail root tmp/mail and
+    users_file, for a start that must fail: it has 10 s to exit, and a
+    server still running then (hung, or serving) is killed and fails the
+    test."""
+    mail = os.path.join(tmp, "mail")
+    os.makedirs(mail, exist_ok=True)
+    cmd = [SERVER_BIN, "-p", str(free_port()), "-l", "127.0.0.1",
+           "-P", str(free_port()), "-L", "127.0.0.1", "-d", mail,
+           "-U", users_file] + list(args)
+    try:
+        p = subprocess.run(cmd, stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("%s still running after 10 s" % cmd)
+    return p.returncode, p.stderr.decode("latin-1")
+
+
 class UsersFile(unittest.TestCase):
+    def tmpdir(self):
+        tmp = tempfile.mkdtemp(prefix="pop3test-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        return tmp
+
     def test_admin_created_with_printed_password(self):
         with Server(users={"alice": "secret"}) as srv:
             lines = users_lines(srv)
@@ -501,21 +524,20 @@ class UsersFile(unittest.TestCase):
 
     def test_unwritable_users_file_prints_no_admin_password(self):
         # The generated password is shown only once it is saved.
-        tmp = tempfile.mkdtemp(prefix="pop3test-")
-        try:
-            os.mkdir(os.path.join(tmp, "mail"))
-            proc = subprocess.run(
-                [SERVER_BIN, "-p", str(free_port()), "-l", "127.0.0.1",
-                 "-P", str(free_port()), "-L", "127.0.0.1",
-                 "-d", os.path.join(tmp, "mail"),
-                 "-U", os.path.join(tmp, "no-such-dir", "users")],
-                stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
-        finally:
-            shutil.rmtree(tmp)
-        err = proc.stderr.decode("latin-1")
-        self.assertEqual(proc.returncode, 1, err)
+        tmp = self.tmpdir()
+        rc, err = failed_start(tmp, os.path.join(tmp, "no-such-dir", "users"))
+        self.assertEqual(rc, 1, err)
         self.assertIn("cannot write", err)
         self.assertNotIn("password", err)
+
+    def test_users_file_a_directory_names_the_cause(self):
+        # The system's reason, and no "(line 0)" where no line is at fault.
+        users = os.path.join(self.tmpdir(), "users.d")
+        os.mkdir(users)
+        rc, err = failed_start(os.path.dirname(users), users)
+        self.assertEqual(rc, 1, err)
+        self.assertIn("users.d: Is a directory", err)
+        self.assertNotIn("line", err)
 
     def test_u_persisted_hashed_and_survives_restart(self):
         pw = "Persist-Me-42"

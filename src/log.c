@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "regfile.h"
 
 static int log_fd = STDERR_FILENO;
 static char *log_path;
@@ -22,10 +23,11 @@ static const char *const level_names[] = {
 	[LOG_INFO] = "info", [LOG_DEBUG] = "debug",
 };
 
+/* A FIFO at the path (at start or after a rotation) must not block us. */
 static int
 open_file(const char *path)
 {
-	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	return regfile_open(path, O_WRONLY | O_APPEND | O_CREAT, 0600);
 }
 
 int

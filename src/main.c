@@ -25,6 +25,7 @@
 #include "config.h"
 #include "log.h"
 #include "proto.h"
+#include "regfile.h"
 #include "server.h"
 #include "settings.h"
 #include "users.h"
@@ -263,7 +264,8 @@ load_failed(const char *file, enum users_status st, unsigned line, int err)
 		    users_strerror(st), line);
 	else
 		fprintf(stderr, "pop3server: cannot read %s: %s\n", file,
-		    st == USERS_IO ? strerror(err) : users_strerror(st));
+		    st == USERS_IO ? regfile_strerror(err) :
+		    users_strerror(st));
 }
 
 /* Applies -u and creates a missing admin; saves if anything changed. */
@@ -412,7 +414,7 @@ main(int argc, char **argv)
 	parse_options(argc, argv, &o);
 	if (o.log_file != NULL && log_open(o.log_file) < 0) {
 		fprintf(stderr, "pop3server: cannot open log %s: %s\n",
-		    o.log_file, strerror(errno));
+		    o.log_file, regfile_strerror(errno));
 		return EXIT_USAGE;
 	}
 	if (setup_signals() < 0) {

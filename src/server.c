@@ -26,6 +26,7 @@
 #include "log.h"
 #include "mgmt.h"
 #include "pop3.h"
+#include "regfile.h"
 #include "selector.h"
 #include "server.h"
 #include "stats.h"
@@ -546,7 +547,7 @@ server_run(struct server_signals *sig)
 			sig->reopen_log = 0;
 			if (log_reopen() < 0)
 				log_err("cannot reopen the log: %s",
-				    strerror(errno));
+				    regfile_strerror(errno));
 		}
 		if (selector_poll(srv.sel, more ? 0 : -1) != SELECTOR_OK) {
 			log_err("select: %s", strerror(errno));

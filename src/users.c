@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "regfile.h"
 #include "users.h"
 
 /* crypt(3) SHA-512 takes up to 16 salt characters; we use them all. */
@@ -444,7 +445,8 @@ read_file(const char *path, char **data, size_t *len)
 
 	*data = NULL;
 	*len = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* -U naming a FIFO without writer would block us in read(). */
+	fd = regfile_open(path, O_RDONLY, 0);
 	if (fd == -1)
 		return errno == ENOENT ? USERS_OK : USERS_IO;
 	buf = malloc(cap);

@@ -402,6 +402,14 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(rc, 1, err)
         self.assertTrue(err.strip())
 
+    def test_log_fifo_exits_2(self):
+        # A FIFO nobody reads would block open(2) for good.
+        fifo = os.path.join(self.tmp, "log.fifo")
+        os.mkfifo(fifo)
+        rc, out, err = self.run_server(["--log", fifo])
+        self.assertEqual(rc, 2, err)
+        self.assertIn("log.fifo: not a regular file", err)
+
     def test_help(self):
         rc, out, err = self.run_server(["-h"], base=False)
         self.assertEqual(rc, 0, err)
@@ -530,14 +538,26 @@ class UsersFile(unittest.TestCase):
         self.assertIn("cannot write", err)
         self.assertNotIn("password", err)
 
-    def test_users_file_a_directory_names_the_cause(self):
-        # The system's reason, and no "(line 0)" where no line is at fault.
-        users = os.path.join(self.tmpdir(), "users.d")
-        os.mkdir(users)
+    def start_with_users_file(self, name, make):
+        """-U names tmp/name, which make(path) creates: the start must
+        fail with status 1; returns its standard error."""
+        users = os.path.join(self.tmpdir(), name)
+        make(users)
         rc, err = failed_start(os.path.dirname(users), users)
         self.assertEqual(rc, 1, err)
+        return err
+
+    def test_users_file_a_directory_names_the_cause(self):
+        # The system's reason, and no "(line 0)" where no line is at fault.
+        err = self.start_with_users_file("users.d", os.mkdir)
         self.assertIn("users.d: Is a directory", err)
         self.assertNotIn("line", err)
+
+    def test_users_file_fifo_exits_1(self):
+        # Like any users file that cannot be read; reading a FIFO nobody
+        # writes to would block for good.
+        err = self.start_with_users_file("users.fifo", os.mkfifo)
+        self.assertIn("users.fifo: not a regular file", err)
 
     def test_u_persisted_hashed_and_survives_restart(self):
         pw = "Persist-Me-42"

@@ -38,6 +38,8 @@ struct options {
 	const char *users_file;
 	const char *log_file;
 	const char *run_as;		/* -g: drop to this user */
+	uid_t run_uid;			/* its ids, looked up with the options */
+	gid_t run_gid;
 	bool allow_root;		/* --allow-root: root is intended */
 	char *cli_users[MAX_CLI_USERS];	/* "name:password", from -u */
 	size_t ncli_users;
@@ -134,6 +136,25 @@ check_cli_user(char *spec)
 		die_usage("-u: invalid password for '%s' (1-128 printable "
 		    "characters, no spaces)", spec);
 	*colon = ':';
+}
+
+/*
+ * -g must name an account: one that does not exist is a bad option
+ * value, found before any socket is opened.  The switch itself waits
+ * until the ports are bound.
+ */
+static void
+resolve_run_as(struct options *o)
+{
+	struct passwd *pw;
+
+	errno = 0;
+	pw = getpwnam(o->run_as);
+	if (pw == NULL)
+		die_usage("-g %s: %s", o->run_as, errno == 0 ||
+		    errno == ENOENT ? "no such user" : strerror(errno));
+	o->run_uid = pw->pw_uid;
+	o->run_gid = pw->pw_gid;
 }
 
 static void
@@ -235,6 +256,8 @@ parse_options(int argc, char **argv, struct options *o)
 	if (!S_ISDIR(st.st_mode))
 		die_usage("mail root '%s' is not a directory",
 		    o->server.mail_root);
+	if (o->run_as != NULL)
+		resolve_run_as(o);
 }
 
 /*
@@ -326,32 +349,25 @@ prepare_users(struct options *o, struct users **out)
 }
 
 /*
- * Becomes `name` for good: supplementary groups, group, user, in that
- * order, then checks that root cannot be regained.
+ * Becomes `name`, whose ids resolve_run_as() looked up, for good:
+ * supplementary groups, group, user, in that order, then checks that
+ * root cannot be regained.
  */
 static int
-drop_privileges(const char *name)
+drop_privileges(const char *name, uid_t uid, gid_t gid)
 {
-	struct passwd *pw = getpwnam(name);
-
-	if (pw == NULL) {
-		log_err("-g %s: no such user", name);
-		return -1;
-	}
-	if (initgroups(name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
-	    setuid(pw->pw_uid) < 0) {
+	if (initgroups(name, gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0) {
 		log_err("-g %s: cannot drop privileges: %s", name,
 		    strerror(errno));
 		return -1;
 	}
-	if (getuid() != pw->pw_uid || geteuid() != pw->pw_uid ||
-	    getgid() != pw->pw_gid || getegid() != pw->pw_gid ||
-	    (pw->pw_uid != 0 && setuid(0) == 0)) {
+	if (getuid() != uid || geteuid() != uid || getgid() != gid ||
+	    getegid() != gid || (uid != 0 && setuid(0) == 0)) {
 		log_err("-g %s: privileges were not dropped", name);
 		return -1;
 	}
-	log_info("running as %s (uid %u, gid %u)", name,
-	    (unsigned)pw->pw_uid, (unsigned)pw->pw_gid);
+	log_info("running as %s (uid %u, gid %u)", name, (unsigned)uid,
+	    (unsigned)gid);
 	return 0;
 }
 
@@ -423,7 +439,7 @@ main(int argc, char **argv)
 	}
 	st = server_bind(&o.server, signal_pipe[0]);
 	if (st != SERVER_OK || (o.run_as != NULL &&
-	    drop_privileges(o.run_as) < 0)) {
+	    drop_privileges(o.run_as, o.run_uid, o.run_gid) < 0)) {
 		server_shutdown();
 		return EXIT_FAILURE;
 	}

@@ -1,7 +1,8 @@
 """-g USER (docs/operations.md 2.5, pop3server(8)): started as root, the
 server binds, then becomes USER for good before it touches the users
 file or any maildrop; every file it writes afterwards belongs to USER.
-An unknown user, or -g without root, is exit status 1.  The tests use
+An unknown user is a bad option value (exit status 2, before binding);
+-g without root is exit status 1.  The tests use
 the existing unprivileged account "nobody" (group nogroup) and a mail
 root and users-file folder chowned to it, as operations.md 2.3 says."""
 import os
@@ -148,7 +149,7 @@ class LogAsUser(unittest.TestCase):
 
 class Refused(unittest.TestCase):
 
-    def test_unknown_user_exits_1(self):
+    def test_unknown_user_exits_2(self):
         need_root(self)
         d = tmpdir(self)
         os.mkdir(os.path.join(d, "mail"))
@@ -156,7 +157,7 @@ class Refused(unittest.TestCase):
                  "-L", "127.0.0.1", "-d", os.path.join(d, "mail"),
                  "-U", os.path.join(d, "users"), "-g", "no-such-user-x9"],
                 timeout=10)
-        self.assertEqual(r.rc, 1, r)
+        self.assertEqual(r.rc, 2, r)
         self.assertIn("no-such-user-x9", r.stderr)
         self.assertIn("no such user", r.stderr)
         self.assertFalse(os.path.exists(os.path.join(d, "users")),

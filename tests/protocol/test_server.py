@@ -458,6 +458,7 @@ BAD_OPTIONS = {
     "idle_negative": ["-T", "-1"],
     "max_conn_0": ["-m", "0"],
     "max_conn_abc": ["-m", "abc"],
+    "run_as_unknown_user": ["-g", "no-such-user-x9"],
 }
 
 

@@ -30,6 +30,7 @@ enum users_status {
 	USERS_EXISTS,		/* the user already exists */
 	USERS_NOTFOUND,		/* no such user */
 	USERS_FULL,		/* max_users reached */
+	USERS_UNSYNCED,		/* saved, but the folder's fsync failed */
 };
 
 /*
@@ -43,7 +44,12 @@ enum users_status users_load(const char *path, struct users **out,
 /* Frees the store; NULL is fine. */
 void users_free(struct users *u);
 
-/* Writes the store to its file atomically, mode 0600; errno on failure. */
+/*
+ * Writes the store to its file atomically, mode 0600.  On failure
+ * (errno says why) the old file is untouched.  USERS_UNSYNCED: the new
+ * file replaced the old one, so the change is in effect, but the fsync
+ * of its folder failed (errno): a system crash may still lose it.
+ */
 enum users_status users_save(struct users *u);
 
 /*

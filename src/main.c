@@ -332,7 +332,12 @@ prepare_users(struct options *o, struct users **out)
 		}
 		changed = true;
 	}
-	if (changed && users_save(u) != USERS_OK) {
+	st = changed ? users_save(u) : USERS_OK;
+	/* The file was replaced: the change is in effect. */
+	if (st == USERS_UNSYNCED) {
+		fprintf(stderr, "pop3server: warning: %s %s: %s\n",
+		    o->users_file, users_strerror(st), strerror(errno));
+	} else if (st != USERS_OK) {
 		fprintf(stderr, "pop3server: cannot write %s: %s\n",
 		    o->users_file, strerror(errno));
 		memset(admin_pw, 0, sizeof(admin_pw));

@@ -100,6 +100,12 @@ save(struct mgmt_session *s)
 
 	if (st == USERS_OK)
 		return true;
+	/* The file was replaced: answering -ERR would lie about the state. */
+	if (st == USERS_UNSYNCED) {
+		log_err("mgmt[%lu] users file %s: %s", s->id,
+		    users_strerror(st), strerror(err));
+		return true;
+	}
 	log_err("mgmt[%lu] cannot save the users file: %s", s->id,
 	    strerror(err));
 	if (s->undo == NULL ||

@@ -719,16 +719,13 @@ write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-/*
- * Makes the rename durable: fsync of the folder holding path.  File
- * systems that cannot sync a folder say EINVAL; that is not an error.
- */
+/* The folder holding path, opened for its fsync; -1 with errno. */
 static int
-sync_dir(const char *path)
+open_dir(const char *path)
 {
 	const char *slash = strrchr(path, '/');
 	char *dir;
-	int fd, r, saved;
+	int fd, saved;
 
 	if (slash == NULL)
 		dir = strdup(".");
@@ -741,17 +738,18 @@ sync_dir(const char *path)
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	saved = errno;
 	free(dir);
-	if (fd == -1) {
-		errno = saved;
-		return -1;
-	}
-	r = fsync(fd);
-	if (r == -1 && errno == EINVAL)
-		r = 0;
-	saved = errno;
-	(void)close(fd);
 	errno = saved;
-	return r;
+	return fd;
+}
+
+/*
+ * Makes the rename durable.  File systems that cannot sync a folder say
+ * EINVAL; that is not an error.
+ */
+static int
+sync_dir(int dfd)
+{
+	return fsync(dfd) == -1 && errno != EINVAL ? -1 : 0;
 }
 
 /*
@@ -801,7 +799,7 @@ users_save(struct users *u)
 	bool created = false;
 	char *tmp = NULL;
 	size_t tlen;
-	int fd = -1, n, saved;
+	int fd = -1, dfd = -1, n, saved;
 
 	assert(u != NULL);
 	if (!serialize(u, &b)) {
@@ -840,17 +838,25 @@ users_save(struct users *u)
 	fd = -1;
 	if (n == -1)
 		goto cleanup;
+	/*
+	 * Every failure we can see must come while the old file is still
+	 * in place: the folder (which needs read permission) is opened
+	 * before the rename, not after.
+	 */
+	dfd = open_dir(u->path);
+	if (dfd == -1)
+		goto cleanup;
 	if (rename(tmp, u->path) == -1)
 		goto cleanup;
 	created = false;
-	/* Past the rename the new file is in place; only durability fails. */
-	if (sync_dir(u->path) == -1)
-		goto cleanup;
-	st = USERS_OK;
+	/* The change is on disk now; only its durability can fail. */
+	st = sync_dir(dfd) == -1 ? USERS_UNSYNCED : USERS_OK;
 cleanup:
 	saved = errno;
 	if (fd != -1)
 		(void)close(fd);
+	if (dfd != -1)
+		(void)close(dfd);
 	if (created)
 		(void)unlink(tmp);
 	free(tmp);
@@ -1294,6 +1300,8 @@ users_strerror(enum users_status st)
 		return "no such user";
 	case USERS_FULL:
 		return "maximum number of users reached";
+	case USERS_UNSYNCED:
+		return "saved, but its folder could not be synced to disk";
 	}
 	return "unknown error";
 }

@@ -11,7 +11,8 @@ import signal
 import stat
 import unittest
 
-from opslib import (RUN_AS, SERVER_BIN, USERS, DroppedServer, account,
+from opslib import (ADMIN_PW, RUN_AS, SERVER_BIN, USERS, DroppedServer,
+                    account,
                     free_port, monitor, need_root, proc_status, read_text,
                     retr, run, tmpdir, uidl_map, wait_for, wire_form)
 
@@ -118,6 +119,57 @@ class Dropped(unittest.TestCase):
             c.close()
         self.assertTrue(self.s.wait_log(r"warning: pop3\[\d+\] user=alice maildrop"),
                         self.s.log_text())
+
+
+class UsersFolderNotReadable(unittest.TestCase):
+    """The users file's folder at mode 0300 (the -g user may create and
+    rename files in it but not open it, so not sync it): a save fails
+    before the old file is replaced, never after, so a change answered
+    -ERR is nowhere, neither in memory nor on disk."""
+
+    def setUp(self):
+        need_root(self)
+        self.uid, self.gid = account(RUN_AS)
+
+    def test_refused_change_is_not_on_disk(self):
+        s = DroppedServer(users=USERS).__enter__()
+        self.addCleanup(s.__exit__, None, None, None)
+        before = read_text(s.users_file)
+        os.chmod(s.tmp, 0o300)
+        self.addCleanup(os.chmod, s.tmp, 0o700)
+        for change in (["-ADD_USER", "carol", "c4rol-pw"],
+                       ["-CHANGE_PASSWORD", ADMIN_PW, "New-adm1n-pw"]):
+            r = monitor(s.mgmt_port, *change)
+            self.assertEqual(r.rc, 1, r)
+            self.assertIn("-ERR [SYS/TEMP] CANNOT SAVE THE USERS FILE",
+                          r.stdout)
+            self.assertEqual(read_text(s.users_file), before,
+                             "%s answered -ERR but is on disk" % change[0])
+        self.assertEqual([n for n in os.listdir(s.tmp) if ".tmp." in n], [],
+                         "temporary users file left behind")
+        self.assertTrue(s.wait_log(r"cannot save the users file: "
+                                   r"Permission denied"), s.log_text())
+        r = monitor(s.mgmt_port, "-USERS")
+        self.assertEqual(r.rc, 0, r)
+        self.assertNotIn("carol", r.stdout)
+
+    def test_start_creates_no_file(self):
+        d = tmpdir(self)
+        os.mkdir(os.path.join(d, "mail"))
+        folder = os.path.join(d, "users.d")
+        os.mkdir(folder, 0o300)
+        os.chown(folder, self.uid, self.gid)
+        os.chmod(d, 0o711)
+        users = os.path.join(folder, "users")
+        r = run([SERVER_BIN, "-p", str(free_port()), "-l", "127.0.0.1",
+                 "-P", str(free_port()), "-L", "127.0.0.1",
+                 "-d", os.path.join(d, "mail"), "-U", users,
+                 "-u", "admin:" + ADMIN_PW, "-g", RUN_AS], timeout=10)
+        self.assertEqual(r.rc, 1, r)
+        self.assertIn("cannot write %s: Permission denied" % users, r.stderr)
+        self.assertFalse(os.path.exists(users),
+                         "'cannot write' was printed, yet the file exists")
+        self.assertEqual(os.listdir(folder), [])
 
 
 class LogAsUser(unittest.TestCase):

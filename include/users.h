@@ -4,7 +4,7 @@
  * in, and the maildrop lock table.  No socket calls here.
  *
  * File format (one record a line; '#' starts a comment line):
- *   name:$6$salt$hash      an account
+ *   name:$6$salt$hash      an account ("$6$rounds=N$salt$hash" too)
  *   key=value              a setting (key: [a-z_]+, value: decimal)
  *   %key text              a text setting (text: to the end of line)
  * The file is rewritten atomically (temporary file in the same folder,
@@ -35,7 +35,10 @@ enum users_status {
 
 /*
  * Loads `path`.  A missing file is an empty store (it is created by the
- * first users_save()).  On USERS_PARSE, *line is the 1-based bad line;
+ * first users_save()).  On USERS_PARSE, *line is the 1-based bad line:
+ * malformed, a hash not of crypt(3)'s SHA-512 shape, a setting outside
+ * the range MGMT accepts (settings.h), or a max_users below the number
+ * of accounts;
  * on USERS_IO errno says why.  The store keeps a copy of path.  *out is
  * the caller's.
  */

@@ -23,9 +23,7 @@
 
 #define ADMIN_NAME	"admin"
 
-/* The spec's bounds for the numeric settings. */
-#define IDLE_MIN	10
-#define IDLE_MAX	86400
+/* The spec's bounds for a pause; the settings' are in settings.h. */
 #define PAUSE_MIN	1
 #define PAUSE_MAX	3600
 
@@ -325,7 +323,7 @@ cmd_max_users(void *sp, int argc, char **argv)
 	unsigned long n;
 
 	(void)argc;
-	if (!setting_value(argv[1], 1, 1000000000UL, &n) ||
+	if (!setting_value(argv[1], 1, SETTING_MAX_USERS_MAX, &n) ||
 	    n < users_count(s->env->users))
 		return fail(s, "INVALID MAX USERS");
 	if (!begin(s) || users_set_setting(s->env->users, SETTING_MAX_USERS,
@@ -363,7 +361,8 @@ cmd_idle_timeout(void *sp, int argc, char **argv)
 	unsigned long n;
 
 	(void)argc;
-	if (!setting_value(argv[1], IDLE_MIN, IDLE_MAX, &n))
+	if (!setting_value(argv[1], SETTING_IDLE_MIN, SETTING_IDLE_MAX,
+	    &n))
 		return fail(s, "INVALID IDLE TIMEOUT");
 	if (!begin(s) || users_set_setting(s->env->users, SETTING_IDLE, n) !=
 	    USERS_OK || !save(s))

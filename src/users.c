@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "regfile.h"
+#include "settings.h"
 #include "users.h"
 
 /* crypt(3) SHA-512 takes up to 16 salt characters; we use them all. */
@@ -36,7 +37,8 @@
 /* First read of the users file; doubled as needed. */
 #define READ_CHUNK		4096
 
-#define KEY_MAX_USERS		"max_users"
+/* crypt(3) SHA-512: 512 bits as 86 characters of salt_chars. */
+#define HASH_B64_LEN		86
 
 /*
  * A $6$ hash of a random password nobody knows.  users_verify() runs
@@ -217,6 +219,61 @@ parse_ulong(const char *s, unsigned long *out)
 }
 
 /*
+ * A saved setting must be one MGMT could have set: a hand-edited
+ * idle_timeout=0 would log every POP3 session out at once.  The
+ * descriptor ceiling caps max_connections at start, as it caps -m.
+ */
+static const struct {
+	const char	*key;
+	unsigned long	 min, max;
+} setting_ranges[] = {
+	{ SETTING_IDLE, SETTING_IDLE_MIN, SETTING_IDLE_MAX },
+	{ SETTING_MAX_USERS, 1, SETTING_MAX_USERS_MAX },
+	{ SETTING_MAX_CONN, 1, ULONG_MAX },
+};
+
+static bool
+setting_in_range(const char *key, unsigned long v)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(setting_ranges) / sizeof(setting_ranges[0]);
+	    i++)
+		if (strcmp(key, setting_ranges[i].key) == 0)
+			return v >= setting_ranges[i].min &&
+			    v <= setting_ranges[i].max;
+	return true;	/* a key we do not use is kept as it is */
+}
+
+/*
+ * The shape of what crypt(3) makes of "$6$" settings: "$6$", maybe
+ * "rounds=N$", a salt of 1 to 16 characters, '$', the 86-character
+ * hash.  A truncated hash would lock its user out for good, admin too
+ * (a new admin is made only when none exists).
+ */
+static bool
+valid_hash(const char *h)
+{
+	size_t n;
+
+	if (strncmp(h, "$6$", 3) != 0)
+		return false;
+	h += 3;
+	if (strncmp(h, "rounds=", 7) == 0) {
+		n = strspn(h + 7, "0123456789");
+		if (n == 0 || h[7 + n] != '$')
+			return false;
+		h += 7 + n + 1;
+	}
+	n = strspn(h, salt_chars);
+	if (n == 0 || n > SALT_LEN || h[n] != '$')
+		return false;
+	h += n + 1;
+	return strspn(h, salt_chars) == HASH_B64_LEN &&
+	    h[HASH_B64_LEN] == '\0';
+}
+
+/*
  * Index of `name` in the sorted accounts (*found true), or the index
  * where it would be inserted (*found false).
  */
@@ -382,11 +439,8 @@ parse_line(struct users *u, char *s, size_t n)
 	if (colon != NULL && (eq == NULL || colon < eq)) {
 		*colon = '\0';
 		h = colon + 1;
-		if (!users_valid_name(s) || *h == '\0')
+		if (!users_valid_name(s) || !valid_hash(h))
 			return USERS_PARSE;
-		for (i = 0; h[i] != '\0'; i++)
-			if (h[i] < 0x21 || h[i] > 0x7e || h[i] == ':')
-				return USERS_PARSE;
 		pos = acc_find(u, s, &found);
 		if (found)
 			return USERS_PARSE;
@@ -394,7 +448,8 @@ parse_line(struct users *u, char *s, size_t n)
 	}
 	if (eq != NULL) {
 		*eq = '\0';
-		if (!valid_key(s, (size_t)(eq - s)) || !parse_ulong(eq + 1, &v))
+		if (!valid_key(s, (size_t)(eq - s)) ||
+		    !parse_ulong(eq + 1, &v) || !setting_in_range(s, v))
 			return USERS_PARSE;
 		/* Two values for one key: which one was meant is unknown. */
 		if (set_find(u, s) != NULL)
@@ -404,12 +459,21 @@ parse_line(struct users *u, char *s, size_t n)
 	return USERS_PARSE;
 }
 
+/* Passes st on, with line n as the culprit when it is USERS_PARSE. */
+static enum users_status
+bad_line(enum users_status st, unsigned n, unsigned *line)
+{
+	if (st == USERS_PARSE && line != NULL)
+		*line = n;
+	return st;
+}
+
 static enum users_status
 parse(struct users *u, char *data, size_t len, unsigned *line)
 {
 	char *p = data, *end = data + len, *nl, *e, *next;
 	enum users_status st;
-	unsigned n = 0;
+	unsigned n = 0, max_line = 0;
 
 	while (p < end) {
 		n++;
@@ -420,13 +484,15 @@ parse(struct users *u, char *data, size_t len, unsigned *line)
 			e--;
 		*e = '\0';	/* read_file() left a spare byte at end */
 		st = parse_line(u, p, (size_t)(e - p));
-		if (st != USERS_OK) {
-			if (st == USERS_PARSE && line != NULL)
-				*line = n;
-			return st;
-		}
+		if (st != USERS_OK)
+			return bad_line(st, n, line);
+		if (max_line == 0 && set_find(u, SETTING_MAX_USERS) != NULL)
+			max_line = n;
 		p = next;
 	}
+	/* As MGMT refuses MAX_USERS below the users that exist. */
+	if (max_line != 0 && u->nacc > users_max(u))
+		return bad_line(USERS_PARSE, max_line, line);
 	return USERS_OK;
 }
 
@@ -1161,7 +1227,7 @@ users_set_setting(struct users *u, const char *key, unsigned long value)
 size_t
 users_max(const struct users *u)
 {
-	unsigned long v = users_setting(u, KEY_MAX_USERS, DEFAULT_MAX_USERS);
+	unsigned long v = users_setting(u, SETTING_MAX_USERS, DEFAULT_MAX_USERS);
 
 #if ULONG_MAX > SIZE_MAX
 	if (v > SIZE_MAX)
@@ -1289,7 +1355,7 @@ users_strerror(enum users_status st)
 	case USERS_IO:
 		return "users file could not be read or written";
 	case USERS_PARSE:
-		return "malformed line in users file";
+		return "malformed line, or a value out of range, in users file";
 	case USERS_BADNAME:
 		return "invalid user name";
 	case USERS_BADPASS:

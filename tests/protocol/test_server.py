@@ -560,6 +560,26 @@ class UsersFile(unittest.TestCase):
         err = self.start_with_users_file("users.fifo", os.mkfifo)
         self.assertIn("users.fifo: not a regular file", err)
 
+    def test_hand_edited_bad_line_stops_the_start(self):
+        # What MGMT would refuse, and hashes crypt(3) never makes, are bad
+        # lines like any other: idle_timeout=0 logged every POP3 session
+        # out at once, a cut admin hash locked the administrator out.
+        fine = "alice:$6$abcdefghijklmnop$" + "x" * 86 + "\n"
+        for bad in ("idle_timeout=0", "idle_timeout=86401", "max_users=0",
+                    "max_connections=0",
+                    "admin:$6$ta2oC/osHnU6OioU$JWmU/a9KSK/Iua",
+                    "bob:$6$trunc", "max_users=1\n" + fine.replace("alice",
+                                                                  "bob")):
+            with self.subTest(line=bad):
+                tmp = self.tmpdir()
+                users = os.path.join(tmp, "users")
+                with open(users, "w") as f:
+                    f.write(fine + bad + "\n")
+                rc, err = failed_start(tmp, users)
+                self.assertEqual(rc, 1, err)
+                self.assertIn("%s: malformed line, or a value out of range, "
+                              "in users file (line 2)" % users, err)
+
     def test_u_persisted_hashed_and_survives_restart(self):
         pw = "Persist-Me-42"
         with Server(users={"alice": pw}) as srv:

@@ -6,6 +6,8 @@
 #ifndef POP3D_CONFIG_H
 #define POP3D_CONFIG_H
 
+#include <stddef.h>
+
 #define POP3D_NAME		"pop3server"
 #define POP3D_VERSION		"1.0"
 

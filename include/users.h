@@ -38,9 +38,8 @@ enum users_status {
  * first users_save()).  On USERS_PARSE, *line is the 1-based bad line:
  * malformed, a hash not of crypt(3)'s SHA-512 shape, a setting outside
  * the range MGMT accepts (settings.h), or a max_users below the number
- * of accounts;
- * on USERS_IO errno says why.  The store keeps a copy of path.  *out is
- * the caller's.
+ * of accounts.  On USERS_IO errno says why.  The store keeps a copy of
+ * path.  *out is the caller's.
  */
 enum users_status users_load(const char *path, struct users **out,
     unsigned *line);

@@ -282,13 +282,14 @@ add_at_start(struct users *u, const char *name, const char *password)
 static void
 load_failed(const char *file, enum users_status st, unsigned line, int err)
 {
-	if (st == USERS_PARSE)
+	if (st == USERS_PARSE) {
 		fprintf(stderr, "pop3server: %s: %s (line %u)\n", file,
 		    users_strerror(st), line);
-	else
+	} else {
 		fprintf(stderr, "pop3server: cannot read %s: %s\n", file,
 		    st == USERS_IO ? regfile_strerror(err) :
 		    users_strerror(st));
+	}
 }
 
 /* Applies -u and creates a missing admin; saves if anything changed. */

@@ -17,7 +17,11 @@ enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
  * error when path is NULL.  Returns 0, or -1 with errno set.
  */
 int log_open(const char *path);
-/* Reopens the file given to log_open() (SIGHUP); 0 or -1. */
+/*
+ * Reopens the file given to log_open() (SIGHUP); 0, or -1 with errno
+ * set when the old file is kept.  A failure is logged, to standard
+ * error as well: the old file may be deleted, and read by nobody.
+ */
 int log_reopen(void);
 void log_close(void);
 

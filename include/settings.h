@@ -22,4 +22,13 @@ struct settings {
 #define SETTING_MAX_USERS	"max_users"
 #define SETTING_FILTER		"filter"
 
+/*
+ * The values MGMT accepts (docs/mgmt-protocol.md); the users-file loader
+ * refuses others.  Both minimums of the limits are 1.  MAX_CONNEC's top
+ * is the descriptor ceiling, known only at run time.
+ */
+#define SETTING_IDLE_MIN	10
+#define SETTING_IDLE_MAX	86400
+#define SETTING_MAX_USERS_MAX	1000000000UL
+
 #endif

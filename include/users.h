@@ -4,7 +4,7 @@
  * in, and the maildrop lock table.  No socket calls here.
  *
  * File format (one record a line; '#' starts a comment line):
- *   name:$6$salt$hash      an account
+ *   name:$6$salt$hash      an account ("$6$rounds=N$salt$hash" too)
  *   key=value              a setting (key: [a-z_]+, value: decimal)
  *   %key text              a text setting (text: to the end of line)
  * The file is rewritten atomically (temporary file in the same folder,
@@ -30,19 +30,28 @@ enum users_status {
 	USERS_EXISTS,		/* the user already exists */
 	USERS_NOTFOUND,		/* no such user */
 	USERS_FULL,		/* max_users reached */
+	USERS_UNSYNCED,		/* saved, but the folder's fsync failed */
 };
 
 /*
  * Loads `path`.  A missing file is an empty store (it is created by the
- * first users_save()).  On USERS_PARSE, *line is the 1-based bad line.
- * The store keeps a copy of path.  *out is the caller's.
+ * first users_save()).  On USERS_PARSE, *line is the 1-based bad line:
+ * malformed, a hash not of crypt(3)'s SHA-512 shape, a setting outside
+ * the range MGMT accepts (settings.h), or a max_users below the number
+ * of accounts.  On USERS_IO errno says why.  The store keeps a copy of
+ * path.  *out is the caller's.
  */
 enum users_status users_load(const char *path, struct users **out,
     unsigned *line);
 /* Frees the store; NULL is fine. */
 void users_free(struct users *u);
 
-/* Writes the store to its file atomically, mode 0600. */
+/*
+ * Writes the store to its file atomically, mode 0600.  On failure
+ * (errno says why) the old file is untouched.  USERS_UNSYNCED: the new
+ * file replaced the old one, so the change is in effect, but the fsync
+ * of its folder failed (errno): a system crash may still lose it.
+ */
 enum users_status users_save(struct users *u);
 
 /*

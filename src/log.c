@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,10 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "regfile.h"
+
+static void log_everywhere(enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static int log_fd = STDERR_FILENO;
 static char *log_path;
@@ -22,10 +27,11 @@ static const char *const level_names[] = {
 	[LOG_INFO] = "info", [LOG_DEBUG] = "debug",
 };
 
+/* A FIFO at the path (at start or after a rotation) must not block us. */
 static int
 open_file(const char *path)
 {
-	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	return regfile_open(path, O_WRONLY | O_APPEND | O_CREAT, 0600);
 }
 
 int
@@ -54,13 +60,23 @@ log_open(const char *path)
 int
 log_reopen(void)
 {
-	int fd;
+	int fd, saved;
 
 	if (log_path == NULL)
 		return 0;
 	fd = open_file(log_path);
-	if (fd < 0)
+	if (fd < 0) {
+		/*
+		 * The file we keep may be deleted, or its folder gone: then
+		 * this line reaches nobody there.  Standard error (the
+		 * journal under systemd) gets it too.
+		 */
+		saved = errno;
+		log_everywhere(LOG_ERR, "cannot reopen the log: %s",
+		    regfile_strerror(saved));
+		errno = saved;
 		return -1;
+	}
 	close(log_fd);
 	log_fd = fd;
 	return 0;
@@ -77,15 +93,27 @@ log_close(void)
 	log_fd = STDERR_FILENO;
 }
 
-void
-log_msg(enum log_level level, const char *fmt, ...)
+static void
+put(int fd, const char *line, size_t n)
+{
+	/* Best effort: a full disk must not stop the server. */
+	if (write(fd, line, n) < 0)
+		return;
+}
+
+/* Formats one line; to standard error too when `everywhere` is set. */
+static void
+vlog(enum log_level level, bool everywhere, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+static void
+vlog(enum log_level level, bool everywhere, const char *fmt, va_list ap)
 {
 	char line[1024];
 	struct timeval tv;
 	struct tm tm;
 	size_t n;
 	int k;
-	va_list ap;
 
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
@@ -94,9 +122,7 @@ log_msg(enum log_level level, const char *fmt, ...)
 	    (int)(tv.tv_usec / 1000), level_names[level]);
 	if (k > 0)
 		n += (size_t)k;
-	va_start(ap, fmt);
 	k = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
-	va_end(ap);
 	/* A truncated line still ends with its newline. */
 	if (k < 0)
 		k = 0;
@@ -104,9 +130,29 @@ log_msg(enum log_level level, const char *fmt, ...)
 	if (n > sizeof(line) - 2)
 		n = sizeof(line) - 2;
 	line[n++] = '\n';
-	/* Best effort: a full disk must not stop the server. */
-	if (write(log_fd, line, n) < 0)
-		return;
+	put(log_fd, line, n);
+	if (everywhere && log_fd != STDERR_FILENO)
+		put(STDERR_FILENO, line, n);
+}
+
+void
+log_msg(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(level, false, fmt, ap);
+	va_end(ap);
+}
+
+static void
+log_everywhere(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(level, true, fmt, ap);
+	va_end(ap);
 }
 
 char *

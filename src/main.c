@@ -25,6 +25,7 @@
 #include "config.h"
 #include "log.h"
 #include "proto.h"
+#include "regfile.h"
 #include "server.h"
 #include "settings.h"
 #include "users.h"
@@ -37,6 +38,8 @@ struct options {
 	const char *users_file;
 	const char *log_file;
 	const char *run_as;		/* -g: drop to this user */
+	uid_t run_uid;			/* its ids, looked up with the options */
+	gid_t run_gid;
 	bool allow_root;		/* --allow-root: root is intended */
 	char *cli_users[MAX_CLI_USERS];	/* "name:password", from -u */
 	size_t ncli_users;
@@ -133,6 +136,25 @@ check_cli_user(char *spec)
 		die_usage("-u: invalid password for '%s' (1-128 printable "
 		    "characters, no spaces)", spec);
 	*colon = ':';
+}
+
+/*
+ * -g must name an account: one that does not exist is a bad option
+ * value, found before any socket is opened.  The switch itself waits
+ * until the ports are bound.
+ */
+static void
+resolve_run_as(struct options *o)
+{
+	struct passwd *pw;
+
+	errno = 0;
+	pw = getpwnam(o->run_as);
+	if (pw == NULL)
+		die_usage("-g %s: %s", o->run_as, errno == 0 ||
+		    errno == ENOENT ? "no such user" : strerror(errno));
+	o->run_uid = pw->pw_uid;
+	o->run_gid = pw->pw_gid;
 }
 
 static void
@@ -234,6 +256,8 @@ parse_options(int argc, char **argv, struct options *o)
 	if (!S_ISDIR(st.st_mode))
 		die_usage("mail root '%s' is not a directory",
 		    o->server.mail_root);
+	if (o->run_as != NULL)
+		resolve_run_as(o);
 }
 
 /*
@@ -254,6 +278,20 @@ add_at_start(struct users *u, const char *name, const char *password)
 	return st == USERS_OK ? users_add(u, name, password) : st;
 }
 
+/* Says why the users file did not load: its bad line, or the cause. */
+static void
+load_failed(const char *file, enum users_status st, unsigned line, int err)
+{
+	if (st == USERS_PARSE) {
+		fprintf(stderr, "pop3server: %s: %s (line %u)\n", file,
+		    users_strerror(st), line);
+	} else {
+		fprintf(stderr, "pop3server: cannot read %s: %s\n", file,
+		    st == USERS_IO ? regfile_strerror(err) :
+		    users_strerror(st));
+	}
+}
+
 /* Applies -u and creates a missing admin; saves if anything changed. */
 static int
 prepare_users(struct options *o, struct users **out)
@@ -265,8 +303,7 @@ prepare_users(struct options *o, struct users **out)
 	char admin_pw[17] = "";
 
 	if (st != USERS_OK) {
-		fprintf(stderr, "pop3server: %s: %s (line %u)\n",
-		    o->users_file, users_strerror(st), line);
+		load_failed(o->users_file, st, line, errno);
 		return -1;
 	}
 	for (size_t i = 0; i < o->ncli_users; i++) {
@@ -296,7 +333,12 @@ prepare_users(struct options *o, struct users **out)
 		}
 		changed = true;
 	}
-	if (changed && users_save(u) != USERS_OK) {
+	st = changed ? users_save(u) : USERS_OK;
+	/* The file was replaced: the change is in effect. */
+	if (st == USERS_UNSYNCED) {
+		fprintf(stderr, "pop3server: warning: %s %s: %s\n",
+		    o->users_file, users_strerror(st), strerror(errno));
+	} else if (st != USERS_OK) {
 		fprintf(stderr, "pop3server: cannot write %s: %s\n",
 		    o->users_file, strerror(errno));
 		memset(admin_pw, 0, sizeof(admin_pw));
@@ -313,32 +355,25 @@ prepare_users(struct options *o, struct users **out)
 }
 
 /*
- * Becomes `name` for good: supplementary groups, group, user, in that
- * order, then checks that root cannot be regained.
+ * Becomes `name`, whose ids resolve_run_as() looked up, for good:
+ * supplementary groups, group, user, in that order, then checks that
+ * root cannot be regained.
  */
 static int
-drop_privileges(const char *name)
+drop_privileges(const char *name, uid_t uid, gid_t gid)
 {
-	struct passwd *pw = getpwnam(name);
-
-	if (pw == NULL) {
-		log_err("-g %s: no such user", name);
-		return -1;
-	}
-	if (initgroups(name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
-	    setuid(pw->pw_uid) < 0) {
+	if (initgroups(name, gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0) {
 		log_err("-g %s: cannot drop privileges: %s", name,
 		    strerror(errno));
 		return -1;
 	}
-	if (getuid() != pw->pw_uid || geteuid() != pw->pw_uid ||
-	    getgid() != pw->pw_gid || getegid() != pw->pw_gid ||
-	    (pw->pw_uid != 0 && setuid(0) == 0)) {
+	if (getuid() != uid || geteuid() != uid || getgid() != gid ||
+	    getegid() != gid || (uid != 0 && setuid(0) == 0)) {
 		log_err("-g %s: privileges were not dropped", name);
 		return -1;
 	}
-	log_info("running as %s (uid %u, gid %u)", name,
-	    (unsigned)pw->pw_uid, (unsigned)pw->pw_gid);
+	log_info("running as %s (uid %u, gid %u)", name, (unsigned)uid,
+	    (unsigned)gid);
 	return 0;
 }
 
@@ -401,7 +436,7 @@ main(int argc, char **argv)
 	parse_options(argc, argv, &o);
 	if (o.log_file != NULL && log_open(o.log_file) < 0) {
 		fprintf(stderr, "pop3server: cannot open log %s: %s\n",
-		    o.log_file, strerror(errno));
+		    o.log_file, regfile_strerror(errno));
 		return EXIT_USAGE;
 	}
 	if (setup_signals() < 0) {
@@ -410,7 +445,7 @@ main(int argc, char **argv)
 	}
 	st = server_bind(&o.server, signal_pipe[0]);
 	if (st != SERVER_OK || (o.run_as != NULL &&
-	    drop_privileges(o.run_as) < 0)) {
+	    drop_privileges(o.run_as, o.run_uid, o.run_gid) < 0)) {
 		server_shutdown();
 		return EXIT_FAILURE;
 	}

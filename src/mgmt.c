@@ -5,6 +5,7 @@
  * store; every change is saved to the users/settings file before the
  * +OK, and undone in memory when the save fails.  No socket calls here.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,9 +23,7 @@
 
 #define ADMIN_NAME	"admin"
 
-/* The spec's bounds for the numeric settings. */
-#define IDLE_MIN	10
-#define IDLE_MAX	86400
+/* The spec's bounds for a pause; the settings' are in settings.h. */
 #define PAUSE_MIN	1
 #define PAUSE_MAX	3600
 
@@ -95,11 +94,18 @@ static bool
 save(struct mgmt_session *s)
 {
 	enum users_status st = users_save(s->env->users);
+	int err = errno;
 
 	if (st == USERS_OK)
 		return true;
+	/* The file was replaced: answering -ERR would lie about the state. */
+	if (st == USERS_UNSYNCED) {
+		log_err("mgmt[%lu] users file %s: %s", s->id,
+		    users_strerror(st), strerror(err));
+		return true;
+	}
 	log_err("mgmt[%lu] cannot save the users file: %s", s->id,
-	    users_strerror(st));
+	    strerror(err));
 	if (s->undo == NULL ||
 	    users_restore(s->env->users, s->undo) != USERS_OK)
 		log_err("mgmt[%lu] cannot undo the change in memory", s->id);
@@ -317,7 +323,7 @@ cmd_max_users(void *sp, int argc, char **argv)
 	unsigned long n;
 
 	(void)argc;
-	if (!setting_value(argv[1], 1, 1000000000UL, &n) ||
+	if (!setting_value(argv[1], 1, SETTING_MAX_USERS_MAX, &n) ||
 	    n < users_count(s->env->users))
 		return fail(s, "INVALID MAX USERS");
 	if (!begin(s) || users_set_setting(s->env->users, SETTING_MAX_USERS,
@@ -355,7 +361,8 @@ cmd_idle_timeout(void *sp, int argc, char **argv)
 	unsigned long n;
 
 	(void)argc;
-	if (!setting_value(argv[1], IDLE_MIN, IDLE_MAX, &n))
+	if (!setting_value(argv[1], SETTING_IDLE_MIN, SETTING_IDLE_MAX,
+	    &n))
 		return fail(s, "INVALID IDLE TIMEOUT");
 	if (!begin(s) || users_set_setting(s->env->users, SETTING_IDLE, n) !=
 	    USERS_OK || !save(s))

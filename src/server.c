@@ -544,9 +544,8 @@ server_run(struct server_signals *sig)
 			return 0;
 		if (sig->reopen_log) {
 			sig->reopen_log = 0;
-			if (log_reopen() < 0)
-				log_err("cannot reopen the log: %s",
-				    strerror(errno));
+			/* A failure is logged: the old file is kept. */
+			(void)log_reopen();
 		}
 		if (selector_poll(srv.sel, more ? 0 : -1) != SELECTOR_OK) {
 			log_err("select: %s", strerror(errno));

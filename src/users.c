@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "regfile.h"
+#include "settings.h"
 #include "users.h"
 
 /* crypt(3) SHA-512 takes up to 16 salt characters; we use them all. */
@@ -35,7 +37,8 @@
 /* First read of the users file; doubled as needed. */
 #define READ_CHUNK		4096
 
-#define KEY_MAX_USERS		"max_users"
+/* crypt(3) SHA-512: 512 bits as 86 characters of salt_chars. */
+#define HASH_B64_LEN		86
 
 /*
  * A $6$ hash of a random password nobody knows.  users_verify() runs
@@ -216,6 +219,61 @@ parse_ulong(const char *s, unsigned long *out)
 }
 
 /*
+ * A saved setting must be one MGMT could have set: a hand-edited
+ * idle_timeout=0 would log every POP3 session out at once.  The
+ * descriptor ceiling caps max_connections at start, as it caps -m.
+ */
+static const struct {
+	const char	*key;
+	unsigned long	 min, max;
+} setting_ranges[] = {
+	{ SETTING_IDLE, SETTING_IDLE_MIN, SETTING_IDLE_MAX },
+	{ SETTING_MAX_USERS, 1, SETTING_MAX_USERS_MAX },
+	{ SETTING_MAX_CONN, 1, ULONG_MAX },
+};
+
+static bool
+setting_in_range(const char *key, unsigned long v)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(setting_ranges) / sizeof(setting_ranges[0]);
+	    i++)
+		if (strcmp(key, setting_ranges[i].key) == 0)
+			return v >= setting_ranges[i].min &&
+			    v <= setting_ranges[i].max;
+	return true;	/* a key we do not use is kept as it is */
+}
+
+/*
+ * The shape of what crypt(3) makes of "$6$" settings: "$6$", maybe
+ * "rounds=N$", a salt of 1 to 16 characters, '$', the 86-character
+ * hash.  A truncated hash would lock its user out for good, admin too
+ * (a new admin is made only when none exists).
+ */
+static bool
+valid_hash(const char *h)
+{
+	size_t n;
+
+	if (strncmp(h, "$6$", 3) != 0)
+		return false;
+	h += 3;
+	if (strncmp(h, "rounds=", 7) == 0) {
+		n = strspn(h + 7, "0123456789");
+		if (n == 0 || h[7 + n] != '$')
+			return false;
+		h += 7 + n + 1;
+	}
+	n = strspn(h, salt_chars);
+	if (n == 0 || n > SALT_LEN || h[n] != '$')
+		return false;
+	h += n + 1;
+	return strspn(h, salt_chars) == HASH_B64_LEN &&
+	    h[HASH_B64_LEN] == '\0';
+}
+
+/*
  * Index of `name` in the sorted accounts (*found true), or the index
  * where it would be inserted (*found false).
  */
@@ -381,11 +439,8 @@ parse_line(struct users *u, char *s, size_t n)
 	if (colon != NULL && (eq == NULL || colon < eq)) {
 		*colon = '\0';
 		h = colon + 1;
-		if (!users_valid_name(s) || *h == '\0')
+		if (!users_valid_name(s) || !valid_hash(h))
 			return USERS_PARSE;
-		for (i = 0; h[i] != '\0'; i++)
-			if (h[i] < 0x21 || h[i] > 0x7e || h[i] == ':')
-				return USERS_PARSE;
 		pos = acc_find(u, s, &found);
 		if (found)
 			return USERS_PARSE;
@@ -393,7 +448,8 @@ parse_line(struct users *u, char *s, size_t n)
 	}
 	if (eq != NULL) {
 		*eq = '\0';
-		if (!valid_key(s, (size_t)(eq - s)) || !parse_ulong(eq + 1, &v))
+		if (!valid_key(s, (size_t)(eq - s)) ||
+		    !parse_ulong(eq + 1, &v) || !setting_in_range(s, v))
 			return USERS_PARSE;
 		/* Two values for one key: which one was meant is unknown. */
 		if (set_find(u, s) != NULL)
@@ -403,12 +459,21 @@ parse_line(struct users *u, char *s, size_t n)
 	return USERS_PARSE;
 }
 
+/* Passes st on, with line n as the culprit when it is USERS_PARSE. */
+static enum users_status
+bad_line(enum users_status st, unsigned n, unsigned *line)
+{
+	if (st == USERS_PARSE && line != NULL)
+		*line = n;
+	return st;
+}
+
 static enum users_status
 parse(struct users *u, char *data, size_t len, unsigned *line)
 {
 	char *p = data, *end = data + len, *nl, *e, *next;
 	enum users_status st;
-	unsigned n = 0;
+	unsigned n = 0, max_line = 0;
 
 	while (p < end) {
 		n++;
@@ -419,13 +484,15 @@ parse(struct users *u, char *data, size_t len, unsigned *line)
 			e--;
 		*e = '\0';	/* read_file() left a spare byte at end */
 		st = parse_line(u, p, (size_t)(e - p));
-		if (st != USERS_OK) {
-			if (st == USERS_PARSE && line != NULL)
-				*line = n;
-			return st;
-		}
+		if (st != USERS_OK)
+			return bad_line(st, n, line);
+		if (max_line == 0 && set_find(u, SETTING_MAX_USERS) != NULL)
+			max_line = n;
 		p = next;
 	}
+	/* As MGMT refuses MAX_USERS below the users that exist. */
+	if (max_line != 0 && u->nacc > users_max(u))
+		return bad_line(USERS_PARSE, max_line, line);
 	return USERS_OK;
 }
 
@@ -444,7 +511,8 @@ read_file(const char *path, char **data, size_t *len)
 
 	*data = NULL;
 	*len = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* -U naming a FIFO without writer would block us in read(). */
+	fd = regfile_open(path, O_RDONLY, 0);
 	if (fd == -1)
 		return errno == ENOENT ? USERS_OK : USERS_IO;
 	buf = malloc(cap);
@@ -717,16 +785,13 @@ write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-/*
- * Makes the rename durable: fsync of the folder holding path.  File
- * systems that cannot sync a folder say EINVAL; that is not an error.
- */
+/* The folder holding path, opened for its fsync; -1 with errno. */
 static int
-sync_dir(const char *path)
+open_dir(const char *path)
 {
 	const char *slash = strrchr(path, '/');
 	char *dir;
-	int fd, r, saved;
+	int fd, saved;
 
 	if (slash == NULL)
 		dir = strdup(".");
@@ -739,17 +804,18 @@ sync_dir(const char *path)
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	saved = errno;
 	free(dir);
-	if (fd == -1) {
-		errno = saved;
-		return -1;
-	}
-	r = fsync(fd);
-	if (r == -1 && errno == EINVAL)
-		r = 0;
-	saved = errno;
-	(void)close(fd);
 	errno = saved;
-	return r;
+	return fd;
+}
+
+/*
+ * Makes the rename durable.  File systems that cannot sync a folder say
+ * EINVAL; that is not an error.
+ */
+static int
+sync_dir(int dfd)
+{
+	return fsync(dfd) == -1 && errno != EINVAL ? -1 : 0;
 }
 
 /*
@@ -799,7 +865,7 @@ users_save(struct users *u)
 	bool created = false;
 	char *tmp = NULL;
 	size_t tlen;
-	int fd = -1, n, saved;
+	int fd = -1, dfd = -1, n, saved;
 
 	assert(u != NULL);
 	if (!serialize(u, &b)) {
@@ -838,17 +904,25 @@ users_save(struct users *u)
 	fd = -1;
 	if (n == -1)
 		goto cleanup;
+	/*
+	 * Every failure we can see must come while the old file is still
+	 * in place: the folder (which needs read permission) is opened
+	 * before the rename, not after.
+	 */
+	dfd = open_dir(u->path);
+	if (dfd == -1)
+		goto cleanup;
 	if (rename(tmp, u->path) == -1)
 		goto cleanup;
 	created = false;
-	/* Past the rename the new file is in place; only durability fails. */
-	if (sync_dir(u->path) == -1)
-		goto cleanup;
-	st = USERS_OK;
+	/* The change is on disk now; only its durability can fail. */
+	st = sync_dir(dfd) == -1 ? USERS_UNSYNCED : USERS_OK;
 cleanup:
 	saved = errno;
 	if (fd != -1)
 		(void)close(fd);
+	if (dfd != -1)
+		(void)close(dfd);
 	if (created)
 		(void)unlink(tmp);
 	free(tmp);
@@ -1153,7 +1227,7 @@ users_set_setting(struct users *u, const char *key, unsigned long value)
 size_t
 users_max(const struct users *u)
 {
-	unsigned long v = users_setting(u, KEY_MAX_USERS, DEFAULT_MAX_USERS);
+	unsigned long v = users_setting(u, SETTING_MAX_USERS, DEFAULT_MAX_USERS);
 
 #if ULONG_MAX > SIZE_MAX
 	if (v > SIZE_MAX)
@@ -1281,7 +1355,7 @@ users_strerror(enum users_status st)
 	case USERS_IO:
 		return "users file could not be read or written";
 	case USERS_PARSE:
-		return "malformed line in users file";
+		return "malformed line, or a value out of range, in users file";
 	case USERS_BADNAME:
 		return "invalid user name";
 	case USERS_BADPASS:
@@ -1292,6 +1366,8 @@ users_strerror(enum users_status st)
 		return "no such user";
 	case USERS_FULL:
 		return "maximum number of users reached";
+	case USERS_UNSYNCED:
+		return "saved, but its folder could not be synced to disk";
 	}
 	return "unknown error";
 }

@@ -398,6 +398,19 @@ class UsersFileFailures(HardTest):
         self.run_case("size=128k", lambda srv: srv.fill(),
                       lambda srv, filler: os.unlink(filler))
 
+    def test_save_failure_logged_with_its_cause(self):
+        # The log names the system error of the failing call, so an
+        # administrator can tell a full disk from a permission problem.
+        with TmpfsUsersServer(users=self.USERS, fs_options="size=128k") \
+                as srv:
+            m = mgmt(srv)
+            srv.fill()
+            self.assertEqual(m.ask("ADD_USER eve Eve-pw-1"), CANNOT_SAVE)
+            m.close()
+            self.assertTrue(srv.wait_log(r"error: mgmt\[\d+\] cannot save "
+                                         r"the users file: No space left "
+                                         r"on device$"), srv.log_text())
+
     def test_no_inode_left(self):
         def mend(srv, made):
             for p in made:

@@ -3,9 +3,11 @@ SIGHUP closes and reopens the log file, which is what logrotate needs:
 after a rename, new lines go to a new FILE (mode 0600) and never to the
 renamed one, which keeps the older lines; a session open across the
 signal is not dropped; a reopen that fails keeps the old file and says
-so; without --log the signal is harmless."""
+so (on standard error too), and a FIFO at the path never blocks it;
+without --log the signal is harmless."""
 import os
 import re
+import shutil
 import signal
 import stat
 import unittest
@@ -114,6 +116,31 @@ class Reopen(unittest.TestCase):
         self.assertTrue(wait_for(lambda: complete(read_text(self.log), p2)),
                         read_text(self.log))
         self.assertEqual(lines_of(read_text(old), p2), [])
+
+    def test_fifo_at_path_never_blocks(self):
+        # A FIFO nobody reads, made where the log was: opening it for
+        # writing would block the whole server.
+        os.rename(self.log, self.log + ".1")
+        os.mkfifo(self.log)
+        self.hup()
+        old = self.log + ".1"
+        self.assertTrue(wait_for(lambda: "error: cannot reopen the log: "
+                                 "not a regular file" in read_text(old)),
+                        read_text(old))
+        p1 = session(self.s)
+        self.assertTrue(wait_for(lambda: complete(read_text(old), p1)),
+                        "the server stopped serving:\n" + read_text(old))
+
+    def test_failed_reopen_reaches_standard_error(self):
+        # The log's folder removed: the file the server keeps writing to
+        # is deleted, so the error must reach standard error (the journal
+        # under systemd) too.
+        shutil.rmtree(self.dir)
+        self.hup()
+        self.assertTrue(self.s.wait_log(r"error: cannot reopen the log: "
+                                        r"No such file or directory$"),
+                        "standard error: " + self.s.log_text())
+        self.assertIsNone(self.s.proc.poll())
 
     def test_repeated_sighup_same_file(self):
         # logrotate with copytruncate, or a reload without rotation: the

@@ -1,7 +1,8 @@
 """-g USER (docs/operations.md 2.5, pop3server(8)): started as root, the
 server binds, then becomes USER for good before it touches the users
 file or any maildrop; every file it writes afterwards belongs to USER.
-An unknown user, or -g without root, is exit status 1.  The tests use
+An unknown user is a bad option value (exit status 2, before binding);
+-g without root is exit status 1.  The tests use
 the existing unprivileged account "nobody" (group nogroup) and a mail
 root and users-file folder chowned to it, as operations.md 2.3 says."""
 import os
@@ -10,7 +11,8 @@ import signal
 import stat
 import unittest
 
-from opslib import (RUN_AS, SERVER_BIN, USERS, DroppedServer, account,
+from opslib import (ADMIN_PW, RUN_AS, SERVER_BIN, USERS, DroppedServer,
+                    account,
                     free_port, monitor, need_root, proc_status, read_text,
                     retr, run, tmpdir, uidl_map, wait_for, wire_form)
 
@@ -143,6 +145,57 @@ class Dropped(unittest.TestCase):
             self.s.log_text())
 
 
+class UsersFolderNotReadable(unittest.TestCase):
+    """The users file's folder at mode 0300 (the -g user may create and
+    rename files in it but not open it, so not sync it): a save fails
+    before the old file is replaced, never after, so a change answered
+    -ERR is nowhere, neither in memory nor on disk."""
+
+    def setUp(self):
+        need_root(self)
+        self.uid, self.gid = account(RUN_AS)
+
+    def test_refused_change_is_not_on_disk(self):
+        s = DroppedServer(users=USERS).__enter__()
+        self.addCleanup(s.__exit__, None, None, None)
+        before = read_text(s.users_file)
+        os.chmod(s.tmp, 0o300)
+        self.addCleanup(os.chmod, s.tmp, 0o700)
+        for change in (["-ADD_USER", "carol", "c4rol-pw"],
+                       ["-CHANGE_PASSWORD", ADMIN_PW, "New-adm1n-pw"]):
+            r = monitor(s.mgmt_port, *change)
+            self.assertEqual(r.rc, 1, r)
+            self.assertIn("-ERR [SYS/TEMP] CANNOT SAVE THE USERS FILE",
+                          r.stdout)
+            self.assertEqual(read_text(s.users_file), before,
+                             "%s answered -ERR but is on disk" % change[0])
+        self.assertEqual([n for n in os.listdir(s.tmp) if ".tmp." in n], [],
+                         "temporary users file left behind")
+        self.assertTrue(s.wait_log(r"cannot save the users file: "
+                                   r"Permission denied"), s.log_text())
+        r = monitor(s.mgmt_port, "-USERS")
+        self.assertEqual(r.rc, 0, r)
+        self.assertNotIn("carol", r.stdout)
+
+    def test_start_creates_no_file(self):
+        d = tmpdir(self)
+        os.mkdir(os.path.join(d, "mail"))
+        folder = os.path.join(d, "users.d")
+        os.mkdir(folder, 0o300)
+        os.chown(folder, self.uid, self.gid)
+        os.chmod(d, 0o711)
+        users = os.path.join(folder, "users")
+        r = run([SERVER_BIN, "-p", str(free_port()), "-l", "127.0.0.1",
+                 "-P", str(free_port()), "-L", "127.0.0.1",
+                 "-d", os.path.join(d, "mail"), "-U", users,
+                 "-u", "admin:" + ADMIN_PW, "-g", RUN_AS], timeout=10)
+        self.assertEqual(r.rc, 1, r)
+        self.assertIn("cannot write %s: Permission denied" % users, r.stderr)
+        self.assertFalse(os.path.exists(users),
+                         "'cannot write' was printed, yet the file exists")
+        self.assertEqual(os.listdir(folder), [])
+
+
 class LogAsUser(unittest.TestCase):
 
     def test_sighup_reopens_log_as_user(self):
@@ -172,7 +225,7 @@ class LogAsUser(unittest.TestCase):
 
 class Refused(unittest.TestCase):
 
-    def test_unknown_user_exits_1(self):
+    def test_unknown_user_exits_2(self):
         need_root(self)
         d = tmpdir(self)
         os.mkdir(os.path.join(d, "mail"))
@@ -180,7 +233,7 @@ class Refused(unittest.TestCase):
                  "-L", "127.0.0.1", "-d", os.path.join(d, "mail"),
                  "-U", os.path.join(d, "users"), "-g", "no-such-user-x9"],
                 timeout=10)
-        self.assertEqual(r.rc, 1, r)
+        self.assertEqual(r.rc, 2, r)
         self.assertIn("no-such-user-x9", r.stderr)
         self.assertIn("no such user", r.stderr)
         self.assertFalse(os.path.exists(os.path.join(d, "users")),

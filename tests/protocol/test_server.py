@@ -402,6 +402,14 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(rc, 1, err)
         self.assertTrue(err.strip())
 
+    def test_log_fifo_exits_2(self):
+        # A FIFO nobody reads would block open(2) for good.
+        fifo = os.path.join(self.tmp, "log.fifo")
+        os.mkfifo(fifo)
+        rc, out, err = self.run_server(["--log", fifo])
+        self.assertEqual(rc, 2, err)
+        self.assertIn("log.fifo: not a regular file", err)
+
     def test_help(self):
         rc, out, err = self.run_server(["-h"], base=False)
         self.assertEqual(rc, 0, err)
@@ -450,6 +458,7 @@ BAD_OPTIONS = {
     "idle_negative": ["-T", "-1"],
     "max_conn_0": ["-m", "0"],
     "max_conn_abc": ["-m", "abc"],
+    "run_as_unknown_user": ["-g", "no-such-user-x9"],
 }
 
 
@@ -464,7 +473,30 @@ for _name, _args in BAD_OPTIONS.items():
     setattr(CommandLine, "test_bad_" + _name, _bad_option_test(_args))
 
 
+def failed_start(tmp, users_file, args=()):
+    """Runs the server on free ports with the mail root tmp/mail and
+    users_file, for a start that must fail: it has 10 s to exit, and a
+    server still running then (hung, or serving) is killed and fails the
+    test."""
+    mail = os.path.join(tmp, "mail")
+    os.makedirs(mail, exist_ok=True)
+    cmd = [SERVER_BIN, "-p", str(free_port()), "-l", "127.0.0.1",
+           "-P", str(free_port()), "-L", "127.0.0.1", "-d", mail,
+           "-U", users_file] + list(args)
+    try:
+        p = subprocess.run(cmd, stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("%s still running after 10 s" % cmd)
+    return p.returncode, p.stderr.decode("latin-1")
+
+
 class UsersFile(unittest.TestCase):
+    def tmpdir(self):
+        tmp = tempfile.mkdtemp(prefix="pop3test-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        return tmp
+
     def test_admin_created_with_printed_password(self):
         with Server(users={"alice": "secret"}) as srv:
             lines = users_lines(srv)
@@ -501,21 +533,52 @@ class UsersFile(unittest.TestCase):
 
     def test_unwritable_users_file_prints_no_admin_password(self):
         # The generated password is shown only once it is saved.
-        tmp = tempfile.mkdtemp(prefix="pop3test-")
-        try:
-            os.mkdir(os.path.join(tmp, "mail"))
-            proc = subprocess.run(
-                [SERVER_BIN, "-p", str(free_port()), "-l", "127.0.0.1",
-                 "-P", str(free_port()), "-L", "127.0.0.1",
-                 "-d", os.path.join(tmp, "mail"),
-                 "-U", os.path.join(tmp, "no-such-dir", "users")],
-                stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
-        finally:
-            shutil.rmtree(tmp)
-        err = proc.stderr.decode("latin-1")
-        self.assertEqual(proc.returncode, 1, err)
+        tmp = self.tmpdir()
+        rc, err = failed_start(tmp, os.path.join(tmp, "no-such-dir", "users"))
+        self.assertEqual(rc, 1, err)
         self.assertIn("cannot write", err)
         self.assertNotIn("password", err)
+
+    def start_with_users_file(self, name, make):
+        """-U names tmp/name, which make(path) creates: the start must
+        fail with status 1; returns its standard error."""
+        users = os.path.join(self.tmpdir(), name)
+        make(users)
+        rc, err = failed_start(os.path.dirname(users), users)
+        self.assertEqual(rc, 1, err)
+        return err
+
+    def test_users_file_a_directory_names_the_cause(self):
+        # The system's reason, and no "(line 0)" where no line is at fault.
+        err = self.start_with_users_file("users.d", os.mkdir)
+        self.assertIn("users.d: Is a directory", err)
+        self.assertNotIn("line", err)
+
+    def test_users_file_fifo_exits_1(self):
+        # Like any users file that cannot be read; reading a FIFO nobody
+        # writes to would block for good.
+        err = self.start_with_users_file("users.fifo", os.mkfifo)
+        self.assertIn("users.fifo: not a regular file", err)
+
+    def test_hand_edited_bad_line_stops_the_start(self):
+        # What MGMT would refuse, and hashes crypt(3) never makes, are bad
+        # lines like any other: idle_timeout=0 logged every POP3 session
+        # out at once, a cut admin hash locked the administrator out.
+        fine = "alice:$6$abcdefghijklmnop$" + "x" * 86 + "\n"
+        for bad in ("idle_timeout=0", "idle_timeout=86401", "max_users=0",
+                    "max_connections=0",
+                    "admin:$6$ta2oC/osHnU6OioU$JWmU/a9KSK/Iua",
+                    "bob:$6$trunc", "max_users=1\n" + fine.replace("alice",
+                                                                  "bob")):
+            with self.subTest(line=bad):
+                tmp = self.tmpdir()
+                users = os.path.join(tmp, "users")
+                with open(users, "w") as f:
+                    f.write(fine + bad + "\n")
+                rc, err = failed_start(tmp, users)
+                self.assertEqual(rc, 1, err)
+                self.assertIn("%s: malformed line, or a value out of range, "
+                              "in users file (line 2)" % users, err)
 
     def test_u_persisted_hashed_and_survives_restart(self):
         pw = "Persist-Me-42"

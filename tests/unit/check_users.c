@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "settings.h"
 #include "users.h"
 
 /* Hashes made outside this code (openssl passwd -6, Python crypt). */
@@ -35,6 +36,10 @@
 #define H_ROUNDS "$6$rounds=1000$abcdefghijklmnop$Sl0YX.ffoyvOz8c0Hw4xx63m" \
 		"z/bnlxIu1CjqEMHSGUlwpeDnGfxLllfFQ5SNnfwFoYFY7fT3O4CzXAYC9ogAv1"
 #define P_ROUNDS "roundpw"
+
+/* Hashes of the right shape: 86 characters of the crypt(3) alphabet. */
+#define H43	"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefg"
+#define H86	H43 H43
 
 #define CRYPT_CHARS \
 	"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -55,7 +60,6 @@ static const char fixture[] =
     " \t\n"
     "alice:" H_ALICE "\n"
     "rounds:" H_ROUNDS "\n"
-    "locked:!\n"
     "carol.b-x_1:" H_CAROL;
 
 static char base[64];
@@ -232,13 +236,12 @@ START_TEST(test_load_fixture)
 {
 	struct users *u = load_fixture();
 
-	ck_assert_uint_eq(users_count(u), 5);
+	ck_assert_uint_eq(users_count(u), 4);
 	ck_assert_str_eq(users_name_at(u, 0), "alice");
 	ck_assert_str_eq(users_name_at(u, 1), "bob");
 	ck_assert_str_eq(users_name_at(u, 2), "carol.b-x_1");
-	ck_assert_str_eq(users_name_at(u, 3), "locked");
-	ck_assert_str_eq(users_name_at(u, 4), "rounds");
-	ck_assert_ptr_null(users_name_at(u, 5));
+	ck_assert_str_eq(users_name_at(u, 3), "rounds");
+	ck_assert_ptr_null(users_name_at(u, 4));
 	ck_assert_uint_eq(users_setting(u, "max_users", 1), 50);
 	ck_assert_uint_eq(users_setting(u, "future_knob", 1), 7);
 	ck_assert_uint_eq(users_setting(u, "absent", 1234), 1234);
@@ -259,9 +262,6 @@ START_TEST(test_load_fixture)
 	ck_assert(!users_verify(u, "dave", ""));
 	ck_assert(!users_verify(u, "", P_ALICE));
 	ck_assert(!users_verify(u, NULL, P_ALICE));
-	/* A disabled account ("!") matches nothing, not even itself. */
-	ck_assert(!users_verify(u, "locked", "!"));
-	ck_assert(!users_verify(u, "locked", ""));
 	users_free(u);
 }
 END_TEST
@@ -409,8 +409,8 @@ START_TEST(test_settings)
 	ck_assert_uint_eq(users_setting(u, "idle_timeout", 600), 30);
 	ck_assert_int_eq(users_set_setting(u, "idle_timeout", 45), USERS_OK);
 	ck_assert_uint_eq(users_setting(u, "idle_timeout", 600), 45);
-	ck_assert_int_eq(users_set_setting(u, "max_users", 0UL - 1),
-	    USERS_OK);
+	ck_assert_int_eq(users_set_setting(u, "max_users",
+	    SETTING_MAX_USERS_MAX), USERS_OK);
 	ck_assert_int_eq(users_set_setting(u, "Bad", 1), USERS_PARSE);
 	ck_assert_int_eq(users_set_setting(u, "a=b", 1), USERS_PARSE);
 	ck_assert_int_eq(users_set_setting(u, "", 1), USERS_PARSE);
@@ -420,7 +420,8 @@ START_TEST(test_settings)
 
 	ck_assert_int_eq(users_load(path, &v, NULL), USERS_OK);
 	ck_assert_uint_eq(users_setting(v, "idle_timeout", 600), 45);
-	ck_assert_uint_eq(users_setting(v, "max_users", 1), 0UL - 1);
+	ck_assert_uint_eq(users_setting(v, "max_users", 1),
+	    SETTING_MAX_USERS_MAX);
 	/* Unknown keys survive a rewrite. */
 	ck_assert_uint_eq(users_setting(v, "future_knob", 1), 7);
 	users_free(v);
@@ -677,12 +678,13 @@ static const struct {
 	unsigned	 line;
 } bad_files[] = {
 	{ "# c\nalice:" H_ALICE "\nthis is junk\n", 3 },
-	{ "alice:x\nbob:x\nalice:y\n", 3 },		/* duplicate */
-	{ "bob:x\nalice:x\r\nbob:y", 3 },		/* duplicate, no LF */
-	{ "\n\n.bad:x\n", 3 },				/* bad name */
-	{ "a b:x\n", 1 },
-	{ "a/b:x\n", 1 },
-	{ ":x\n", 1 },					/* empty name */
+	/* duplicates, the second without a final LF */
+	{ "alice:" H_ALICE "\nbob:" H_BOB "\nalice:" H_BOB "\n", 3 },
+	{ "bob:" H_BOB "\nalice:" H_ALICE "\r\nbob:" H_ALICE, 3 },
+	{ "\n\n.bad:" H_ALICE "\n", 3 },			/* bad name */
+	{ "a b:" H_ALICE "\n", 1 },
+	{ "a/b:" H_ALICE "\n", 1 },
+	{ ":" H_ALICE "\n", 1 },				/* empty name */
 	{ "alice:\n", 1 },				/* empty hash */
 	{ "alice:has space\n", 1 },
 	{ "alice:x:y\n", 1 },
@@ -696,8 +698,31 @@ static const struct {
 	{ "max_users=12x\n", 1 },
 	{ "max_users=99999999999999999999999\n", 1 },	/* overflow */
 	{ "max_users=1\nmax_users=2\n", 2 },		/* duplicate key */
-	{ "# a\n\n#b\nalice:x\n\tbob:x\n", 5 },		/* indented */
+	{ "# a\n\n#b\nalice:" H_ALICE "\n\tbob:" H_BOB "\n", 5 }, /* indented */
 	{ "just words", 1 },
+	/* hashes that are not what crypt(3) makes of "$6$" */
+	{ "admin:$6$ta2oC/osHnU6OioU$JWmU/a9KSK/Iua\n", 1 },	/* cut */
+	{ "# c\nalice:$6$trunc\n", 2 },
+	{ "alice:" H_ALICE "x\n", 1 },		/* 87 characters */
+	{ "alice:$6$ab$" H43 "123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefg*\n",
+	    1 },					/* 85 and a '*' */
+	{ "alice:$6$$" H86 "\n", 1 },			/* no salt */
+	{ "alice:$6$abcdefghijklmnopq$" H86 "\n", 1 },	/* 17 of salt */
+	{ "alice:$6$ab!d$" H86 "\n", 1 },		/* salt character */
+	{ "alice:$6$rounds=$ab$" H86 "\n", 1 },		/* no rounds */
+	{ "alice:$6$rounds=1x$ab$" H86 "\n", 1 },
+	{ "alice:$5$abcd$" H86 "\n", 1 },		/* SHA-256 */
+	{ "alice:!\n", 1 },				/* no password */
+	/* settings outside what MGMT accepts */
+	{ "idle_timeout=0\n", 1 },
+	{ "# c\nidle_timeout=9\n", 2 },
+	{ "idle_timeout=86401\n", 1 },
+	{ "max_users=0\n", 1 },
+	{ "max_users=1000000001\n", 1 },
+	{ "max_connections=0\n", 1 },
+	/* max_users below the accounts, before or after them */
+	{ "max_users=1\nalice:" H_ALICE "\nbob:" H_BOB "\n", 1 },
+	{ "alice:" H_ALICE "\nbob:" H_BOB "\n# c\nmax_users=1\n", 4 },
 };
 
 START_TEST(test_parse_error_table)
@@ -707,16 +732,41 @@ START_TEST(test_parse_error_table)
 }
 END_TEST
 
+/* The other side of each limit the table refuses. */
+START_TEST(test_setting_and_hash_limits)
+{
+	static const char low[] =
+	    "idle_timeout=10\nmax_users=2\nmax_connections=1\n"
+	    "a:$6$a$" H86 "\n"
+	    "b:$6$abcdefghijklmnop$" H86 "\n";
+	static const char high[] =
+	    "idle_timeout=86400\nmax_users=1000000000\n"
+	    "max_connections=99999999999\nc:$6$rounds=5000$./$" H86 "\n";
+	struct users *u = load_text(low, sizeof(low) - 1);
+
+	ck_assert_uint_eq(users_count(u), 2);
+	ck_assert_uint_eq(users_max(u), 2);
+	users_free(u);
+	u = load_text(high, sizeof(high) - 1);
+	ck_assert_uint_eq(users_setting(u, "idle_timeout", 0), 86400);
+	ck_assert_uint_eq(users_max(u), SETTING_MAX_USERS_MAX);
+	ck_assert(users_exists(u, "c"));
+	users_free(u);
+}
+END_TEST
+
 START_TEST(test_parse_error_binary)
 {
-	static const char nul_line[] = "alice:x\nbob:x\0y\n";
-	char text[USER_NAME_MAX + 16];
+	static const char nul_line[] = "alice:" H_ALICE "\nbob:" H_BOB
+	    "\0y\n";
+	static const char tail[] = ":" H_ALICE "\n";
+	char text[USER_NAME_MAX + 512];
 	struct users *u = NULL;
 
 	expect_parse_error(nul_line, sizeof(nul_line) - 1, 2);
 
 	memset(text, 'n', USER_NAME_MAX + 1);
-	memcpy(text + USER_NAME_MAX + 1, ":x\n", 4);
+	memcpy(text + USER_NAME_MAX + 1, tail, sizeof(tail));
 	expect_parse_error(text, strlen(text), 1);
 	/* One character less is a good name. */
 	memmove(text + 1, text + 2, strlen(text + 2) + 1);
@@ -725,7 +775,8 @@ START_TEST(test_parse_error_binary)
 	users_free(u);
 
 	/* No final newline, mixed endings, hash with '=': all fine. */
-	(void)snprintf(text, sizeof(text), "a:x\r\nb=2\nc:$6$rounds=9$s$h");
+	(void)snprintf(text, sizeof(text), "a:%s\r\nb=2\nc:%s", H_ALICE,
+	    H_ROUNDS);
 	u = load_text(text, strlen(text));
 	ck_assert_uint_eq(users_count(u), 2);
 	ck_assert(users_exists(u, "c"));
@@ -746,11 +797,11 @@ START_TEST(test_many_users)
 	struct users *u;
 	size_t i, len = 0;
 
-	text = malloc(n * 16 + 32);
+	text = malloc(n * (16 + sizeof(H_BOB)) + 32);
 	ck_assert_ptr_nonnull(text);
 	/* Descending: every insert goes to the front. */
 	for (i = n; i-- > 0;)
-		len += (size_t)sprintf(text + len, "u%05zu:x\n", i);
+		len += (size_t)sprintf(text + len, "u%05zu:%s\n", i, H_BOB);
 	len += (size_t)sprintf(text + len, "max_users=%zu\n", n);
 	u = load_text(text, len);
 	free(text);
@@ -766,7 +817,6 @@ START_TEST(test_many_users)
 	ck_assert(users_exists(u, "u04999"));
 	ck_assert(!users_exists(u, "u05000"));
 	ck_assert(!users_exists(u, "u0"));
-	/* A hash crypt(3) cannot use never verifies. */
 	ck_assert(!users_verify(u, "u00001", "x"));
 	ck_assert_int_eq(users_add(u, "extra", "pw"), USERS_FULL);
 	ck_assert_int_eq(users_delete(u, "u02500"), USERS_OK);
@@ -866,7 +916,7 @@ START_TEST(test_stale_temp)
 	tmp_path(tmp, sizeof(tmp));
 	write_file(tmp, junk, sizeof(junk) - 1);
 	ck_assert_int_eq(users_load(path, &u, NULL), USERS_OK);
-	ck_assert_uint_eq(users_count(u), 5);
+	ck_assert_uint_eq(users_count(u), 4);
 	ck_assert(users_verify(u, "alice", P_ALICE));
 	ck_assert_int_eq(users_add(u, "dave", "pw-dave"), USERS_OK);
 	ck_assert_int_eq(users_save(u), USERS_OK);
@@ -874,7 +924,7 @@ START_TEST(test_stale_temp)
 	ck_assert_int_eq(errno, ENOENT);
 	assert_only_users_file();
 	ck_assert_int_eq(users_load(path, &v, NULL), USERS_OK);
-	ck_assert_uint_eq(users_count(v), 6);
+	ck_assert_uint_eq(users_count(v), 5);
 	ck_assert(users_verify(v, "dave", "pw-dave"));
 	users_free(v);
 
@@ -938,7 +988,7 @@ START_TEST(test_load_removes_dead_temps)
 	ck_assert_int_eq(lstat(live, &st), 0);
 	ck_assert_int_eq(lstat(other, &st), 0);
 	ck_assert_int_eq(lstat(cousin, &st), 0);
-	ck_assert_uint_eq(users_count(u), 5);
+	ck_assert_uint_eq(users_count(u), 4);
 	users_free(u);
 	ck_assert_int_eq(unlink(live), 0);
 	ck_assert_int_eq(unlink(other), 0);
@@ -988,6 +1038,7 @@ users_suite(void)
 	tcase_add_test(limits, test_password_limits);
 	tcase_add_test(limits, test_full);
 	tcase_add_loop_test(limits, test_parse_error_table, 0, nbad);
+	tcase_add_test(limits, test_setting_and_hash_limits);
 	tcase_add_test(limits, test_parse_error_binary);
 	tcase_add_test(limits, test_many_users);
 	tcase_add_test(limits, test_save_io_failure);

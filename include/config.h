@@ -63,6 +63,12 @@ _Static_assert(SASL_MAX_LINE <= IN_BUF_SIZE / 2,
 /* Longest single-line reply we ever build; parsing waits for this room. */
 #define MAX_REPLY_LINE		512
 
+/*
+ * Longest RETR filter command: MGMT's FILTER shows it on one reply line,
+ * which must fit the room a command is answered with (MAX_REPLY_LINE).
+ */
+#define FILTER_MAX		400
+
 /* Lines handled per read callback, so one client cannot hog a pass. */
 #define MAX_CMDS_PER_PASS	16
 

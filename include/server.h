@@ -43,9 +43,10 @@ enum server_status server_bind(const struct server_config *cfg,
 /*
  * Sets the live settings (the users file's saved ones win over the
  * command line) and the sessions' shared environment.  `users` stays
- * the caller's and must outlive the server.
+ * the caller's and must outlive the server.  False (logged) when out
+ * of memory.
  */
-void server_start(const struct server_config *cfg, struct users *users);
+bool server_start(const struct server_config *cfg, struct users *users);
 
 /* Flags set by main's signal handlers, looked at after every pass. */
 struct server_signals {

@@ -223,6 +223,9 @@ parse_options(int argc, char **argv, struct options *o)
 		case 't':
 			if (*optarg == '\0')
 				die_usage("-t needs a command");
+			if (strlen(optarg) > FILTER_MAX)
+				die_usage("-t: the command is longer than %d "
+				    "octets", FILTER_MAX);
 			o->server.filter = optarg;
 			break;
 		case 'g':
@@ -460,7 +463,11 @@ main(int argc, char **argv)
 		server_shutdown();
 		return EXIT_FAILURE;
 	}
-	server_start(&o.server, users);
+	if (!server_start(&o.server, users)) {
+		server_shutdown();
+		users_free(users);
+		return EXIT_FAILURE;
+	}
 	rc = server_run(&signals);
 	log_info("pop3server shutting down");
 	server_shutdown();

@@ -434,12 +434,13 @@ pause_pop3(unsigned seconds)
  * Settings: the users file's (saved by MGMT) win over the command line,
  * so a restart keeps every change an administrator made live.
  */
-static void
+static bool
 load_settings(const struct server_config *cfg, struct users *users,
     size_t nofile)
 {
 	struct settings *set = &srv.settings;
 	const char *saved_filter = users_setting_text(users, SETTING_FILTER);
+	const char *want_filter = NULL;
 	size_t want;
 
 	set->conn_ceiling = nofile > RESERVED_FDS ?
@@ -469,15 +470,28 @@ load_settings(const struct server_config *cfg, struct users *users,
 	if (saved_filter != NULL) {
 		/* "-": the administrator removed the filter over MGMT. */
 		if (strcmp(saved_filter, "-") != 0)
-			set->filter = strdup(saved_filter);
-		if (cfg->filter != NULL && (set->filter == NULL ||
-		    strcmp(cfg->filter, set->filter) != 0))
+			want_filter = saved_filter;
+		if (cfg->filter != NULL && (want_filter == NULL ||
+		    strcmp(cfg->filter, want_filter) != 0))
 			log_warn("RETR filter saved by MGMT overrides -t");
-	} else if (cfg->filter != NULL)
-		set->filter = strdup(cfg->filter);
+	} else {
+		want_filter = cfg->filter;
+	}
 	set->filter_limit_s = cfg->filter_limit_s;
-	if (set->filter != NULL)
-		log_info("RETR filter: %s", set->filter);
+	if (want_filter == NULL)
+		return true;
+	if (strlen(want_filter) > FILTER_MAX) {
+		log_err("the saved RETR filter is longer than %d octets",
+		    FILTER_MAX);
+		return false;
+	}
+	/* Never serve unfiltered mail because a copy failed. */
+	if ((set->filter = strdup(want_filter)) == NULL) {
+		log_err("cannot keep the RETR filter: %s", strerror(errno));
+		return false;
+	}
+	log_info("RETR filter: %s", set->filter);
+	return true;
 }
 
 enum server_status
@@ -508,10 +522,11 @@ server_bind(const struct server_config *cfg, int signal_fd)
 	return st;
 }
 
-void
+bool
 server_start(const struct server_config *cfg, struct users *users)
 {
-	load_settings(cfg, users, srv.nofile);
+	if (!load_settings(cfg, users, srv.nofile))
+		return false;
 	srv.pop3 = (struct pop3_env){ .sel = srv.sel, .users = users,
 	    .mail_root = cfg->mail_root, .settings = &srv.settings };
 	if (gethostname(srv.pop3.hostname, sizeof(srv.pop3.hostname) - 1) < 0)
@@ -523,6 +538,7 @@ server_start(const struct server_config *cfg, struct users *users)
 	log_info("pop3server " POP3D_VERSION " ready: max %zu connections, "
 	    "idle timeout %us, mail root %s", srv.settings.max_conn,
 	    srv.settings.idle_s, cfg->mail_root);
+	return true;
 }
 
 int

@@ -43,6 +43,16 @@ class FilterCommand(FilterTest):
             m.close()
             self.assert_clean(srv)
 
+    def test_longest_t_shown_whole(self):
+        # -t takes up to 400 octets: FILTER shows every one of them.
+        longest = "cat" + " " * 391 + "; true"
+        with FilterServer(filter=longest) as srv:
+            m = srv.mgmt()
+            self.assertEqual(m.filter(),
+                             ["+OK FILTER", "FILTER: " + longest, "."])
+            m.close()
+            self.assert_clean(srv)
+
     def test_set_live_and_remove(self):
         with FilterServer() as srv:
             m = srv.mgmt()

@@ -459,6 +459,8 @@ BAD_OPTIONS = {
     "max_conn_0": ["-m", "0"],
     "max_conn_abc": ["-m", "abc"],
     "run_as_unknown_user": ["-g", "no-such-user-x9"],
+    # MGMT's FILTER shows the command on one reply line.
+    "filter_too_long": ["-t", "x" * 401],
 }
 
 

@@ -1,7 +1,7 @@
 # pop3server build.  `make help` lists the targets.
 
 CC       ?= cc
-CSTD     := -std=c11 -D_POSIX_C_SOURCE=200809L -D_XOPEN_SOURCE=700
+CSTD     := -std=c11 -D_POSIX_C_SOURCE=200809L -D_XOPEN_SOURCE=700 -D_FILE_OFFSET_BITS=64
 WARN     := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wpointer-arith -Wcast-qual \
             -Wwrite-strings -Wformat=2 -Wimplicit-fallthrough -Wvla -Wundef
@@ -118,7 +118,7 @@ run: all
 #  redundantContinue  `while (...) continue;` is the KNF empty loop body
 #  missingIncludeSystem  system headers are not cppcheck's business
 # clang-tidy's check list and its reasons are in .clang-tidy.
-LINT_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_XOPEN_SOURCE=700 -Iinclude
+LINT_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_XOPEN_SOURCE=700 -D_FILE_OFFSET_BITS=64 -Iinclude
 
 lint:
 	cppcheck -q --error-exitcode=1 --std=c11 -Iinclude \

@@ -60,7 +60,4 @@ void filter_destroy(struct filter *f);
 /* Reaps every child that exited (call when SIGCHLD was seen). */
 void filter_reap(void);
 
-/* Children started and not reaped yet (for tests and the log). */
-size_t filter_children(void);
-
 #endif

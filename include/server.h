@@ -64,7 +64,4 @@ int server_run(struct server_signals *sig);
 /* Closes every session without UPDATE, every listener; frees all. */
 void server_shutdown(void);
 
-/* The connection ceiling the descriptor limit allows (for -m clamping). */
-size_t server_conn_ceiling(void);
-
 #endif

@@ -56,8 +56,9 @@ enum users_status users_save(struct users *u);
 
 /*
  * Rereads the accounts and settings from the file, dropping changes
- * not saved (after a failed users_save(), memory matches disk again).
- * The lock table is kept.  On failure nothing changes.
+ * not saved.  The lock table is kept.  On failure nothing changes.
+ * (MGMT undoes a failed change from a users_snapshot(), without I/O;
+ * this serves the fuzz harness, which resets the store between inputs.)
  */
 enum users_status users_reload(struct users *u);
 

@@ -468,9 +468,3 @@ filter_reap(void)
 		}
 	}
 }
-
-size_t
-filter_children(void)
-{
-	return nchildren;
-}

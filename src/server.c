@@ -106,12 +106,6 @@ raise_nofile(void)
 	return (size_t)rl.rlim_cur;
 }
 
-size_t
-server_conn_ceiling(void)
-{
-	return srv.settings.conn_ceiling;
-}
-
 static void
 peer_text(const struct sockaddr_storage *ss, char *out, size_t cap)
 {
@@ -499,6 +493,7 @@ server_bind(const struct server_config *cfg, int signal_fd)
 {
 	static const char *const all[] = { "::", "0.0.0.0", NULL };
 	static const char *const loopback[] = { "::1", "127.0.0.1", NULL };
+	enum selector_status sst;
 	enum server_status st;
 
 	srv.nofile = raise_nofile();
@@ -509,9 +504,11 @@ server_bind(const struct server_config *cfg, int signal_fd)
 		log_err("cannot set up the reactor: %s", strerror(errno));
 		return SERVER_FAIL;
 	}
-	if (selector_register(srv.sel, signal_fd, &signal_handler, SEL_READ,
-	    NULL) != SELECTOR_OK) {
-		log_err("cannot watch the signal pipe");
+	sst = selector_register(srv.sel, signal_fd, &signal_handler, SEL_READ,
+	    NULL);
+	if (sst != SELECTOR_OK) {
+		log_err("cannot watch the signal pipe: %s",
+		    selector_strerror(sst));
 		return SERVER_FAIL;
 	}
 	st = bind_service("pop3", cfg->pop3_addr, cfg->pop3_port, all,
@@ -545,6 +542,7 @@ int
 server_run(struct server_signals *sig)
 {
 	for (;;) {
+		enum selector_status sst;
 		bool more;
 
 		if (sig->child) {
@@ -563,8 +561,10 @@ server_run(struct server_signals *sig)
 			/* A failure is logged: the old file is kept. */
 			(void)log_reopen();
 		}
-		if (selector_poll(srv.sel, more ? 0 : -1) != SELECTOR_OK) {
-			log_err("select: %s", strerror(errno));
+		sst = selector_poll(srv.sel, more ? 0 : -1);
+		if (sst != SELECTOR_OK) {
+			log_err("select: %s", sst == SELECTOR_IO ?
+			    strerror(errno) : selector_strerror(sst));
 			return -1;
 		}
 	}

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proto.h"
 #include "regfile.h"
 #include "settings.h"
 #include "users.h"
@@ -195,26 +196,6 @@ valid_key(const char *key, size_t n)
 	for (i = 0; i < n; i++)
 		if (!((key[i] >= 'a' && key[i] <= 'z') || key[i] == '_'))
 			return false;
-	return true;
-}
-
-/* Digits only: no sign, no spaces, overflow refused. */
-static bool
-parse_ulong(const char *s, unsigned long *out)
-{
-	unsigned long v = 0, d;
-
-	if (*s == '\0')
-		return false;
-	for (; *s != '\0'; s++) {
-		if (*s < '0' || *s > '9')
-			return false;
-		d = (unsigned long)(*s - '0');
-		if (v > (ULONG_MAX - d) / 10)
-			return false;
-		v = v * 10 + d;
-	}
-	*out = v;
 	return true;
 }
 
@@ -407,7 +388,7 @@ static enum users_status
 parse_line(struct users *u, char *s, size_t n)
 {
 	char *colon, *eq, *h;
-	unsigned long v;
+	uint64_t v;
 	size_t i, pos;
 	bool found;
 
@@ -449,12 +430,13 @@ parse_line(struct users *u, char *s, size_t n)
 	if (eq != NULL) {
 		*eq = '\0';
 		if (!valid_key(s, (size_t)(eq - s)) ||
-		    !parse_ulong(eq + 1, &v) || !setting_in_range(s, v))
+		    !proto_parse_uint(eq + 1, ULONG_MAX, &v) ||
+		    !setting_in_range(s, (unsigned long)v))
 			return USERS_PARSE;
 		/* Two values for one key: which one was meant is unknown. */
 		if (set_find(u, s) != NULL)
 			return USERS_PARSE;
-		return set_append(u, s, v);
+		return set_append(u, s, (unsigned long)v);
 	}
 	return USERS_PARSE;
 }
@@ -577,13 +559,12 @@ remove_stale_temps(const char *path)
 	d = opendir(dirpath);
 	while (d != NULL && (e = readdir(d)) != NULL) {
 		const char *suffix = e->d_name + blen;
-		unsigned long pid;
+		uint64_t pid;
 		char *victim;
 
 		if (strncmp(e->d_name, base, blen) != 0 ||
 		    strncmp(suffix, ".tmp.", 5) != 0 ||
-		    !parse_ulong(suffix + 5, &pid) || pid == 0 ||
-		    pid > INT_MAX)
+		    !proto_parse_uint(suffix + 5, INT_MAX, &pid) || pid == 0)
 			continue;
 		if ((pid_t)pid != getpid() &&
 		    (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
@@ -818,12 +799,6 @@ sync_dir(int dfd)
 	return fsync(dfd) == -1 && errno != EINVAL ? -1 : 0;
 }
 
-/*
- * Readers see either the old file or the new one, never a mix: the new
- * content goes to path.tmp.<pid> in the same folder (rename(2) is only
- * atomic within one file system), is synced, and then replaces path.
- * On failure before the rename the old file is untouched.
- */
 char *
 users_snapshot(const struct users *u)
 {
@@ -857,6 +832,12 @@ users_restore(struct users *u, const char *snapshot)
 	return USERS_OK;
 }
 
+/*
+ * Readers see either the old file or the new one, never a mix: the new
+ * content goes to path.tmp.<pid> in the same folder (rename(2) is only
+ * atomic within one file system), is synced, and then replaces path.
+ * On failure before the rename the old file is untouched.
+ */
 enum users_status
 users_save(struct users *u)
 {

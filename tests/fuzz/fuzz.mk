@@ -12,7 +12,7 @@
 fuzz_saved_goal := $(.DEFAULT_GOAL)
 
 # Fallbacks for `make -f tests/fuzz/fuzz.mk`; the top Makefile's win.
-CSTD ?= -std=c11 -D_POSIX_C_SOURCE=200809L -D_XOPEN_SOURCE=700
+CSTD ?= -std=c11 -D_POSIX_C_SOURCE=200809L -D_XOPEN_SOURCE=700 -D_FILE_OFFSET_BITS=64
 WARN ?= -Wall -Wextra
 
 FUZZ_CC        ?= clang

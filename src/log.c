@@ -1,7 +1,7 @@
 /*
  * The access and error log.  Lines are built whole in a stack buffer and
  * written with one write() so they never interleave.  The log is a file
- * or standard error, never a socket.
+ * or standard error (which may be a pipe or the journal's socket).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -93,12 +94,74 @@ log_close(void)
 	log_fd = STDERR_FILENO;
 }
 
+/*
+ * A pipe or socket as standard error (a journal, `| logger`) whose
+ * reader falls behind must not stop the server: it is made
+ * non-blocking, and lines it cannot take are counted, then reported
+ * once it takes lines again.  A terminal is left alone (it is shared
+ * with the shell).
+ */
+static unsigned long dropped;
+
 static void
+unblock_stderr(void)
+{
+	static bool done;
+	struct stat sb;
+	int fl;
+
+	if (done)
+		return;
+	done = true;
+	if (fstat(STDERR_FILENO, &sb) == 0 &&
+	    (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode)) &&
+	    (fl = fcntl(STDERR_FILENO, F_GETFL)) != -1)
+		(void)fcntl(STDERR_FILENO, F_SETFL, fl | O_NONBLOCK);
+}
+
+/* Best effort: a full disk or a stalled reader must not stop us. */
+static bool
 put(int fd, const char *line, size_t n)
 {
-	/* Best effort: a full disk must not stop the server. */
-	if (write(fd, line, n) < 0)
-		return;
+	if (fd == STDERR_FILENO)
+		unblock_stderr();
+	if (write(fd, line, n) >= 0)
+		return true;
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		dropped++;
+	return false;
+}
+
+/* The line's timestamp and level into line[cap]; its length. */
+static size_t
+stamp(char *line, size_t cap, enum log_level level)
+{
+	struct timeval tv;
+	struct tm tm;
+	size_t n;
+	int k;
+
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	n = strftime(line, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+	k = snprintf(line + n, cap - n, ".%03dZ %s: ",
+	    (int)(tv.tv_usec / 1000), level_names[level]);
+	return k > 0 ? n + (size_t)k : n;
+}
+
+/* Tells how many lines a stalled reader cost, once it reads again. */
+static void
+report_dropped(void)
+{
+	char line[128];
+	size_t n = stamp(line, sizeof(line), LOG_WARN);
+	int k = snprintf(line + n, sizeof(line) - n,
+	    "%lu log lines dropped: the log reader was too slow\n", dropped);
+	unsigned long was = dropped;
+
+	if (k > 0 && (size_t)k < sizeof(line) - n)
+		/* Still refused: the note itself is no lost line. */
+		dropped = put(log_fd, line, n + (size_t)k) ? 0 : was;
 }
 
 /* Formats one line; to standard error too when `everywhere` is set. */
@@ -110,18 +173,11 @@ static void
 vlog(enum log_level level, bool everywhere, const char *fmt, va_list ap)
 {
 	char line[1024];
-	struct timeval tv;
-	struct tm tm;
-	size_t n;
+	size_t n = stamp(line, sizeof(line), level);
 	int k;
 
-	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	k = snprintf(line + n, sizeof(line) - n, ".%03dZ %s: ",
-	    (int)(tv.tv_usec / 1000), level_names[level]);
-	if (k > 0)
-		n += (size_t)k;
+	if (dropped > 0)
+		report_dropped();
 	k = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
 	/* A truncated line still ends with its newline. */
 	if (k < 0)
@@ -130,9 +186,9 @@ vlog(enum log_level level, bool everywhere, const char *fmt, va_list ap)
 	if (n > sizeof(line) - 2)
 		n = sizeof(line) - 2;
 	line[n++] = '\n';
-	put(log_fd, line, n);
+	(void)put(log_fd, line, n);
 	if (everywhere && log_fd != STDERR_FILENO)
-		put(STDERR_FILENO, line, n);
+		(void)put(STDERR_FILENO, line, n);
 }
 
 void

@@ -4,15 +4,19 @@ after a rename, new lines go to a new FILE (mode 0600) and never to the
 renamed one, which keeps the older lines; a session open across the
 signal is not dropped; a reopen that fails keeps the old file and says
 so (on standard error too), and a FIFO at the path never blocks it;
-without --log the signal is harmless."""
+without --log the signal is harmless.  Standard error as a pipe nobody
+reads never stops the server."""
 import os
 import re
 import shutil
 import signal
 import stat
+import subprocess
+import time
 import unittest
 
 from opslib import Server, read_text, tmpdir, wait_for
+from pop3test import wait_port
 
 
 def session(srv):
@@ -167,3 +171,59 @@ class NoLogFile(unittest.TestCase):
             self.assertIsNone(s.proc.poll(), "SIGHUP stopped the server")
             self.assertNotIn("error:", s.log_text())
             self.assertEqual(s.stop(), 0)
+
+
+class PipeServer(Server):
+    """A server whose standard error is a pipe the test reads (or not),
+    as under systemd's journal or `pop3server 2>&1 | logger`."""
+
+    def start(self):
+        self._log = open(os.devnull, "ab")
+        self.pipe, w = os.pipe()
+        os.set_blocking(self.pipe, False)
+        self.proc = subprocess.Popen(self.command(),
+                                     stdin=subprocess.DEVNULL,
+                                     stdout=w, stderr=w)
+        os.close(w)
+        wait_port(self.host, self.port, proc=self.proc)
+
+    def drain(self):
+        """Everything the pipe holds now."""
+        out = b""
+        while True:
+            try:
+                chunk = os.read(self.pipe, 65536)
+            except BlockingIOError:
+                return out
+            if not chunk:
+                return out
+            out += chunk
+
+
+class StalledLogReader(unittest.TestCase):
+
+    def test_unread_stderr_pipe_never_stops_the_server(self):
+        # Nobody reads the pipe: after 64 KiB of log lines a blocking
+        # write would stop the whole server.  Lines it cannot take are
+        # dropped, counted, and reported once it reads again.
+        with PipeServer() as s:
+            try:
+                for _ in range(600):
+                    c = s.client(timeout=5)
+                    try:
+                        c.greeting()
+                        self.assertTrue(c.quit().startswith("+OK"))
+                    finally:
+                        c.close()
+                s.drain()
+                session(s)
+                got = b""
+                deadline = time.monotonic() + 5
+                while b"lines dropped" not in got and \
+                        time.monotonic() < deadline:
+                    got += s.drain()
+                    time.sleep(0.05)
+                self.assertRegex(got.decode(), r"warning: \d+ log lines "
+                                 r"dropped: the log reader was too slow")
+            finally:
+                os.close(s.pipe)

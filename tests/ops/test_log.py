@@ -173,6 +173,18 @@ class NoLogFile(unittest.TestCase):
             self.assertEqual(s.stop(), 0)
 
 
+class DiscardedLog(unittest.TestCase):
+
+    def test_log_to_dev_null_is_allowed(self):
+        # The one device that makes a fine log: it discards, never blocks.
+        with Server(args=["--log", "/dev/null"]) as s:
+            p = session(s)
+            self.assertEqual(lines_of(s.log_text(), p), [])
+            os.kill(s.pid, signal.SIGHUP)
+            session(s)
+            self.assertEqual(s.stop(), 0)
+
+
 class PipeServer(Server):
     """A server whose standard error is a pipe the test reads (or not),
     as under systemd's journal or `pop3server 2>&1 | logger`."""

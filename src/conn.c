@@ -191,6 +191,12 @@ parse(struct conn *c)
 			c->input_idle = true;
 			return;
 		}
+		/*
+		 * A command, not a byte, is activity (RFC 1939 section 3):
+		 * a line trickled a byte at a time, or never ended, must not
+		 * hold a connection slot for ever (slowloris).
+		 */
+		touch(c);
 		if (!c->ops->on_line(c, st, line))
 			break;
 	}
@@ -256,7 +262,6 @@ on_readable(struct selector *s, int fd, void *data)
 		if (c->count_stats)
 			stats_add_in((uint64_t)n);
 		c->input_idle = false;
-		touch(c);
 	} else if (n == 0) {
 		c->eof = true;
 	} else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {

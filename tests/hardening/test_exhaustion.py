@@ -314,6 +314,39 @@ class Slowloris(HardTest):
                     s.close()
             self.assertIsNone(srv.proc.poll(), "server died")
 
+    def test_trickled_bytes_do_not_defer_the_autologout(self):
+        # A command, not a byte, resets the idle timer (RFC 1939 section
+        # 3): clients that trickle a byte of a never-ending line every
+        # 0.5 s are logged out at the idle timeout, before and after
+        # login, while one sending whole commands as slowly stays.
+        idle = 2
+        users = {"u%d" % i: "pw-%d" % i for i in range(10)}
+        users["bob"] = "hunter2"
+        with Server(users=users, idle=idle) as srv:
+            slow = [srv.client(timeout=10) for _ in range(20)]
+            for c in slow[:10]:
+                c.greeting()
+            for i, c in enumerate(slow[10:]):
+                c.login("u%d" % i, "pw-%d" % i)
+            steady = srv.client(timeout=10)
+            steady.login("bob", "hunter2")
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 2 * idle + 2:
+                for c in slow:
+                    try:
+                        c.send("x")
+                    except OSError:
+                        pass
+                self.assertTrue(steady.cmd("NOOP").startswith("+OK"))
+                time.sleep(0.5)
+            for c in slow:
+                self.assertTrue(c.closed(2.0), "a trickling client was "
+                                "never logged out")
+                c.close()
+            self.assertTrue(steady.quit().startswith("+OK"))
+            self.assertEqual(len(re.findall(r"reason=timeout",
+                                            srv.log_text())), 20)
+
 
 class NonReaders(HardTest):
     LIMIT = 120

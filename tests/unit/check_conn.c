@@ -595,6 +595,27 @@ START_TEST(test_input_defers_timeout)
 }
 END_TEST
 
+/* Bytes of a line that never ends are no activity (slowloris). */
+START_TEST(test_partial_line_does_not_defer_timeout)
+{
+	struct peer p;
+	uint64_t t0 = selector_now_ms(), last = t0;
+
+	(void)open_conn(&p, 150, false);
+	while (!p.eof && selector_now_ms() - t0 < 1000) {
+		if (selector_now_ms() - last >= 25) {
+			peer_send(&p, "x");
+			last = selector_now_ms();
+		}
+		step(&p, true);
+	}
+	ck_assert_int_eq(res.timeouts, 1);
+	ck_assert_uint_lt(res.timeout_at - t0, 400);
+	ck_assert(peer_has(&p, "-ERR idle\r\n"));
+	finish(&p);
+}
+END_TEST
+
 /* A slow reader of a long stream is not idle while bytes flow. */
 START_TEST(test_output_defers_timeout)
 {
@@ -830,6 +851,7 @@ conn_suite(void)
 	tcase_add_test(core, test_close_after_flush);
 	tcase_add_test(core, test_stream_1mb);
 	tcase_add_test(core, test_idle_timeout);
+	tcase_add_test(core, test_partial_line_does_not_defer_timeout);
 	tcase_add_test(core, test_activity_defers_timeout);
 	tcase_add_test(core, test_input_defers_timeout);
 	tcase_add_test(core, test_output_defers_timeout);

@@ -322,7 +322,7 @@ note_trouble(size_t *count, int *first_errno)
 static enum maildir_status
 move_new(struct maildrop *md, const char *name)
 {
-	char src[PATH_MAX], suffix[32];
+	char src[PATH_MAX], dst[PATH_MAX], suffix[32] = "";
 	struct stat st;
 	int rc;
 
@@ -330,7 +330,7 @@ move_new(struct maildrop *md, const char *name)
 		return MAILDIR_OK;	/* cannot be opened either */
 	if (lstat(src, &st) == -1 || !S_ISREG(st.st_mode))
 		return MAILDIR_OK;
-	rc = place_in_cur(src, md->cur, name, "", &st);
+	rc = place_in_cur(src, md->cur, name, suffix, &st);
 	if (rc == -1 && errno == EEXIST) {
 		/*
 		 * The name is taken in cur/ (a redelivery, a copy): the
@@ -340,12 +340,23 @@ move_new(struct maildrop *md, const char *name)
 		inode_suffix(suffix, st.st_ino);
 		rc = place_in_cur(src, md->cur, name, suffix, &st);
 	}
+	/*
+	 * Linked but not unlinked from new/ (new/ not writable): one file
+	 * under two names would come back after its DELE.  Keep the one
+	 * in new/ only.
+	 */
+	if (rc != -1 && rc != 1 && unlink(src) == -1 &&
+	    cur_path(dst, md->cur, name, suffix) == 0) {
+		int err = errno;
+
+		(void)unlink(dst);
+		errno = err;
+		rc = -1;
+	}
 	if (rc == -1) {
 		note_trouble(&md->notes.unmoved, &md->notes.unmoved_errno);
 		return add_entry(md, name, &st, true);
 	}
-	if (rc != 1)
-		(void)unlink(src);
 	note_arrival(&md->arrived, st.st_ino);
 	return MAILDIR_OK;
 }
@@ -428,17 +439,24 @@ rename_twin(const struct maildrop *md, struct entry *e)
 	inode_suffix(suffix, e->ino);
 	if (join_path(src, e->in_new ? md->newdir : md->cur, e->name) == -1 ||
 	    cur_name(target, e->name, suffix) == -1 ||
-	    lstat(src, &st) == -1) {
+	    lstat(src, &st) == -1 || (fresh = strdup(target)) == NULL) {
 		e->uid_by_inode = true;
 		return;
 	}
 	rc = place_in_cur(src, md->cur, e->name, suffix, &st);
-	if (rc == -1 || (fresh = strdup(target)) == NULL) {
+	if (rc == -1) {
+		free(fresh);
 		e->uid_by_inode = true;
 		return;
 	}
-	if (rc != 1)
+	/* One file under two names would come back after its DELE. */
+	if (rc != 1 && unlink(src) == -1 &&
+	    join_path(src, md->cur, fresh) == 0) {
 		(void)unlink(src);
+		free(fresh);
+		e->uid_by_inode = true;
+		return;
+	}
 	free(e->name);
 	e->name = fresh;
 	e->in_new = false;

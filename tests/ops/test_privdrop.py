@@ -144,6 +144,40 @@ class Dropped(unittest.TestCase):
             r"be read \(Permission denied\): left out of the list"),
             self.s.log_text())
 
+    def test_new_folder_not_writable_message_never_comes_back(self):
+        # new/ belongs to root: a message there can be linked into cur/
+        # but not unlinked from new/.  Under both names it would come
+        # back after its DELE; it is served from new/ instead, and a
+        # QUIT that cannot delete it says so.
+        d = os.path.join(self.s.maildir, "alice")
+        new = os.path.join(d, "new")
+        name = "1800000000.M1P1.stuck"
+        with open(os.path.join(new, name), "wb") as f:
+            f.write(b"Subject: stuck\n\nin new/\n")
+        os.chown(os.path.join(new, name), self.uid, self.gid)
+        os.chown(new, 0, 0)
+        os.chmod(new, 0o755)
+        c = self.s.client()
+        try:
+            c.login("alice", "secret")
+            uids = uidl_map(c)
+            num = [n for n, u in uids.items() if u == name]
+            self.assertEqual(len(num), 1, uids)
+            self.assertTrue(c.cmd("DELE %d" % num[0]).startswith("+OK"))
+            r = c.quit()
+            self.assertTrue(r.startswith("-ERR [SYS/TEMP]"), r)
+        finally:
+            c.close()
+        self.assertFalse([n for n in os.listdir(os.path.join(d, "cur"))
+                          if n.startswith(name)])
+        c = self.s.client()
+        try:
+            c.login("alice", "secret")
+            self.assertEqual(uidl_map(c), uids)
+            c.quit()
+        finally:
+            c.close()
+
 
 class UsersFolderNotReadable(unittest.TestCase):
     """The users file's folder at mode 0300 (the -g user may create and
@@ -194,7 +228,6 @@ class UsersFolderNotReadable(unittest.TestCase):
         self.assertFalse(os.path.exists(users),
                          "'cannot write' was printed, yet the file exists")
         self.assertEqual(os.listdir(folder), [])
-
 
 class LogAsUser(unittest.TestCase):
 

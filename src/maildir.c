@@ -242,7 +242,8 @@ same_file_in_cur(const char *curdir, const char *name, const char *suffix,
  * file returns 2: a move or a twin rename cut short by kill -9 between
  * link and unlink, to be finished by unlinking the source.  Without
  * this the source would stay for ever, and come back as a new message
- * once its other name was deleted.
+ * once its other name was deleted.  A read-only maildrop refuses the
+ * link before it looks at the target, so any refusal is checked.
  */
 static int
 place_in_cur(const char *src, const char *curdir, const char *name,
@@ -250,10 +251,12 @@ place_in_cur(const char *src, const char *curdir, const char *name,
 {
 	int rc = link_into_cur(src, curdir, name, suffix);
 
-	if (rc == -1 && errno == EEXIST) {
+	if (rc == -1) {
+		int err = errno;
+
 		if (same_file_in_cur(curdir, name, suffix, st))
 			return 2;
-		errno = EEXIST;
+		errno = err;
 	}
 	return rc;
 }
@@ -331,26 +334,39 @@ move_new(struct maildrop *md, const char *name)
 	if (lstat(src, &st) == -1 || !S_ISREG(st.st_mode))
 		return MAILDIR_OK;
 	rc = place_in_cur(src, md->cur, name, suffix, &st);
-	if (rc == -1 && errno == EEXIST) {
+	if (rc == -1) {
 		/*
 		 * The name is taken in cur/ (a redelivery, a copy): the
 		 * message still gets delivered, under a name made unique
-		 * by its inode number.
+		 * by its inode number, which a move cut short may have
+		 * given it already.
 		 */
+		int err = errno;
+
 		inode_suffix(suffix, st.st_ino);
-		rc = place_in_cur(src, md->cur, name, suffix, &st);
+		if (err == EEXIST ||
+		    same_file_in_cur(md->cur, name, suffix, &st))
+			rc = place_in_cur(src, md->cur, name, suffix, &st);
+		else
+			errno = err;
 	}
 	/*
 	 * Linked but not unlinked from new/ (new/ not writable): one file
 	 * under two names would come back after its DELE.  Keep the one
-	 * in new/ only.
+	 * in new/ only, or, when the one in cur/ cannot go either (a
+	 * read-only maildrop), the one in cur/, which cur/'s listing finds.
 	 */
-	if (rc != -1 && rc != 1 && unlink(src) == -1 &&
-	    cur_path(dst, md->cur, name, suffix) == 0) {
+	if (rc != -1 && rc != 1 && unlink(src) == -1) {
 		int err = errno;
+		bool cur_stays = cur_path(dst, md->cur, name, suffix) == -1 ||
+		    unlink(dst) == -1;
 
-		(void)unlink(dst);
 		errno = err;
+		if (cur_stays) {
+			note_trouble(&md->notes.unmoved,
+			    &md->notes.unmoved_errno);
+			return MAILDIR_OK;
+		}
 		rc = -1;
 	}
 	if (rc == -1) {

@@ -5,14 +5,16 @@ cannot bypass) still serves every message, those still in new/
 included, with the UIDs they will keep once the maildrop is writable
 again.  A client that hangs up right after QUIT still gets every
 deletion it asked for, even when the deletions take several passes of
-the reactor.
+the reactor; a server told to stop while they run finishes them and
+still answers the QUIT.
 """
 import os
+import signal
 import socket
 import struct
 import subprocess
 
-from hardlib import (HardTest, Server, deliver, umount, unstuff,
+from hardlib import (HardTest, Server, deliver, umount, unstuff, wait_until,
                      wire_form)
 
 
@@ -80,6 +82,51 @@ class ReadOnlyMaildrop(HardTest):
         self.assertEqual(os.listdir(os.path.join(self.dir, "new")), [])
 
 
+class ReadOnlyAfterCutMove(ReadOnlyMaildrop):
+    """A move to cur/ cut short by kill -9, then the maildrop read-only.
+
+    new/x is hard-linked to cur/x.I<inode>:2, (cur/x:2,S, another
+    message, held the plain name): one file under two names, of which
+    the server can remove neither.  It is still one message.
+    """
+
+    def setUp(self):
+        self.srv = Server(users={"alice": "secret"}).__enter__()
+        self.addCleanup(self.srv.__exit__, None, None, None)
+        self.dir = self.srv.user_dir("alice")
+        self.before = sum(len(os.listdir(os.path.join(self.dir, sub)))
+                          for sub in ("cur", "new"))
+        name = "1800000002.M2P2.host"
+        self.msgs = {b"Subject: older\n\nin cur/ first\n",
+                     b"Subject: newer\n\ncut short\n"}
+        with open(os.path.join(self.dir, "cur", name + ":2,S"), "wb") as f:
+            f.write(b"Subject: older\n\nin cur/ first\n")
+        new = deliver(self.srv.maildir, "alice", name,
+                      b"Subject: newer\n\ncut short\n")
+        os.link(new, os.path.join(self.dir, "cur", "%s.I%d:2," % (
+            name, os.stat(new).st_ino)))
+        self.mount_ro()
+
+    def test_new_mail_served_and_uids_kept_once_writable(self):
+        c = self.srv.client()
+        c.login()
+        ro_uids = uidl(c)
+        n = self.before + 2
+        self.assertEqual(len(ro_uids), n, ro_uids)
+        self.assertEqual(len(set(ro_uids.values())), n, ro_uids)
+        self.assertEqual({retr(c, i) for i in (n - 1, n)},
+                         {wire_form(m) for m in self.msgs})
+        c.quit()
+        umount(self.dir)
+        c = self.srv.client()
+        c.login()
+        rw_uids = uidl(c)
+        c.quit()
+        self.assertEqual(rw_uids, ro_uids,
+                         "UIDs changed when the maildrop became writable")
+        self.assertEqual(os.listdir(os.path.join(self.dir, "new")), [])
+
+
 class QuitThenHangUp(HardTest):
 
     COUNT = 3000
@@ -110,3 +157,37 @@ class QuitThenHangUp(HardTest):
             self.assertRegex(srv.log_text(),
                              r"logout retr=0/0 top=0 dele=%d/%d " %
                              (total, total))
+
+
+class QuitThenShutdown(HardTest):
+    """SIGTERM while a QUIT's deletions run: they are finished (their
+    owner asked for them) and the client still gets QUIT's answer."""
+
+    COUNT = 20000
+
+    def test_deletions_finished_and_quit_answered(self):
+        with Server(users={"alice": "secret"}, mail=None) as srv:
+            cur = os.path.join(srv.user_dir("alice"), "cur")
+            for i in range(self.COUNT):
+                deliver(srv.maildir, "alice", "1800%06d.M%dP1.host" % (i, i),
+                        b"Subject: %d\n\nbody\n" % i, sub="cur")
+            c = srv.client(timeout=60)
+            c.login()
+            for first in range(1, self.COUNT + 1, 1000):
+                c.sock.sendall(b"".join(b"DELE %d\r\n" % i
+                                        for i in range(first, first + 1000)))
+                for _ in range(1000):
+                    self.assertTrue(c.line().startswith(b"+OK"))
+            before = os.stat(cur).st_mtime_ns
+            c.sock.sendall(b"QUIT\r\n")
+            # The first unlink changes cur/: the stop comes mid-commit.
+            self.assertTrue(wait_until(
+                lambda: os.stat(cur).st_mtime_ns != before, 30, 0))
+            srv.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(c.line(),
+                             b"+OK pop3server signing off (0 messages left)\r\n")
+            self.assertEqual(srv.proc.wait(30), 0)
+            self.assertEqual(os.listdir(cur), [])
+            self.assertRegex(srv.log_text(),
+                             r"logout retr=0/0 top=0 dele=%d/%d .* "
+                             r"reason=shutdown" % (self.COUNT, self.COUNT))

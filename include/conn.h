@@ -53,7 +53,10 @@ struct conn_ops {
 	void (*on_output)(struct conn *c);
 	/* The idle timer ran out. */
 	void (*on_timeout)(struct conn *c);
-	/* Last call: release the protocol's resources and free the conn. */
+	/*
+	 * Last call: release the protocol's resources and free the conn.
+	 * The socket is still open: conn_last_words() may send a reply.
+	 */
 	void (*on_destroy)(struct conn *c, enum conn_end why);
 };
 
@@ -168,6 +171,12 @@ void conn_set_idle(struct conn *c, uint64_t idle_ms);
 void conn_close_after_flush(struct conn *c, enum conn_end why);
 /* Closes after the current reactor pass; output is dropped. */
 void conn_close_soon(struct conn *c, enum conn_end why);
+/*
+ * Last words before the conn goes (on_destroy may call it): sends what
+ * `out` holds as far as the socket takes it now, never waiting (a QUIT
+ * answered as the server stops).
+ */
+void conn_last_words(struct conn *c);
 
 /*
  * Runs deferred work: conns woken since the last call get their input

@@ -286,14 +286,10 @@ static void
 on_unregistered(struct selector *s, int fd, void *data)
 {
 	struct conn *c = data;
+	uint8_t *stream_mem = c->stream_mem;	/* `out` may live there */
 
 	selector_timer_cancel(s, &c->idle_timer);
 	selector_timer_cancel(s, &c->late_timer);
-	if (c->stream_mem != NULL)
-		stream_mem_used -= STREAM_BUF_SIZE;
-	free(c->stream_mem);
-	c->stream_mem = NULL;
-	close(fd);
 	if (c->count_stats)
 		stats_closed();
 	if (c->prev_all != NULL)
@@ -302,7 +298,12 @@ on_unregistered(struct selector *s, int fd, void *data)
 		all_head = c->next_all;
 	if (c->next_all != NULL)
 		c->next_all->prev_all = c->prev_all;
+	/* The socket stays open through on_destroy for conn_last_words(). */
 	c->ops->on_destroy(c, c->closing ? c->end : END_SHUTDOWN);
+	if (stream_mem != NULL)
+		stream_mem_used -= STREAM_BUF_SIZE;
+	free(stream_mem);
+	close(fd);
 }
 
 static const struct sel_handler conn_handler = {
@@ -540,6 +541,12 @@ conn_set_idle(struct conn *c, uint64_t idle_ms)
 		return;
 	selector_timer_arm(c->sel, &c->idle_timer,
 	    deadline > now ? deadline - now : 0, on_idle_timer, c);
+}
+
+void
+conn_last_words(struct conn *c)
+{
+	flush(c);
 }
 
 void

@@ -61,6 +61,24 @@ count_deletions(struct pop3_session *s)
 	s->dele_count = (unsigned)(marked - maildir_commit_failed(s->md));
 }
 
+/* Once every deletion QUIT asked for is done (or failed). */
+static void
+answer_quit(struct pop3_session *s)
+{
+	size_t failed = maildir_commit_failed(s->md);
+
+	count_deletions(s);
+	if (failed > 0) {
+		log_warn("pop3[%lu] user=%s %zu deletions failed", s->id,
+		    s->user, failed);
+		pop3_reply(s, "-ERR [SYS/TEMP] %zu messages could not be "
+		    "deleted", failed);
+	} else {
+		pop3_reply(s, "+OK " POP3D_NAME " signing off (%zu messages "
+		    "left)", maildir_live_count(s->md));
+	}
+}
+
 void
 pop3_trans_cleanup(struct pop3_session *s)
 {
@@ -71,7 +89,8 @@ pop3_trans_cleanup(struct pop3_session *s)
 	 */
 	if (s->produce == produce_commit) {
 		(void)maildir_commit_step(s->md, 0);
-		count_deletions(s);
+		answer_quit(s);
+		conn_last_words(&s->base.conn);
 		s->produce = NULL;
 	}
 	if (s->msg_fd >= 0) {
@@ -460,21 +479,9 @@ cmd_quit(void *sp, int argc, char **argv)
 static void
 produce_commit(struct pop3_session *s)
 {
-	size_t failed;
-
 	if (!maildir_commit_step(s->md, COMMIT_PER_PASS))
 		return;
-	count_deletions(s);
-	failed = maildir_commit_failed(s->md);
-	if (failed > 0) {
-		log_warn("pop3[%lu] user=%s %zu deletions failed", s->id,
-		    s->user, failed);
-		pop3_reply(s, "-ERR [SYS/TEMP] %zu messages could not be "
-		    "deleted", failed);
-	} else {
-		pop3_reply(s, "+OK " POP3D_NAME " signing off (%zu messages "
-		    "left)", maildir_live_count(s->md));
-	}
+	answer_quit(s);
 	pop3_stream_done(s);
 	conn_close_after_flush(&s->base.conn, END_QUIT);
 }

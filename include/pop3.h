@@ -37,4 +37,10 @@ int pop3_session_new(const struct pop3_env *env, int fd, const char *peer);
  */
 void pop3_kick(void *holder);
 
+/*
+ * Goes on with the deletions of sessions whose client left during QUIT,
+ * a slice each; true while some remain (the reactor must not sleep).
+ */
+bool pop3_run_orphans(void);
+
 #endif

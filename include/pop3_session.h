@@ -65,6 +65,8 @@ struct pop3_session {
 	unsigned retr_count, top_count, dele_count;
 	uint64_t retr_bytes, size_at_login;
 	size_t msgs_at_login;
+	const char *end_reason;		/* the logout line's reason= */
+	struct pop3_session *next_orphan;	/* pop3_run_orphans() */
 };
 
 /* Per-state command tables (in their state's file). */
@@ -95,5 +97,12 @@ enum cmd_result pop3_cmd_capa(void *sp, int argc, char **argv);
 /* TRANSACTION hooks (pop3_trans.c). */
 void pop3_trans_cleanup(struct pop3_session *s);
 void pop3_update_enter(unsigned state, void *ctx);
+/* True while QUIT's deletions are under way. */
+bool pop3_quit_running(const struct pop3_session *s);
+/*
+ * One slice of the deletions of a QUIT whose client is gone; true once
+ * all are done (counted and logged; nothing is answered).
+ */
+bool pop3_quit_step(struct pop3_session *s);
 
 #endif

@@ -233,17 +233,17 @@ logout_reason(const struct pop3_session *s, enum conn_end why)
 	return conn_end_name(END_DISCONNECT);
 }
 
+/* The one place a session's resources go, its conn already gone. */
 static void
-on_destroy(struct conn *c, enum conn_end why)
+end_session(struct pop3_session *s)
 {
-	struct pop3_session *s = (struct pop3_session *)c;
-	const char *reason = logout_reason(s, why);
+	const struct conn *c = &s->base.conn;
 
 	pop3_trans_cleanup(s);
 	pop3_forget_login(s);
 	/*
 	 * Closing never starts an UPDATE (RFC 1939 section 6); one that
-	 * QUIT started was finished by pop3_trans_cleanup().
+	 * QUIT started was finished before this.
 	 */
 	maildir_close(s->md);
 	if (s->locked)
@@ -254,8 +254,48 @@ on_destroy(struct conn *c, enum conn_end why)
 	    (unsigned long long)s->retr_bytes, s->top_count, s->dele_count,
 	    s->msgs_at_login, (unsigned long long)s->size_at_login,
 	    (unsigned long long)c->bytes_in,
-	    (unsigned long long)c->bytes_out, reason);
+	    (unsigned long long)c->bytes_out, s->end_reason);
 	free(s);
+}
+
+/*
+ * Sessions whose client went away while their QUIT was deleting: the
+ * deletions go on a slice a pass (the maildrop stays locked), so one
+ * client's 60,000 unlinks never stall the others.
+ */
+static struct pop3_session *orphans;
+
+static void
+on_destroy(struct conn *c, enum conn_end why)
+{
+	struct pop3_session *s = (struct pop3_session *)c;
+
+	s->end_reason = logout_reason(s, why);
+	/* A stopping server finishes them at once (pop3_trans_cleanup). */
+	if (why != END_SHUTDOWN && pop3_quit_running(s)) {
+		s->next_orphan = orphans;
+		orphans = s;
+		return;
+	}
+	end_session(s);
+}
+
+bool
+pop3_run_orphans(void)
+{
+	struct pop3_session **pp = &orphans;
+
+	while (*pp != NULL) {
+		struct pop3_session *s = *pp;
+
+		if (pop3_quit_step(s)) {
+			*pp = s->next_orphan;
+			end_session(s);
+		} else {
+			pp = &s->next_orphan;
+		}
+	}
+	return orphans != NULL;
 }
 
 static const struct conn_ops pop3_ops = {
@@ -291,6 +331,7 @@ pop3_kick(void *holder)
 {
 	struct pop3_session *s = holder;
 
+	/* An orphan's conn is closing already: this leaves it alone. */
 	if (s != NULL)
 		conn_close_soon(&s->base.conn, END_KICKED);
 }

@@ -52,40 +52,58 @@ get_msg(struct pop3_session *s, const char *arg, size_t *n)
 
 static void produce_commit(struct pop3_session *s);
 
-/* For the logout line: the marked messages actually removed. */
-static void
-count_deletions(struct pop3_session *s)
+/*
+ * Once QUIT's deletions are done (or failed): counts them for the
+ * logout line, logs failures; the number that failed.
+ */
+static size_t
+quit_outcome(struct pop3_session *s)
 {
+	size_t failed = maildir_commit_failed(s->md);
 	size_t marked = maildir_count(s->md) - maildir_live_count(s->md);
 
-	s->dele_count = (unsigned)(marked - maildir_commit_failed(s->md));
+	s->dele_count = (unsigned)(marked - failed);
+	if (failed > 0)
+		log_warn("pop3[%lu] user=%s %zu deletions failed", s->id,
+		    s->user, failed);
+	return failed;
 }
 
-/* Once every deletion QUIT asked for is done (or failed). */
 static void
 answer_quit(struct pop3_session *s)
 {
-	size_t failed = maildir_commit_failed(s->md);
+	size_t failed = quit_outcome(s);
 
-	count_deletions(s);
-	if (failed > 0) {
-		log_warn("pop3[%lu] user=%s %zu deletions failed", s->id,
-		    s->user, failed);
+	if (failed > 0)
 		pop3_reply(s, "-ERR [SYS/TEMP] %zu messages could not be "
 		    "deleted", failed);
-	} else {
+	else
 		pop3_reply(s, "+OK " POP3D_NAME " signing off (%zu messages "
 		    "left)", maildir_live_count(s->md));
-	}
+}
+
+bool
+pop3_quit_running(const struct pop3_session *s)
+{
+	return s->produce == produce_commit;
+}
+
+bool
+pop3_quit_step(struct pop3_session *s)
+{
+	if (!maildir_commit_step(s->md, COMMIT_PER_PASS))
+		return false;
+	(void)quit_outcome(s);
+	s->produce = NULL;
+	return true;
 }
 
 void
 pop3_trans_cleanup(struct pop3_session *s)
 {
 	/*
-	 * The session ends with its QUIT's deletions under way (the client
-	 * hung up, the server is stopping): its owner asked for them, so
-	 * they are finished here.
+	 * The server is stopping with this QUIT's deletions under way: its
+	 * owner asked for them, so they are finished here, and answered.
 	 */
 	if (s->produce == produce_commit) {
 		(void)maildir_commit_step(s->md, 0);

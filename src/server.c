@@ -554,6 +554,8 @@ server_run(struct server_signals *sig)
 		/* Sessions run just now may have queued logins. */
 		more = verify_waiting() || more;
 		conn_reap();
+		/* The reap may have left sessions deleting on their own. */
+		more = pop3_run_orphans() || more;
 		if (sig->stop)
 			return 0;
 		if (sig->reopen_log) {
@@ -587,6 +589,8 @@ server_shutdown(void)
 		selector_timer_cancel(srv.sel, &srv.pause_timer);
 	conn_foreach(close_session, NULL);
 	conn_reap();
+	while (pop3_run_orphans())
+		continue;
 	/* The sessions are gone, so their checks are cancelled: free them. */
 	while (verify_waiting())
 		verify_run();

@@ -14,8 +14,8 @@ import socket
 import struct
 import subprocess
 
-from hardlib import (HardTest, Server, deliver, umount, unstuff, wait_until,
-                     wire_form)
+from hardlib import (ADMIN_PW, HardTest, Server, deliver, mgmt, umount,
+                     unstuff, wait_until, wire_form)
 
 
 def uidl(c):
@@ -159,35 +159,77 @@ class QuitThenHangUp(HardTest):
                              (total, total))
 
 
-class QuitThenShutdown(HardTest):
-    """SIGTERM while a QUIT's deletions run: they are finished (their
-    owner asked for them) and the client still gets QUIT's answer."""
+class BigQuit(HardTest):
+    """A QUIT with 20,000 deletions (some 40 reactor passes), cut into
+    by a SIGTERM or by the client going away."""
 
     COUNT = 20000
 
+    def quit_started(self, srv, hang_up=False):
+        """Logs in, marks every message, sends QUIT (then a reset when
+        hang_up) and returns the client once the first unlink is seen."""
+        cur = os.path.join(srv.user_dir("alice"), "cur")
+        for i in range(self.COUNT):
+            deliver(srv.maildir, "alice", "1800%06d.M%dP1.host" % (i, i),
+                    b"Subject: %d\n\nbody\n" % i, sub="cur")
+        c = srv.client(timeout=60)
+        c.login()
+        for first in range(1, self.COUNT + 1, 1000):
+            c.sock.sendall(b"".join(b"DELE %d\r\n" % i
+                                    for i in range(first, first + 1000)))
+            for _ in range(1000):
+                self.assertTrue(c.line().startswith(b"+OK"))
+        before = os.stat(cur).st_mtime_ns
+        if hang_up:
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                              struct.pack("ii", 1, 0))
+        c.sock.sendall(b"QUIT\r\n")
+        if hang_up:
+            c.sock.close()
+        # The first unlink changes cur/: what follows comes mid-commit.
+        self.assertTrue(wait_until(
+            lambda: os.stat(cur).st_mtime_ns != before, 30, 0))
+        return c
+
+    def assert_all_deleted(self, srv, reason):
+        self.assertEqual(os.listdir(os.path.join(srv.user_dir("alice"),
+                                                 "cur")), [])
+        self.assertRegex(srv.log_text(),
+                         r"logout retr=0/0 top=0 dele=%d/%d .* reason=%s" %
+                         (self.COUNT, self.COUNT, reason))
+
+
+class QuitThenShutdown(BigQuit):
+    """SIGTERM while a QUIT's deletions run: they are finished (their
+    owner asked for them) and the client still gets QUIT's answer."""
+
     def test_deletions_finished_and_quit_answered(self):
         with Server(users={"alice": "secret"}, mail=None) as srv:
-            cur = os.path.join(srv.user_dir("alice"), "cur")
-            for i in range(self.COUNT):
-                deliver(srv.maildir, "alice", "1800%06d.M%dP1.host" % (i, i),
-                        b"Subject: %d\n\nbody\n" % i, sub="cur")
-            c = srv.client(timeout=60)
-            c.login()
-            for first in range(1, self.COUNT + 1, 1000):
-                c.sock.sendall(b"".join(b"DELE %d\r\n" % i
-                                        for i in range(first, first + 1000)))
-                for _ in range(1000):
-                    self.assertTrue(c.line().startswith(b"+OK"))
-            before = os.stat(cur).st_mtime_ns
-            c.sock.sendall(b"QUIT\r\n")
-            # The first unlink changes cur/: the stop comes mid-commit.
-            self.assertTrue(wait_until(
-                lambda: os.stat(cur).st_mtime_ns != before, 30, 0))
+            c = self.quit_started(srv)
             srv.proc.send_signal(signal.SIGTERM)
             self.assertEqual(c.line(),
-                             b"+OK pop3server signing off (0 messages left)\r\n")
+                             b"+OK pop3server signing off (0 messages left)"
+                             b"\r\n")
             self.assertEqual(srv.proc.wait(30), 0)
-            self.assertEqual(os.listdir(cur), [])
-            self.assertRegex(srv.log_text(),
-                             r"logout retr=0/0 top=0 dele=%d/%d .* "
-                             r"reason=shutdown" % (self.COUNT, self.COUNT))
+            self.assertIsNone(srv.sanitizer_report())
+            self.assert_all_deleted(srv, "shutdown")
+
+
+class QuitThenKicked(BigQuit):
+    """A session ended during a long QUIT (here by DELETE_USER): its
+    deletions go on, a slice a pass, and other clients are served
+    meanwhile."""
+
+    def test_others_served_while_the_deletions_go_on(self):
+        with Server(users={"alice": "secret", "admin": ADMIN_PW},
+                    mail=None) as srv:
+            m = mgmt(srv)
+            self.quit_started(srv)
+            m.ok("DELETE_USER alice")
+            other = srv.client()
+            self.assertTrue(other.line().startswith(b"+OK"))
+            self.assertNotIn("user=alice logout", srv.log_text())
+            self.assertTrue(srv.wait_log(r"user=alice logout", timeout=60),
+                            srv.log_text())
+            self.assertTrue(other.cmd("CAPA").startswith("+OK"))
+            self.assert_all_deleted(srv, "disconnect")

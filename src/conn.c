@@ -546,6 +546,7 @@ conn_set_idle(struct conn *c, uint64_t idle_ms)
 void
 conn_last_words(struct conn *c)
 {
+	c->closing = true;	/* a failed send must not queue it again */
 	flush(c);
 }
 

@@ -44,6 +44,7 @@ static struct {
 	uint64_t produced;	/* stream bytes put in `out` */
 	size_t max_out_cap;	/* the largest `out` seen while streaming */
 	bool bad_stream_buf;	/* on_output ran without the big buffer */
+	bool last_words;	/* on_destroy answers with conn_last_words() */
 } res;
 
 static uint8_t
@@ -124,6 +125,10 @@ t_destroy(struct conn *c, enum conn_end why)
 {
 	res.destroyed++;
 	res.why = why;
+	if (res.last_words) {
+		ck_assert(conn_reply(c, "+OK last"));
+		conn_last_words(c);
+	}
 	/* Scribble first, so a later use of the conn shows under ASan too. */
 	memset(c, 0x6b, sizeof(struct tconn));
 	free(c);
@@ -772,6 +777,44 @@ START_TEST(test_shutdown_destroys_once)
 }
 END_TEST
 
+/* on_destroy still has the socket: its last words reach the peer. */
+START_TEST(test_last_words_sent_before_close)
+{
+	struct peer p;
+	struct tconn *t = open_conn(&p, IDLE_LONG, false);
+
+	res.last_words = true;
+	conn_close_soon(&t->c, END_SHUTDOWN);
+	conn_reap();
+	ck_assert_int_eq(res.destroyed, 1);
+	peer_read(&p);
+	ck_assert(peer_has(&p, "+OK last\r\n"));
+	ck_assert(p.eof);
+	finish(&p);
+}
+END_TEST
+
+/*
+ * To a peer already gone they are lost, and the failed send does not
+ * queue the conn being freed for another close (here the reactor itself
+ * goes, so the conn was not closing yet).
+ */
+START_TEST(test_last_words_to_a_gone_peer)
+{
+	struct peer p;
+
+	(void)open_conn(&p, IDLE_LONG, false);
+	peer_free(&p);
+	res.last_words = true;
+	selector_destroy(sel);
+	sel = NULL;
+	ck_assert_int_eq(res.destroyed, 1);
+	ck_assert_int_eq(res.why, END_SHUTDOWN);
+	conn_reap();
+	ck_assert_int_eq(res.destroyed, 1);
+}
+END_TEST
+
 /* A refused descriptor leaves nothing behind: no timer, no callback. */
 START_TEST(test_init_refused)
 {
@@ -867,6 +910,8 @@ conn_suite(void)
 	tcase_add_test(limits, test_lines_peer_never_reads);
 	tcase_add_test(limits, test_line_too_long_and_nul);
 	tcase_add_test(limits, test_init_refused);
+	tcase_add_test(limits, test_last_words_sent_before_close);
+	tcase_add_test(limits, test_last_words_to_a_gone_peer);
 	tcase_add_test(limits, test_reply_too_big);
 	suite_add_tcase(s, limits);
 	return s;

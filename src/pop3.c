@@ -233,7 +233,7 @@ logout_reason(const struct pop3_session *s, enum conn_end why)
 	return conn_end_name(END_DISCONNECT);
 }
 
-/* The one place a session's resources go, its conn already gone. */
+/* The one place a session's resources go, once its conn is unregistered. */
 static void
 end_session(struct pop3_session *s)
 {

@@ -287,6 +287,7 @@ on_unregistered(struct selector *s, int fd, void *data)
 {
 	struct conn *c = data;
 	uint8_t *stream_mem = c->stream_mem;	/* `out` may live there */
+	enum conn_end why = c->closing ? c->end : END_SHUTDOWN;
 
 	selector_timer_cancel(s, &c->idle_timer);
 	selector_timer_cancel(s, &c->late_timer);
@@ -298,8 +299,12 @@ on_unregistered(struct selector *s, int fd, void *data)
 		all_head = c->next_all;
 	if (c->next_all != NULL)
 		c->next_all->prev_all = c->prev_all;
-	/* The socket stays open through on_destroy for conn_last_words(). */
-	c->ops->on_destroy(c, c->closing ? c->end : END_SHUTDOWN);
+	/*
+	 * The socket stays open through on_destroy for conn_last_words();
+	 * closing, so no reply or failed send there queues the conn again.
+	 */
+	c->closing = true;
+	c->ops->on_destroy(c, why);
 	if (stream_mem != NULL)
 		stream_mem_used -= STREAM_BUF_SIZE;
 	free(stream_mem);
@@ -546,7 +551,6 @@ conn_set_idle(struct conn *c, uint64_t idle_ms)
 void
 conn_last_words(struct conn *c)
 {
-	c->closing = true;	/* a failed send must not queue it again */
 	flush(c);
 }
 

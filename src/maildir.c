@@ -89,7 +89,7 @@ struct maildrop {
 	/* UPDATE progress, kept between maildir_commit_step() calls. */
 	size_t commit_next;		/* next message to look at */
 	size_t commit_failed;		/* unlinks that failed */
-	struct cur_index commit_ix;	/* cur/ by inode, once needed */
+	struct cur_index commit_ix;	/* cur/ by inode, once needed in a pass */
 };
 
 /*
@@ -1205,7 +1205,7 @@ cur_file_cmp(const void *a, const void *b)
 	return x->ino < y->ino ? -1 : x->ino > y->ino;
 }
 
-/* Reads cur/ into ix, sorted by inode; false when it cannot. */
+/* Reads cur/ into ix, sorted by inode; false (errno) when it cannot. */
 static bool
 index_read(const struct maildrop *md, struct cur_index *ix)
 {
@@ -1236,10 +1236,17 @@ index_read(const struct maildrop *md, struct cur_index *ix)
 	}
 	if (d != NULL)
 		(void)closedir(d);
+	if (!ok) {
+		int err = errno;
+
+		index_free(ix);		/* the next call starts afresh */
+		errno = err;
+		return false;
+	}
 	if (ix->n > 1)
 		qsort(ix->files, ix->n, sizeof(*ix->files), cur_file_cmp);
-	ix->read = ok;
-	return ok;
+	ix->read = true;
+	return true;
 }
 
 /* The name in ix of m's very file (same inode, same unique name). */
@@ -1290,9 +1297,11 @@ still_same_file(const struct maildrop *md, const struct mail_msg *m,
  * its unique name before ':': look for that in cur/ and follow it.  A
  * file that merely has the same unique name (or a reused inode number)
  * is another message and is never taken for m, least of all deleted
- * for it.  True when m->file
- * now names m's file.  ix is read at the first call and kept, so that
- * a QUIT after a flag change on every message reads cur/ once.
+ * for it.  True when m->file now names m's file; else false with errno
+ * ENOENT (m's file is gone) or why cur/ could not be searched, which a
+ * QUIT must count as a failed deletion, not a done one.  ix is read at
+ * the first call and kept by the caller, so that a QUIT after a flag
+ * change on every message reads cur/ once a pass.
  */
 static bool
 relocate(struct maildrop *md, struct mail_msg *m, struct cur_index *ix)
@@ -1304,7 +1313,11 @@ relocate(struct maildrop *md, struct mail_msg *m, struct cur_index *ix)
 		return false;
 	if ((found = index_find(ix, m)) == NULL ||
 	    (!m->in_new && strcmp(found, m->file) == 0) ||
-	    !still_same_file(md, m, found) || (name = strdup(found)) == NULL)
+	    !still_same_file(md, m, found)) {
+		errno = ENOENT;
+		return false;
+	}
+	if ((name = strdup(found)) == NULL)
 		return false;
 	free(m->file);
 	m->file = name;
@@ -1330,10 +1343,8 @@ on_msg_file(struct maildrop *md, struct mail_msg *m,
 		r = op(path);
 		if (r != -1 || errno != ENOENT || retried)
 			return r;
-		if (!relocate(md, m, ix)) {
-			errno = ENOENT;
+		if (!relocate(md, m, ix))
 			return -1;
-		}
 		retried = true;
 	}
 }
@@ -1406,8 +1417,11 @@ maildir_commit_step(struct maildrop *md, size_t max)
 
 		if (!m->deleted)
 			continue;
-		if (max > 0 && done++ == max)
+		if (max > 0 && done++ == max) {
+			/* Renames may come before the next pass: read afresh. */
+			index_free(&md->commit_ix);
 			return false;
+		}
 		/* A file already gone (and not renamed) counts as deleted. */
 		if (on_msg_file(md, m, unlink, &md->commit_ix) == -1 &&
 		    errno != ENOENT)

@@ -4,6 +4,7 @@
  * with the mtimes it needs; every directory made is removed afterwards,
  * also when a test fails.
  */
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -890,6 +891,90 @@ START_TEST(test_flags_renamed_under_us)
 }
 END_TEST
 
+/*
+ * Takes every free descriptor (under a lowered limit) until release();
+ * returns how many it took.
+ */
+static int held_fds[64];
+static int nheld;
+static struct rlimit saved_nofile;
+
+static void
+exhaust_fds(void)
+{
+	struct rlimit low;
+	int fd;
+
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &saved_nofile), 0);
+	low = saved_nofile;
+	low.rlim_cur = 64;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	for (nheld = 0; (fd = open("/dev/null", O_RDONLY)) >= 0; nheld++) {
+		ck_assert_int_lt(nheld, 64);
+		held_fds[nheld] = fd;
+	}
+	ck_assert_int_eq(errno, EMFILE);
+}
+
+static void
+release_fds(void)
+{
+	while (nheld > 0)
+		ck_assert_int_eq(close(held_fds[--nheld]), 0);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved_nofile), 0);
+}
+
+/*
+ * A renamed message whose new name cannot be searched for (no
+ * descriptor for cur/) is a failed deletion, not a done one: it would
+ * come back at the next login.
+ */
+START_TEST(test_commit_cannot_search_is_failure)
+{
+	struct maildrop *md;
+	char a[PATH_MAX], b[PATH_MAX];
+	int fd = -1;
+
+	make_user("u");
+	put_str("u/cur/m:2,", "renamed\n", 1);
+	md = open_scanned("u");
+	ck_assert_int_eq(rename(at(a, "u/cur/m:2,"), at(b, "u/cur/m:2,S")), 0);
+	ck_assert(maildir_mark_deleted(md, 1));
+	exhaust_fds();
+	ck_assert_int_eq(maildir_msg_open(md, 1, &fd), MAILDIR_IO);
+	ck_assert(maildir_commit_step(md, 0));
+	release_fds();
+	ck_assert_uint_eq(maildir_commit_failed(md), 1);
+	ck_assert(exists("u/cur/m:2,S"));
+	maildir_close(md);
+}
+END_TEST
+
+/* A rename between two slices of a QUIT is followed too. */
+START_TEST(test_commit_follows_rename_between_slices)
+{
+	struct maildrop *md;
+	char a[PATH_MAX], b[PATH_MAX];
+
+	make_user("u");
+	put_str("u/cur/m1:2,", "one\n", 1);
+	put_str("u/cur/m2:2,", "two\n", 2);
+	put_str("u/cur/m3:2,", "three\n", 3);
+	md = open_scanned("u");
+	for (size_t n = 1; n <= 3; n++)
+		ck_assert(maildir_mark_deleted(md, n));
+	ck_assert_int_eq(rename(at(a, "u/cur/m1:2,"), at(b, "u/cur/m1:2,S")), 0);
+	ck_assert(!maildir_commit_step(md, 1));	/* reads cur/ for m1 */
+	ck_assert(!exists("u/cur/m1:2,S"));
+	ck_assert_int_eq(rename(at(a, "u/cur/m2:2,"), at(b, "u/cur/m2:2,S")), 0);
+	ck_assert(maildir_commit_step(md, 0));
+	ck_assert_uint_eq(maildir_commit_failed(md), 0);
+	ck_assert(!exists("u/cur/m2:2,S"));
+	ck_assert(!exists("u/cur/m3:2,"));
+	maildir_close(md);
+}
+END_TEST
+
 START_TEST(test_bad_user)
 {
 	static const char *const bad[] = { "a/b", ".hidden", "..", "", "/" };
@@ -1177,6 +1262,8 @@ maildir_suite(void)
 	tcase_add_unchecked_fixture(core, base_setup, base_teardown);
 	tcase_add_checked_fixture(core, setup, teardown);
 	tcase_add_test(core, test_scan_order);
+	tcase_add_test(core, test_commit_cannot_search_is_failure);
+	tcase_add_test(core, test_commit_follows_rename_between_slices);
 	tcase_add_test(core, test_sizes);
 	tcase_add_test(core, test_new_to_cur);
 	tcase_add_test(core, test_non_regular_ignored);

@@ -402,9 +402,22 @@ move_some(struct maildrop *md, size_t *units, bool *end)
 	return MAILDIR_OK;
 }
 
+/* Older first. */
+static int
+mtime_cmp(const struct entry *x, const struct entry *y)
+{
+	if (x->mtime.tv_sec != y->mtime.tv_sec)
+		return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
+	if (x->mtime.tv_nsec != y->mtime.tv_nsec)
+		return x->mtime.tv_nsec < y->mtime.tv_nsec ? -1 : 1;
+	return 0;
+}
+
 /*
  * Orders entry pointers by unique name (the part before ':'), files
- * that were in cur/ before this login first, then by name.
+ * that were in cur/ before this login first, then the oldest (mtime,
+ * then inode).  Never by the whole name: a flag change by another
+ * reader must not change which twin keeps the unique name's UIDL.
  */
 static int
 entry_base_cmp(const void *a, const void *b)
@@ -420,7 +433,9 @@ entry_base_cmp(const void *a, const void *b)
 		return lx < ly ? -1 : 1;
 	if (x->arrived != y->arrived)
 		return x->arrived ? 1 : -1;
-	return strcmp(x->name, y->name);
+	if ((c = mtime_cmp(x, y)) != 0)
+		return c;
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
 }
 
 static int
@@ -486,8 +501,8 @@ rename_twin(const struct maildrop *md, struct entry *e)
  * server never fetches that message.  As Dovecot does, every twin but
  * one gets a name of its own once, <base>.I<inode><info>, and with it a
  * UIDL that never changes.  The one that keeps the name is a file that
- * was in cur/ before this login (a client may know its UIDL), the first
- * by name.
+ * was in cur/ before this login (a client may know its UIDL), the
+ * oldest.
  */
 static enum maildir_status
 separate_twins(struct maildrop *md)
@@ -526,12 +541,9 @@ static int
 entry_cmp(const void *a, const void *b)
 {
 	const struct entry *x = a, *y = b;
+	int c = mtime_cmp(x, y);
 
-	if (x->mtime.tv_sec != y->mtime.tv_sec)
-		return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
-	if (x->mtime.tv_nsec != y->mtime.tv_nsec)
-		return x->mtime.tv_nsec < y->mtime.tv_nsec ? -1 : 1;
-	return strcmp(x->name, y->name);
+	return c != 0 ? c : strcmp(x->name, y->name);
 }
 
 static void

@@ -41,6 +41,7 @@ struct entry {
 	bool arrived;		/* moved from new/ by this login (or left there) */
 	bool in_new;		/* could not be moved: served from new/ */
 	bool uid_by_inode;	/* a twin that could not be renamed */
+	bool replaced;		/* a name a cut twin rename left behind */
 };
 
 /* Inodes of the files a login moved from new/ to cur/. */
@@ -305,6 +306,7 @@ add_entry(struct maildrop *md, const char *name, const struct stat *sb,
 	e->arrived = in_new;
 	e->in_new = in_new;
 	e->uid_by_inode = false;
+	e->replaced = false;
 	md->nents++;
 	return MAILDIR_OK;
 }
@@ -783,18 +785,6 @@ entry_ino_cmp(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-/* True when `renamed` is what rename_twin() makes of `old`. */
-static bool
-renamed_from(const struct entry *renamed, const struct entry *old)
-{
-	char target[PATH_MAX], suffix[32];
-
-	inode_suffix(suffix, old->ino);
-	return !old->in_new && !renamed->in_new &&
-	    cur_name(target, old->name, suffix) == 0 &&
-	    strcmp(target, renamed->name) == 0;
-}
-
 /* Forgets the entries whose name is NULL. */
 static void
 compact_entries(struct maildrop *md)
@@ -807,24 +797,52 @@ compact_entries(struct maildrop *md)
 	md->nents = kept;
 }
 
-/* Unlinks the names in group (one inode) a twin rename has replaced. */
+/* True when group (sorted by name) has `name` in cur/. */
+static bool
+group_has_in_cur(struct entry *const *group, size_t n, const char *name)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(group[mid]->name, name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < n && strcmp(group[lo]->name, name) == 0; lo++)
+		if (!group[lo]->in_new)
+			return true;
+	return false;
+}
+
+/*
+ * Unlinks the names in group (one inode, sorted by name) a twin rename
+ * has replaced: x<info> when x.I<inode><info> is there too.  One lookup
+ * per name, so a file with thousands of hard links costs no more than
+ * a sort.
+ */
 static void
 drop_replaced_names(const struct maildrop *md, struct entry **group,
     size_t n)
 {
-	char path[PATH_MAX];
-	size_t a, b;
+	char target[PATH_MAX], path[PATH_MAX], suffix[32];
+	size_t i;
 
-	for (a = 0; a < n; a++)
-		for (b = 0; b < n; b++)
-			if (a != b && group[a]->name != NULL &&
-			    group[b]->name != NULL &&
-			    renamed_from(group[a], group[b]) &&
-			    join_path(path, md->cur, group[b]->name) == 0) {
-				(void)unlink(path);
-				free(group[b]->name);
-				group[b]->name = NULL;
-			}
+	inode_suffix(suffix, group[0]->ino);
+	for (i = 0; i < n; i++)
+		group[i]->replaced = !group[i]->in_new &&
+		    cur_name(target, group[i]->name, suffix) == 0 &&
+		    group_has_in_cur(group, n, target);
+	for (i = 0; i < n; i++) {
+		if (!group[i]->replaced ||
+		    join_path(path, md->cur, group[i]->name) == -1)
+			continue;
+		(void)unlink(path);
+		free(group[i]->name);
+		group[i]->name = NULL;
+	}
 }
 
 /*

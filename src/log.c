@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,40 +102,48 @@ log_close(void)
 
 /*
  * A pipe or socket as standard error (a journal, `| logger`) whose
- * reader falls behind must not stop the server: it is made
- * non-blocking, and lines it cannot take are counted, then reported
- * once it takes lines again.  A terminal is left alone (it is shared
- * with the shell).
+ * reader falls behind must not stop the server: a line is written only
+ * when it fits now, else counted, and reported once the reader takes
+ * lines again.  The descriptor's flags are left alone: they are shared
+ * with whoever else writes there (the shell, the next program), and
+ * with the server's own start-up messages, which must not be lost.
  */
 static unsigned long dropped;
 
-static void
-unblock_stderr(void)
+static bool
+stderr_may_stall(void)
 {
-	static bool done;
+	static int may = -1;
 	struct stat sb;
-	int fl;
 
-	if (done)
-		return;
-	done = true;
-	if (fstat(STDERR_FILENO, &sb) == 0 &&
-	    (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode)) &&
-	    (fl = fcntl(STDERR_FILENO, F_GETFL)) != -1)
-		(void)fcntl(STDERR_FILENO, F_SETFL, fl | O_NONBLOCK);
+	if (may == -1)
+		may = fstat(STDERR_FILENO, &sb) == 0 &&
+		    (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode));
+	return may == 1;
+}
+
+/*
+ * Room for a line now: a pipe with a free slot takes up to a page
+ * whole, a stream socket reports room only with a good part of its
+ * buffer free, and our lines are under 1 KiB.
+ */
+static bool
+room_now(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLOUT) != 0;
 }
 
 /* Best effort: a full disk or a stalled reader must not stop us. */
 static bool
 put(int fd, const char *line, size_t n)
 {
-	if (fd == STDERR_FILENO)
-		unblock_stderr();
-	if (write(fd, line, n) >= 0)
-		return true;
-	if (errno == EAGAIN || errno == EWOULDBLOCK)
+	if (fd == STDERR_FILENO && stderr_may_stall() && !room_now(fd)) {
 		dropped++;
-	return false;
+		return false;
+	}
+	return write(fd, line, n) >= 0;
 }
 
 /* The line's timestamp and level into line[cap]; its length. */

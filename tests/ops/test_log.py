@@ -239,3 +239,53 @@ class StalledLogReader(unittest.TestCase):
                                  r"dropped: the log reader was too slow")
             finally:
                 os.close(s.pipe)
+
+
+class FullPipeAtStart(unittest.TestCase):
+
+    def test_password_line_kept_and_pipe_left_blocking(self):
+        # Standard error is a pipe already full when the server starts
+        # (a reader that has not caught up).  The one-time administrator
+        # password must still reach it once it is read, and the pipe,
+        # shared with whoever started the server, keeps its flags.
+        r, w = os.pipe()
+        os.set_blocking(w, False)
+        try:
+            while True:
+                os.write(w, b"x" * 4096)
+        except BlockingIOError:
+            pass
+        os.set_blocking(w, True)
+        os.set_blocking(r, False)
+
+        class FullPipeServer(Server):
+            def start(self):
+                # The reader catches up only after the server started.
+                self._log = open(os.devnull, "ab")
+                self.proc = subprocess.Popen(self.command(),
+                                             stdin=subprocess.DEVNULL,
+                                             stdout=w, stderr=w)
+                time.sleep(0.5)
+                self.got = b""
+                deadline = time.monotonic() + 10
+                while b"created administrator" not in self.got and \
+                        time.monotonic() < deadline:
+                    try:
+                        self.got += os.read(r, 65536)
+                    except BlockingIOError:
+                        time.sleep(0.05)
+                wait_port(self.host, self.port, proc=self.proc)
+
+        try:
+            with FullPipeServer() as s:
+                self.assertIsNotNone(
+                    re.search(rb"created administrator 'admin' with "
+                              rb"password: \S+", s.got),
+                    "no password line in the %d bytes read" % len(s.got))
+                session(s)
+                self.assertTrue(os.get_blocking(w),
+                                "the server left O_NONBLOCK on the pipe")
+        finally:
+            os.close(r)
+            os.close(w)
+

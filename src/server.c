@@ -554,8 +554,12 @@ server_run(struct server_signals *sig)
 		/* Sessions run just now may have queued logins. */
 		more = verify_waiting() || more;
 		conn_reap();
-		/* The reap may have left sessions deleting on their own. */
-		more = pop3_run_orphans() || more;
+		/*
+		 * The reap may have left sessions deleting on their own;
+		 * paused, they wait as every POP3 session does.
+		 */
+		if (!srv.paused)
+			more = pop3_run_orphans() || more;
 		if (sig->stop)
 			return 0;
 		if (sig->reopen_log) {

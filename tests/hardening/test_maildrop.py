@@ -13,6 +13,7 @@ import signal
 import socket
 import struct
 import subprocess
+import time
 
 from hardlib import (ADMIN_PW, HardTest, Server, deliver, mgmt, umount,
                      unstuff, wait_until, wire_form)
@@ -232,4 +233,27 @@ class QuitThenKicked(BigQuit):
             self.assertTrue(srv.wait_log(r"user=alice logout", timeout=60),
                             srv.log_text())
             self.assertTrue(other.cmd("CAPA").startswith("+OK"))
+            self.assert_all_deleted(srv, "disconnect")
+
+
+class QuitThenKickedThenPaused(BigQuit):
+    """MGMT TIMEOUT pauses the deletions of a session that is gone too,
+    like every POP3 session's work; they end after the pause."""
+
+    def test_orphaned_deletions_wait_for_the_pause_end(self):
+        with Server(users={"alice": "secret", "admin": ADMIN_PW},
+                    mail=None) as srv:
+            cur = os.path.join(srv.user_dir("alice"), "cur")
+            m = mgmt(srv)
+            self.quit_started(srv)
+            m.ok("DELETE_USER alice")
+            m.send(b"TIMEOUT 2\r\n")
+            self.assertTrue(srv.wait_log(r"pop3 service paused"))
+            left = len(os.listdir(cur))
+            self.assertGreater(left, 0)
+            time.sleep(0.5)
+            self.assertEqual(len(os.listdir(cur)), left)
+            self.assertEqual(m.text(), "+OK TIMEOUT COMPLETED")
+            self.assertTrue(srv.wait_log(r"user=alice logout", timeout=60),
+                            srv.log_text())
             self.assert_all_deleted(srv, "disconnect")

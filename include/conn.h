@@ -54,8 +54,9 @@ struct conn_ops {
 	/* The idle timer ran out. */
 	void (*on_timeout)(struct conn *c);
 	/*
-	 * Last call: release the protocol's resources and free the conn.
-	 * The socket is still open: conn_last_words() may send a reply.
+	 * Last call: the conn is unregistered and its memory the
+	 * protocol's to release (at once, or after work of its own).  The
+	 * socket is still open: conn_last_words() may send a reply.
 	 */
 	void (*on_destroy)(struct conn *c, enum conn_end why);
 };

@@ -243,8 +243,9 @@ same_file_in_cur(const char *curdir, const char *name, const char *suffix,
  * file returns 2: a move or a twin rename cut short by kill -9 between
  * link and unlink, to be finished by unlinking the source.  Without
  * this the source would stay for ever, and come back as a new message
- * once its other name was deleted.  A read-only maildrop refuses the
- * link before it looks at the target, so any refusal is checked.
+ * once its other name was deleted.  A read-only file system refuses
+ * the link (EROFS) before it looks at the target, so any refusal is
+ * checked.
  */
 static int
 place_in_cur(const char *src, const char *curdir, const char *name,

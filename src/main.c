@@ -150,9 +150,15 @@ resolve_run_as(struct options *o)
 
 	errno = 0;
 	pw = getpwnam(o->run_as);
+	/*
+	 * "Not found" comes with errno 0, ENOENT, ESRCH, EBADF, EPERM...
+	 * (getpwnam(3)); only these are real failures of the lookup.
+	 */
 	if (pw == NULL)
-		die_usage("-g %s: %s", o->run_as, errno == 0 ||
-		    errno == ENOENT ? "no such user" : strerror(errno));
+		die_usage("-g %s: %s", o->run_as, errno == EIO ||
+		    errno == EMFILE || errno == ENFILE || errno == ENOMEM ||
+		    errno == ERANGE || errno == EINTR ? strerror(errno) :
+		    "no such user");
 	o->run_uid = pw->pw_uid;
 	o->run_gid = pw->pw_gid;
 }

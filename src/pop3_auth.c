@@ -72,7 +72,7 @@ log_maildrop_notes(const struct pop3_session *s)
 
 	if (n->unmoved > 0)
 		log_warn("pop3[%lu] user=%s %zu messages could not be moved "
-		    "from new/ to cur/ (%s): served from new/", s->id,
+		    "from new/ to cur/ (%s): served where they are", s->id,
 		    s->user, n->unmoved, strerror(n->unmoved_errno));
 	if (n->unreadable > 0)
 		log_warn("pop3[%lu] user=%s %zu message files could not be "

@@ -1057,6 +1057,18 @@ unreadable(struct maildrop *md)
 	return MAILDIR_GONE;
 }
 
+/* O_NONBLOCK: a FIFO planted in cur/ cannot hang the server. */
+static int
+open_for_reading(const char *path)
+{
+	int f;
+
+	do
+		f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	while (f == -1 && errno == EINTR);
+	return f;
+}
+
 /*
  * Opens message md->scan_next for sizing.  Returns MAILDIR_OK with
  * scan_fd set, MAILDIR_GONE when the file vanished (or is no longer a
@@ -1072,11 +1084,7 @@ scan_open(struct maildrop *md)
 
 	if (join_path(path, msg_dir(md, m), m->file) == -1)
 		return unreadable(md);
-	do
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
-		    O_NONBLOCK);
-	while (fd == -1 && errno == EINTR);
-	if (fd == -1)
+	if ((fd = open_for_reading(path)) == -1)
 		return errno == ENOENT ? MAILDIR_GONE : unreadable(md);
 	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
 		(void)close(fd);
@@ -1378,18 +1386,6 @@ on_msg_file(struct maildrop *md, struct mail_msg *m,
 			return -1;
 		retried = true;
 	}
-}
-
-/* O_NONBLOCK: a FIFO planted in cur/ cannot hang the server. */
-static int
-open_for_reading(const char *path)
-{
-	int f;
-
-	do
-		f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	while (f == -1 && errno == EINTR);
-	return f;
 }
 
 enum maildir_status

@@ -32,7 +32,7 @@ struct mail_msg {
 enum maildir_status {
 	MAILDIR_OK = 0,
 	MAILDIR_NOMEM,		/* out of memory */
-	MAILDIR_IO,		/* a directory or file could not be used */
+	MAILDIR_IO,		/* a directory or file could not be used (errno) */
 	MAILDIR_TOOBIG,		/* more than MAX_MAILDROP_MSGS messages */
 	MAILDIR_GONE,		/* the message file vanished */
 	MAILDIR_CHANGED,	/* the message file changed size */
@@ -98,8 +98,8 @@ uint64_t maildir_live_size(const struct maildrop *md);
  * O_NONBLOCK so a FIFO planted there cannot hang the server) into
  * *fd, owned by the caller.  A file another Maildir reader renamed to
  * change its flags (same unique name before ':') is followed.
- * MAILDIR_GONE when the file vanished, MAILDIR_CHANGED when its size
- * is no longer the scanned one.
+ * MAILDIR_GONE when the file vanished (or something else is in its
+ * place), MAILDIR_CHANGED when its size is no longer the scanned one.
  */
 enum maildir_status maildir_msg_open(struct maildrop *md, size_t n, int *fd);
 

@@ -76,6 +76,9 @@ extern const struct cmd pop3_trans_cmds[];
 /* The engine's services to the handlers (pop3.c). */
 bool pop3_reply(struct pop3_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Logs that `what` (the maildrop, a message) failed with st; err: errno. */
+void pop3_maildir_warn(const struct pop3_session *s, const char *what,
+    enum maildir_status st, int err);
 /* Sets s->err to a formatted reason and returns CMD_ERR. */
 enum cmd_result pop3_fail(struct pop3_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -743,11 +743,17 @@ maildir_open(const char *root, const char *user, struct maildrop **out)
 	assert(root != NULL && user != NULL && out != NULL);
 	*out = NULL;
 	/* Second line of defence: users_valid_name() ran already. */
-	if (user[0] == '\0' || user[0] == '.' || strchr(user, '/') != NULL)
+	if (user[0] == '\0' || user[0] == '.' || strchr(user, '/') != NULL) {
+		errno = EINVAL;
 		return MAILDIR_IO;
+	}
 	/* The root is the administrator's; never create it. */
-	if (stat(root, &sb) == -1 || !S_ISDIR(sb.st_mode))
+	if (stat(root, &sb) == -1)
 		return MAILDIR_IO;
+	if (!S_ISDIR(sb.st_mode)) {
+		errno = ENOTDIR;
+		return MAILDIR_IO;
+	}
 	if (join_path(udir, root, user) == -1 ||
 	    join_path(cur, udir, "cur") == -1 ||
 	    join_path(newd, udir, "new") == -1 ||
@@ -1403,9 +1409,17 @@ maildir_msg_open(struct maildrop *md, size_t n, int *fd)
 	index_free(&ix);
 	if (f == -1)
 		return errno == ENOENT ? MAILDIR_GONE : MAILDIR_IO;
-	if (fstat(f, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+	if (fstat(f, &sb) == -1) {
+		int err = errno;
+
 		(void)close(f);
+		errno = err;
 		return MAILDIR_IO;
+	}
+	/* Something else put in its place is not the message. */
+	if (!S_ISREG(sb.st_mode)) {
+		(void)close(f);
+		return MAILDIR_GONE;
 	}
 	/* The size we announced must still be the size we send. */
 	if ((uint64_t)sb.st_size != md->msgs[n - 1].file_size) {
@@ -1494,11 +1508,11 @@ maildir_strerror(enum maildir_status st)
 	case MAILDIR_NOMEM:
 		return "out of memory";
 	case MAILDIR_IO:
-		return "not readable, or not a regular file or directory";
+		return "cannot be read";
 	case MAILDIR_TOOBIG:
 		return "too many messages in maildrop";
 	case MAILDIR_GONE:
-		return "message file vanished";
+		return "message file vanished or replaced";
 	case MAILDIR_CHANGED:
 		return "message file changed";
 	}

@@ -55,6 +55,18 @@ pop3_reply(struct pop3_session *s, const char *fmt, ...)
 	return ok;
 }
 
+void
+pop3_maildir_warn(const struct pop3_session *s, const char *what,
+    enum maildir_status st, int err)
+{
+	if (st == MAILDIR_IO)
+		log_warn("pop3[%lu] user=%s %s: %s (%s)", s->id, s->user, what,
+		    maildir_strerror(st), strerror(err));
+	else
+		log_warn("pop3[%lu] user=%s %s: %s", s->id, s->user, what,
+		    maildir_strerror(st));
+}
+
 enum cmd_result
 pop3_fail(struct pop3_session *s, const char *fmt, ...)
 {

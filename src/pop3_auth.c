@@ -5,6 +5,7 @@
  * the session ends.  Passwords are wiped as soon as they are checked
  * and never logged.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,12 +49,11 @@ login_failed(struct pop3_session *s)
 	return CMD_PENDING;
 }
 
-/* The login cannot go on: the maildrop failed with st. */
+/* The login cannot go on: the maildrop failed with st, just now. */
 static void
 maildrop_failed(struct pop3_session *s, enum maildir_status st)
 {
-	log_warn("pop3[%lu] user=%s maildrop: %s", s->id, s->user,
-	    maildir_strerror(st));
+	pop3_maildir_warn(s, "maildrop", st, errno);
 	maildir_close(s->md);
 	s->md = NULL;
 	users_unlock(s->env->users, s->user, s);

@@ -395,9 +395,12 @@ send_message(struct pop3_session *s, size_t n, bool limited, uint64_t lines)
 	s->sending_retr = !limited;
 	s->sending_size = m->size;
 	if (st != MAILDIR_OK) {
+		int err = errno;
+		char what[40];
+
 		s->msg_fd = -1;
-		log_warn("pop3[%lu] user=%s message %zu: %s", s->id, s->user, n,
-		    maildir_strerror(st));
+		(void)snprintf(what, sizeof(what), "message %zu", n);
+		pop3_maildir_warn(s, what, st, err);
 		return pop3_fail(s, "[SYS/TEMP] message %zu is not available",
 		    n);
 	}

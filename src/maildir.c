@@ -405,6 +405,18 @@ move_some(struct maildrop *md, size_t *units, bool *end)
 	return MAILDIR_OK;
 }
 
+/* Orders file names by their unique name (the part before ':'). */
+static int
+base_cmp(const char *a, const char *b)
+{
+	size_t la = base_len(a), lb = base_len(b);
+	int c = memcmp(a, b, la < lb ? la : lb);
+
+	if (c != 0)
+		return c;
+	return la == lb ? 0 : la < lb ? -1 : 1;
+}
+
 /* Older first. */
 static int
 mtime_cmp(const struct entry *x, const struct entry *y)
@@ -427,13 +439,10 @@ entry_base_cmp(const void *a, const void *b)
 {
 	const struct entry *x = *(const struct entry *const *)a;
 	const struct entry *y = *(const struct entry *const *)b;
-	size_t lx = base_len(x->name), ly = base_len(y->name);
-	int c = memcmp(x->name, y->name, lx < ly ? lx : ly);
+	int c = base_cmp(x->name, y->name);
 
 	if (c != 0)
 		return c;
-	if (lx != ly)
-		return lx < ly ? -1 : 1;
 	if (x->arrived != y->arrived)
 		return x->arrived ? 1 : -1;
 	if ((c = mtime_cmp(x, y)) != 0)
@@ -452,9 +461,7 @@ ino_cmp(const void *a, const void *b)
 static bool
 same_base(const char *a, const char *b)
 {
-	size_t la = base_len(a);
-
-	return la == base_len(b) && memcmp(a, b, la) == 0;
+	return base_cmp(a, b) == 0;
 }
 
 /*
@@ -825,26 +832,60 @@ group_has_in_cur(struct entry *const *group, size_t n, const char *name)
 }
 
 /*
- * Unlinks the names in group (one inode, sorted by name) a twin rename
- * has replaced: x<info> when x.I<inode><info> is there too.  One lookup
- * per name, so a file with thousands of hard links costs no more than
- * a sort.
+ * Names of one file with one unique name: the one to keep first (in
+ * cur/, then the one with the most flags, which another reader set).
+ */
+static int
+keep_first_cmp(const void *a, const void *b)
+{
+	const struct entry *x = *(const struct entry *const *)a;
+	const struct entry *y = *(const struct entry *const *)b;
+	int c = base_cmp(x->name, y->name);
+	size_t lx = strlen(x->name), ly = strlen(y->name);
+
+	if (c != 0)
+		return c;
+	if (x->in_new != y->in_new)
+		return x->in_new ? 1 : -1;
+	if (lx != ly)
+		return lx > ly ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+/*
+ * Marks the names in group (one inode, sorted by name) that are not
+ * messages of their own: x<info> when a twin rename made it
+ * x.I<inode><info>, and every name but one sharing a unique name (a
+ * move cut short, then the cur/ name's flags changed by another
+ * reader).  They are unlinked, which finishes what was cut short, and
+ * left out.  One lookup per name and two sorts, so a file with
+ * thousands of hard links costs little.
  */
 static void
 drop_replaced_names(const struct maildrop *md, struct entry **group,
     size_t n)
 {
 	char target[PATH_MAX], path[PATH_MAX], suffix[32];
-	size_t i;
+	size_t i, head = n;
 
 	inode_suffix(suffix, group[0]->ino);
 	for (i = 0; i < n; i++)
 		group[i]->replaced = !group[i]->in_new &&
 		    cur_name(target, group[i]->name, suffix) == 0 &&
 		    group_has_in_cur(group, n, target);
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers are meant */
+	qsort(group, n, sizeof(*group), keep_first_cmp);
 	for (i = 0; i < n; i++) {
-		if (!group[i]->replaced ||
-		    join_path(path, md->cur, group[i]->name) == -1)
+		if (group[i]->replaced)
+			continue;
+		if (head < n && same_base(group[i]->name, group[head]->name))
+			group[i]->replaced = true;
+		else
+			head = i;
+	}
+	for (i = 0; i < n; i++) {
+		if (!group[i]->replaced || join_path(path, group[i]->in_new ?
+		    md->newdir : md->cur, group[i]->name) == -1)
 			continue;
 		(void)unlink(path);
 		free(group[i]->name);
@@ -853,11 +894,12 @@ drop_replaced_names(const struct maildrop *md, struct entry **group,
 }
 
 /*
- * One file under two names in cur/, x<info> and x.I<inode><info>, is a
- * twin rename cut short by kill -9 between link and unlink.  It is
- * finished here, before the twins are sorted out: listed under both
- * names, the file would be served twice, and after a DELE of one name
- * the other would bring it back.  Other hard links are left alone.
+ * One file under two names, x<info> and x.I<inode><info>, or two names
+ * with one unique name, is a rename or a move cut short by kill -9
+ * between link and unlink.  It is finished here, before the twins are
+ * sorted out: listed under both names, the file would be served twice,
+ * and after a DELE of one name the other would bring it back.  Hard
+ * links with unique names of their own are left alone.
  */
 static enum maildir_status
 finish_cut_renames(struct maildrop *md)

@@ -128,6 +128,28 @@ class ReadOnlyAfterCutMove(ReadOnlyMaildrop):
         self.assertEqual(os.listdir(os.path.join(self.dir, "new")), [])
 
 
+class ReadOnlyAfterCutMoveFlagged(ReadOnlyAfterCutMove):
+    """A move cut short (new/x hard-linked to cur/x:2,), then another
+    reader renamed the cur/ name to x:2,S, then the maildrop made
+    read-only: still one message, x, beside the other one."""
+
+    def setUp(self):
+        self.srv = Server(users={"alice": "secret"}).__enter__()
+        self.addCleanup(self.srv.__exit__, None, None, None)
+        self.dir = self.srv.user_dir("alice")
+        self.before = sum(len(os.listdir(os.path.join(self.dir, sub)))
+                          for sub in ("cur", "new"))
+        self.msgs = {b"Subject: other\n\nanother message\n",
+                     b"Subject: flagged\n\ncut short, then flagged\n"}
+        deliver(self.srv.maildir, "alice", "1800000003.M3P3.host",
+                b"Subject: other\n\nanother message\n", sub="cur")
+        new = deliver(self.srv.maildir, "alice", "1800000004.M4P4.host",
+                      b"Subject: flagged\n\ncut short, then flagged\n")
+        os.link(new, os.path.join(self.dir, "cur",
+                                  "1800000004.M4P4.host:2,S"))
+        self.mount_ro()
+
+
 class QuitThenHangUp(HardTest):
 
     COUNT = 3000

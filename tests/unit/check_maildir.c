@@ -559,6 +559,34 @@ START_TEST(test_cut_move_to_inode_name)
 END_TEST
 
 /*
+ * kill -9 between the link of new/m into cur/ and the unlink, then
+ * another reader sets a flag on the cur/ name: one file, one unique
+ * name, one message, kept under the name with the flag.
+ */
+START_TEST(test_cut_move_then_flagged)
+{
+	struct maildrop *md;
+	char a[PATH_MAX], b[PATH_MAX];
+
+	make_user("u");
+	put_str("u/cur/other:2,", "other\n", 1);
+	put_str("u/new/m", "mine\n", 2);
+	link_rel("u/new/m", "u/cur/m:2,");
+	ck_assert_int_eq(rename(at(a, "u/cur/m:2,"), at(b, "u/cur/m:2,S")), 0);
+	md = open_scanned("u");
+	ck_assert_uint_eq(maildir_count(md), 2);
+	assert_uids_unique(md);
+	ck_assert_str_eq(uid_of(md, "m:2,S"), "m");
+	ck_assert(!exists("u/new/m"));
+	ck_assert(!exists("u/cur/m:2,"));
+	ck_assert(maildir_mark_deleted(md, 2));
+	ck_assert_uint_eq(commit_all(md), 0);
+	maildir_close(md);
+	assert_only_message("u", "other:2,");
+}
+END_TEST
+
+/*
  * kill -9 in the middle of a twin's rename leaves one file under its
  * old and its new name: it is listed once, under the new one, and the
  * old name is gone, whichever of the twins sorts first.
@@ -1266,6 +1294,7 @@ maildir_suite(void)
 	tcase_add_unchecked_fixture(core, base_setup, base_teardown);
 	tcase_add_checked_fixture(core, setup, teardown);
 	tcase_add_test(core, test_scan_order);
+	tcase_add_test(core, test_cut_move_then_flagged);
 	tcase_add_test(core, test_commit_cannot_search_is_failure);
 	tcase_add_test(core, test_commit_follows_rename_between_slices);
 	tcase_add_test(core, test_sizes);

@@ -91,12 +91,16 @@ class ReadOnlyAfterCutMove(ReadOnlyMaildrop):
     the server can remove neither.  It is still one message.
     """
 
-    def setUp(self):
+    def start_server(self):
+        """A server; self.before: the files its fixtures put there."""
         self.srv = Server(users={"alice": "secret"}).__enter__()
         self.addCleanup(self.srv.__exit__, None, None, None)
         self.dir = self.srv.user_dir("alice")
         self.before = sum(len(os.listdir(os.path.join(self.dir, sub)))
                           for sub in ("cur", "new"))
+
+    def setUp(self):
+        self.start_server()
         name = "1800000002.M2P2.host"
         self.msgs = {b"Subject: older\n\nin cur/ first\n",
                      b"Subject: newer\n\ncut short\n"}
@@ -134,11 +138,7 @@ class ReadOnlyAfterCutMoveFlagged(ReadOnlyAfterCutMove):
     read-only: still one message, x, beside the other one."""
 
     def setUp(self):
-        self.srv = Server(users={"alice": "secret"}).__enter__()
-        self.addCleanup(self.srv.__exit__, None, None, None)
-        self.dir = self.srv.user_dir("alice")
-        self.before = sum(len(os.listdir(os.path.join(self.dir, sub)))
-                          for sub in ("cur", "new"))
+        self.start_server()
         self.msgs = {b"Subject: other\n\nanother message\n",
                      b"Subject: flagged\n\ncut short, then flagged\n"}
         deliver(self.srv.maildir, "alice", "1800000003.M3P3.host",

@@ -146,7 +146,7 @@ uninstall:
 headers:
 	@for h in include/*.h; do \
 	    printf '#include "%s"\ntypedef int not_empty;\n' $$(basename $$h) | \
-	    $(CC) $(CPPFLAGS) $(CFLAGS) -x c -fsyntax-only - || exit 1; done
+	    $(CC) $(filter-out -MMD -MP,$(CPPFLAGS)) $(CFLAGS) -x c -fsyntax-only - || exit 1; done
 
 format:
 	clang-format -i src/*.c include/*.h tests/unit/*.c

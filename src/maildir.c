@@ -56,11 +56,16 @@ struct cur_file {
 	char *name;
 };
 
-/* cur/'s files by inode, read once for a run of relocate() calls. */
+/*
+ * cur/'s files by inode, read once for a run of relocate() calls.  A
+ * stale index (kept from an earlier run) is trusted only for a hit,
+ * which still_same_file() confirms; a miss reads cur/ again.
+ */
 struct cur_index {
 	struct cur_file *files;
 	size_t n, cap;
 	bool read;
+	bool stale;
 };
 
 /* Where listing stands: new/ being moved, cur/ being read, or done. */
@@ -91,6 +96,7 @@ struct maildrop {
 	size_t commit_next;		/* next message to look at */
 	size_t commit_failed;		/* unlinks that failed */
 	struct cur_index commit_ix;	/* cur/ by inode, once needed in a pass */
+	struct cur_index open_ix;	/* cur/ by inode, kept between opens */
 };
 
 /*
@@ -1281,7 +1287,7 @@ index_free(struct cur_index *ix)
 	for (size_t i = 0; i < ix->n; i++)
 		free(ix->files[i].name);
 	free(ix->files);
-	*ix = (struct cur_index){ NULL, 0, 0, false };
+	*ix = (struct cur_index){ NULL, 0, 0, false, false };
 }
 
 static int
@@ -1377,6 +1383,19 @@ still_same_file(const struct maildrop *md, const struct mail_msg *m,
 	    m->mtime_ns;
 }
 
+/* The name in ix of m's very file, when it is not m->file already. */
+static const char *
+index_lookup(const struct maildrop *md, const struct cur_index *ix,
+    const struct mail_msg *m)
+{
+	const char *found = index_find(ix, m);
+
+	if (found == NULL || (!m->in_new && strcmp(found, m->file) == 0) ||
+	    !still_same_file(md, m, found))
+		return NULL;
+	return found;
+}
+
 /*
  * m's file is not under its listed name.  Another Maildir reader (an
  * IMAP server, a mail user agent) may have renamed it to change its
@@ -1386,21 +1405,24 @@ still_same_file(const struct maildrop *md, const struct mail_msg *m,
  * is another message and is never taken for m, least of all deleted
  * for it.  True when m->file now names m's file; else false with errno
  * ENOENT (m's file is gone) or why cur/ could not be searched, which a
- * QUIT must count as a failed deletion, not a done one.  ix is read at
- * the first call and kept by the caller, so that a QUIT after a flag
- * change on every message reads cur/ once a pass.
+ * QUIT must count as a failed deletion, not a done one.  ix is kept by
+ * the caller, so that a client fetching, or a QUIT deleting, every
+ * message after a flag change on all of them reads cur/ once, not once
+ * a message.
  */
 static bool
 relocate(struct maildrop *md, struct mail_msg *m, struct cur_index *ix)
 {
-	const char *found;
+	const char *found = ix->read ? index_lookup(md, ix, m) : NULL;
 	char *name;
 
-	if (!ix->read && !index_read(md, ix))
-		return false;
-	if ((found = index_find(ix, m)) == NULL ||
-	    (!m->in_new && strcmp(found, m->file) == 0) ||
-	    !still_same_file(md, m, found)) {
+	if (found == NULL && (!ix->read || ix->stale)) {
+		index_free(ix);
+		if (!index_read(md, ix))
+			return false;
+		found = index_lookup(md, ix, m);
+	}
+	if (found == NULL) {
 		errno = ENOENT;
 		return false;
 	}
@@ -1439,7 +1461,6 @@ on_msg_file(struct maildrop *md, struct mail_msg *m,
 enum maildir_status
 maildir_msg_open(struct maildrop *md, size_t n, int *fd)
 {
-	struct cur_index ix = { NULL, 0, 0, false };
 	struct stat sb;
 	int f;
 
@@ -1447,8 +1468,8 @@ maildir_msg_open(struct maildrop *md, size_t n, int *fd)
 	*fd = -1;
 	if (n < 1 || n > md->count)
 		return MAILDIR_IO;
-	f = on_msg_file(md, &md->msgs[n - 1], open_for_reading, &ix);
-	index_free(&ix);
+	md->open_ix.stale = true;	/* cur/ may have changed since */
+	f = on_msg_file(md, &md->msgs[n - 1], open_for_reading, &md->open_ix);
 	if (f == -1)
 		return errno == ENOENT ? MAILDIR_GONE : MAILDIR_IO;
 	if (fstat(f, &sb) == -1) {
@@ -1529,6 +1550,7 @@ maildir_close(struct maildrop *md)
 		return;
 	scan_close(md);
 	index_free(&md->commit_ix);
+	index_free(&md->open_ix);
 	if (md->dir != NULL)
 		(void)closedir(md->dir);
 	free_entries(md->ents, md->nents);

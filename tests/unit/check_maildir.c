@@ -1007,6 +1007,58 @@ START_TEST(test_commit_follows_rename_between_slices)
 }
 END_TEST
 
+/* The unit binary is linked with --wrap=opendir: reads of a folder. */
+DIR *__real_opendir(const char *name);
+DIR *__wrap_opendir(const char *name);
+static unsigned opendirs;
+
+DIR *
+__wrap_opendir(const char *name)
+{
+	opendirs++;
+	return __real_opendir(name);
+}
+
+/*
+ * After another reader re-flagged every message, fetching them all reads
+ * cur/ once, not once a message; a name changed again since that read
+ * is looked for afresh, never taken for gone.
+ */
+START_TEST(test_open_keeps_cur_index)
+{
+	struct maildrop *md;
+	char a[PATH_MAX], b[PATH_MAX], name[32], flagged[32];
+	int fd = -1;
+
+	make_user("u");
+	for (int i = 1; i <= 3; i++) {
+		(void)snprintf(name, sizeof(name), "u/cur/m%d:2,", i);
+		put_str(name, "body\n", i);
+	}
+	md = open_scanned("u");
+	for (int i = 1; i <= 3; i++) {
+		(void)snprintf(name, sizeof(name), "u/cur/m%d:2,", i);
+		(void)snprintf(flagged, sizeof(flagged), "u/cur/m%d:2,S", i);
+		ck_assert_int_eq(rename(at(a, name), at(b, flagged)), 0);
+	}
+	opendirs = 0;
+	for (size_t n = 1; n <= 2; n++) {
+		ck_assert_int_eq(maildir_msg_open(md, n, &fd), MAILDIR_OK);
+		ck_assert_int_eq(close(fd), 0);
+	}
+	ck_assert_uint_eq(opendirs, 1);
+	ck_assert_str_eq(file_of(md, 2), "m2:2,S");
+
+	ck_assert_int_eq(rename(at(a, "u/cur/m3:2,S"), at(b, "u/cur/m3:2,RS")),
+	    0);
+	ck_assert_int_eq(maildir_msg_open(md, 3, &fd), MAILDIR_OK);
+	ck_assert_int_eq(close(fd), 0);
+	ck_assert_uint_eq(opendirs, 2);
+	ck_assert_str_eq(file_of(md, 3), "m3:2,RS");
+	maildir_close(md);
+}
+END_TEST
+
 START_TEST(test_bad_user)
 {
 	static const char *const bad[] = { "a/b", ".hidden", "..", "", "/" };
@@ -1297,6 +1349,7 @@ maildir_suite(void)
 	tcase_add_test(core, test_cut_move_then_flagged);
 	tcase_add_test(core, test_commit_cannot_search_is_failure);
 	tcase_add_test(core, test_commit_follows_rename_between_slices);
+	tcase_add_test(core, test_open_keeps_cur_index);
 	tcase_add_test(core, test_sizes);
 	tcase_add_test(core, test_new_to_cur);
 	tcase_add_test(core, test_non_regular_ignored);

@@ -73,9 +73,11 @@ $(BUILD)/unit/%.o: tests/unit/%.c $(BUILD)/unit/suites.h
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -I$(BUILD)/unit -Itests/unit $(CHECK_CFLAGS) $(CFLAGS) -c $< -o $@
 
-# --wrap: check_maildir counts how often the library reads a folder.
+# --wrap: check_maildir counts how often the library reads a folder, and
+# plays another reader renaming a file between the library's calls.
+UNIT_WRAPS = -Wl,--wrap=opendir,--wrap=link,--wrap=fstatat64
 $(BUILD)/check_all: $(UNIT_OBJS) $(LIB)
-	$(CC) $(LDFLAGS) -Wl,--wrap=opendir $^ $(CHECK_LIBS) $(LDLIBS) -o $@
+	$(CC) $(LDFLAGS) $(UNIT_WRAPS) $^ $(CHECK_LIBS) $(LDLIBS) -o $@
 
 # Installs what the tests need (Debian packages) when it is missing.
 deps:

@@ -231,17 +231,44 @@ link_into_cur(const char *src, const char *curdir, const char *name,
 	return rename(src, dst) == 0 ? 1 : -1;
 }
 
+/* True when `path` names the very file `st` right now. */
+static bool
+names_file(const char *path, const struct stat *st)
+{
+	struct stat now;
+
+	return lstat(path, &now) == 0 && now.st_dev == st->st_dev &&
+	    now.st_ino == st->st_ino;
+}
+
 /* True when cur/ already holds the very file `st` under that name. */
 static bool
 same_file_in_cur(const char *curdir, const char *name, const char *suffix,
     const struct stat *st)
 {
 	char dst[PATH_MAX];
-	struct stat cur;
 
-	return cur_path(dst, curdir, name, suffix) == 0 &&
-	    lstat(dst, &cur) == 0 && cur.st_dev == st->st_dev &&
-	    cur.st_ino == st->st_ino;
+	return cur_path(dst, curdir, name, suffix) == 0 && names_file(dst, st);
+}
+
+/*
+ * Unlinks src, the old name of file `st` now also linked in cur/: true
+ * once src is gone.  Another reader (an IMAP server setting a flag) may
+ * have moved it meanwhile, perhaps to the very name in cur/: the cur/
+ * name may then be the only one left, so src gone is all that counts.
+ */
+static bool
+drop_old_name(const char *src, const struct stat *st)
+{
+	int err;
+
+	if (unlink(src) == 0)
+		return true;
+	err = errno;
+	if (!names_file(src, st))
+		return true;
+	errno = err;
+	return false;
 }
 
 /*
@@ -365,7 +392,7 @@ move_new(struct maildrop *md, const char *name)
 	 * in new/ only, or, when the one in cur/ cannot go either (a
 	 * read-only maildrop), the one in cur/, which cur/'s listing finds.
 	 */
-	if (rc != -1 && rc != 1 && unlink(src) == -1) {
+	if (rc != -1 && rc != 1 && !drop_old_name(src, &st)) {
 		int err = errno;
 		bool cur_stays = cur_path(dst, md->cur, name, suffix) == -1 ||
 		    unlink(dst) == -1;
@@ -470,6 +497,14 @@ same_base(const char *a, const char *b)
 	return base_cmp(a, b) == 0;
 }
 
+/* The path of listed file e. */
+static int
+entry_path(char path[PATH_MAX], const struct maildrop *md,
+    const struct entry *e)
+{
+	return join_path(path, e->in_new ? md->newdir : md->cur, e->name);
+}
+
 /*
  * Renames twin e to <base>.I<inode><info> in cur/.  Should that fail
  * (a read-only maildrop), e keeps its file but takes the UIDL the
@@ -484,7 +519,7 @@ rename_twin(const struct maildrop *md, struct entry *e)
 	int rc;
 
 	inode_suffix(suffix, e->ino);
-	if (join_path(src, e->in_new ? md->newdir : md->cur, e->name) == -1 ||
+	if (entry_path(src, md, e) == -1 ||
 	    cur_name(target, e->name, suffix) == -1 ||
 	    lstat(src, &st) == -1 || (fresh = strdup(target)) == NULL) {
 		e->uid_by_inode = true;
@@ -497,7 +532,7 @@ rename_twin(const struct maildrop *md, struct entry *e)
 		return;
 	}
 	/* One file under two names would come back after its DELE. */
-	if (rc != 1 && unlink(src) == -1 &&
+	if (rc != 1 && !drop_old_name(src, &st) &&
 	    join_path(src, md->cur, fresh) == 0) {
 		(void)unlink(src);
 		free(fresh);
@@ -817,6 +852,25 @@ compact_entries(struct maildrop *md)
 	md->nents = kept;
 }
 
+/* True when listed name e still names its file. */
+static bool
+entry_names_file(const struct maildrop *md, const struct entry *e)
+{
+	char path[PATH_MAX];
+	struct stat now;
+
+	return entry_path(path, md, e) == 0 && lstat(path, &now) == 0 &&
+	    now.st_ino == e->ino;
+}
+
+/* Leaves name e out of the listing (compact_entries() removes it). */
+static void
+drop_name(struct entry *e)
+{
+	free(e->name);
+	e->name = NULL;
+}
+
 /* True when group (sorted by name) has `name` in cur/. */
 static bool
 group_has_in_cur(struct entry *const *group, size_t n, const char *name)
@@ -872,8 +926,23 @@ drop_replaced_names(const struct maildrop *md, struct entry **group,
     size_t n)
 {
 	char target[PATH_MAX], path[PATH_MAX], suffix[32];
-	size_t i, head = n;
+	size_t i, head, kept = 0;
 
+	/*
+	 * Another reader renaming the file while it was listed (x:2,S to
+	 * x:2,) shows both names: the one gone is no copy to keep, and
+	 * keeping it would unlink the real one.  Names still here are in
+	 * the group's name order.
+	 */
+	for (i = 0; i < n; i++) {
+		if (entry_names_file(md, group[i]))
+			group[kept++] = group[i];
+		else
+			drop_name(group[i]);
+	}
+	if ((n = kept) < 2)
+		return;
+	head = n;
 	inode_suffix(suffix, group[0]->ino);
 	for (i = 0; i < n; i++)
 		group[i]->replaced = !group[i]->in_new &&
@@ -890,12 +959,10 @@ drop_replaced_names(const struct maildrop *md, struct entry **group,
 			head = i;
 	}
 	for (i = 0; i < n; i++) {
-		if (!group[i]->replaced || join_path(path, group[i]->in_new ?
-		    md->newdir : md->cur, group[i]->name) == -1)
+		if (!group[i]->replaced || entry_path(path, md, group[i]) == -1)
 			continue;
 		(void)unlink(path);
-		free(group[i]->name);
-		group[i]->name = NULL;
+		drop_name(group[i]);
 	}
 }
 

@@ -1059,6 +1059,112 @@ START_TEST(test_open_keeps_cur_index)
 }
 END_TEST
 
+/*
+ * The unit binary is also linked with --wrap=link and --wrap=fstatat64:
+ * a test sets a hook that plays another reader of the maildrop (an IMAP
+ * server) renaming a file at the worst moment.
+ */
+int __real_link(const char *from, const char *to);
+int __wrap_link(const char *from, const char *to);
+int __real_fstatat64(int dirfd, const char *name, struct stat *sb,
+    int flags);
+int __wrap_fstatat64(int dirfd, const char *name, struct stat *sb,
+    int flags);
+static void (*before_link)(const char *from);
+static void (*after_stat)(const char *name);
+
+int
+__wrap_link(const char *from, const char *to)
+{
+	if (before_link != NULL)
+		before_link(from);
+	return __real_link(from, to);
+}
+
+int
+__wrap_fstatat64(int dirfd, const char *name, struct stat *sb, int flags)
+{
+	int rc = __real_fstatat64(dirfd, name, sb, flags);
+
+	if (after_stat != NULL)
+		after_stat(name);
+	return rc;
+}
+
+static bool
+ends_with(const char *s, const char *tail)
+{
+	size_t ls = strlen(s), lt = strlen(tail);
+
+	return ls >= lt && strcmp(s + ls - lt, tail) == 0;
+}
+
+/* An IMAP server moves new/m to cur/m:2, just before the link does. */
+static void
+imap_moves_m_first(const char *from)
+{
+	char p[PATH_MAX];
+
+	if (ends_with(from, "/u/new/m"))
+		ck_assert_int_eq(rename(from, at(p, "u/cur/m:2,")), 0);
+}
+
+/*
+ * The move of new/m loses the race to another reader that moved it to
+ * the very name in cur/: the file is there, and stays, served once.
+ */
+START_TEST(test_move_loses_race)
+{
+	struct maildrop *md;
+
+	make_user("u");
+	put_str("u/new/m", "mine\n", 1);
+	before_link = imap_moves_m_first;
+	md = open_scanned("u");
+	before_link = NULL;
+	ck_assert_uint_eq(maildir_count(md), 1);
+	ck_assert_str_eq(file_of(md, 1), "m:2,");
+	maildir_close(md);
+	assert_only_message("u", "m:2,");
+}
+END_TEST
+
+static unsigned x_names_seen;
+
+/* Once the listing read both names, x:2,S becomes x:2, (the rename). */
+static void
+imap_clears_flag_of_x(const char *name)
+{
+	char p[PATH_MAX];
+
+	if (strncmp(name, "x:2,", 4) == 0 && ++x_names_seen == 2)
+		ck_assert_int_eq(unlink(at(p, "u/cur/x:2,S")), 0);
+}
+
+/*
+ * Another reader renames cur/x:2,S to cur/x:2, while cur/ is listed,
+ * which can show both names of the one file.  The name gone is left
+ * out; the file is kept under the name it has, and served once.
+ */
+START_TEST(test_listing_sees_rename)
+{
+	struct maildrop *md;
+
+	make_user("u");
+	put_str("u/cur/x:2,S", "mine\n", 1);
+	link_rel("u/cur/x:2,S", "u/cur/x:2,");
+	x_names_seen = 0;
+	after_stat = imap_clears_flag_of_x;
+	md = open_scanned("u");
+	after_stat = NULL;
+	ck_assert_uint_eq(x_names_seen, 2);
+	ck_assert_uint_eq(maildir_count(md), 1);
+	ck_assert_str_eq(file_of(md, 1), "x:2,");
+	maildir_close(md);
+	assert_only_message("u", "x:2,");
+}
+END_TEST
+
 START_TEST(test_bad_user)
 {
 	static const char *const bad[] = { "a/b", ".hidden", "..", "", "/" };
@@ -1368,6 +1474,8 @@ maildir_suite(void)
 	tcase_add_test(core, test_mark_rollback_commit);
 	tcase_add_test(core, test_msg_open);
 	tcase_add_test(core, test_flags_renamed_under_us);
+	tcase_add_test(core, test_move_loses_race);
+	tcase_add_test(core, test_listing_sees_rename);
 	tcase_add_test(core, test_bad_user);
 	tcase_add_test(core, test_creates_dirs);
 	suite_add_tcase(s, core);

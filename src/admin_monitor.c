@@ -316,6 +316,10 @@ main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	/* A line break would smuggle a command of its own onto the line. */
+	for (int k = i + 1; k < argc; k++)
+		if (strpbrk(argv[k], "\r\n") != NULL)
+			die_usage("an argument may not hold a line break", "");
 	nargs = argc - (i + 4);
 	if (cmd->nargs >= 0 ? nargs != cmd->nargs : nargs > 1)
 		die_usage("wrong number of arguments for ", cmd->flag);

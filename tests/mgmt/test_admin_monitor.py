@@ -265,6 +265,18 @@ class MonitorUsage(unittest.TestCase):
             with self.subTest(args=args[0]):
                 self.usage(*args)
 
+    def test_line_break_in_an_argument(self):
+        # Sent as it is, it would end the line and start a command of
+        # its own (here a DEL_USER after a harmless NOOP).
+        for kw in ({"user": "admin\r\nDEL_USER bob"},
+                   {"password": "pw\nDEL_USER bob"}):
+            with self.subTest(**kw):
+                self.assertIn("line break", self.usage("-NOOP", **kw).stderr)
+        for args in (("-DEL_USER", "bob\r\nDEL_USER carol"),
+                     ("-FILTER", "a\rb")):
+            with self.subTest(args=args):
+                self.usage(*args)
+
     def test_password_out_of_range(self):
         self.usage("-NOOP", password="p" * 129)
         self.usage("-NOOP", password="-", stdin=b"p" * 300 + b"\n")

@@ -104,6 +104,21 @@ number(const char *arg, unsigned long min, unsigned long max,
 	return (unsigned long)v;
 }
 
+/*
+ * -m: any count from 1 up.  More than the descriptors allow is no usage
+ * error: the server clamps it, with a warning, once it knows its limit.
+ */
+static size_t
+connections(const char *arg)
+{
+	uint64_t v;
+
+	if (!proto_parse_count(arg, &v) || v == 0)
+		die_usage("-m connections must be a number from 1 up, not '%s'",
+		    arg);
+	return v > SIZE_MAX ? SIZE_MAX : (size_t)v;
+}
+
 /* An address to listen on must resolve now: a bad one is a usage error. */
 static const char *
 listen_address(const char *addr, const char *what)
@@ -220,8 +235,7 @@ parse_options(int argc, char **argv, struct options *o)
 			    86400, "-T seconds");
 			break;
 		case 'm':
-			o->server.max_conn = number(optarg, 1, 1000000,
-			    "-m connections");
+			o->server.max_conn = connections(optarg);
 			break;
 		case 'o':
 			o->log_file = optarg;

@@ -589,6 +589,21 @@ class ManyConnections(unittest.TestCase):
             for c in five[1:]:
                 c.quit()
 
+    def test_max_connections_clamped_to_descriptors(self):
+        # More than the descriptors allow (here more than any size) is no
+        # usage error: the server starts with what fits, and says so.
+        def limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+        with Server(users=USERS, preexec_fn=limit,
+                    args=["-m", "9" * 30]) as srv:
+            m = srv.wait_log(r"only (\d+) fit the descriptor limit \(64\)")
+            self.assertIsNotNone(m, srv.log_text())
+            n = int(m.group(1))
+            self.assertTrue(0 < n < 64, n)
+            self.assertIsNotNone(
+                srv.wait_log(r"ready: max %d connections" % n),
+                srv.log_text())
+
     def saturate(self, nofile, extra_args, count):
         def limit():
             resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))

@@ -315,6 +315,32 @@ load_failed(const char *file, enum users_status st, unsigned line, int err)
 	}
 }
 
+/*
+ * The users file holds the password hashes.  One that others may read
+ * (copied in by hand, a restored backup) gets mode 0600, as each save
+ * gives it, and the warning says it was open.
+ */
+static void
+protect_users_file(const char *file)
+{
+	struct stat sb;
+	int fd = regfile_open(file, O_RDONLY, 0);
+
+	if (fd == -1)
+		return;		/* missing: it is created 0600 */
+	if (fstat(fd, &sb) == 0 && (sb.st_mode & 077) != 0) {
+		if (fchmod(fd, 0600) == 0)
+			fprintf(stderr, "pop3server: warning: %s was open to "
+			    "others (mode %04o); it is 0600 now\n", file,
+			    (unsigned)(sb.st_mode & 07777));
+		else
+			fprintf(stderr, "pop3server: warning: %s is open to "
+			    "others (mode %04o) and stays so: %s\n", file,
+			    (unsigned)(sb.st_mode & 07777), strerror(errno));
+	}
+	(void)close(fd);
+}
+
 /* Applies -u and creates a missing admin; saves if anything changed. */
 static int
 prepare_users(struct options *o, struct users **out)
@@ -329,6 +355,7 @@ prepare_users(struct options *o, struct users **out)
 		load_failed(o->users_file, st, line, errno);
 		return -1;
 	}
+	protect_users_file(o->users_file);
 	for (size_t i = 0; i < o->ncli_users; i++) {
 		char *colon = strchr(o->cli_users[i], ':');
 

@@ -582,6 +582,20 @@ class UsersFile(unittest.TestCase):
                 self.assertIn("%s: malformed line, or a value out of range, "
                               "in users file (line 2)" % users, err)
 
+    def test_users_file_open_to_others_made_0600(self):
+        # A users file copied in by hand with mode 0644 showed every
+        # password hash to every local user for as long as nothing was
+        # saved; a start without -u saves nothing.
+        with Server(users={"alice": "secret"}) as srv:
+            srv.stop()
+            os.chmod(srv.users_file, 0o644)
+            srv.users = {}
+            srv.start()
+            mode = stat.S_IMODE(os.stat(srv.users_file).st_mode)
+            self.assertEqual(mode, 0o600, oct(mode))
+            self.assertIn("was open to others (mode 0644)", srv.log_text())
+            relogin(srv, "alice", "secret").quit()
+
     def test_u_persisted_hashed_and_survives_restart(self):
         pw = "Persist-Me-42"
         with Server(users={"alice": pw}) as srv:

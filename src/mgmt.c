@@ -329,6 +329,7 @@ cmd_max_users(void *sp, int argc, char **argv)
 	if (!begin(s) || users_set_setting(s->env->users, SETTING_MAX_USERS,
 	    n) != USERS_OK || !save(s))
 		return CMD_ERR;
+	log_info("mgmt[%lu] max users now %lu", s->id, n);
 	reply(s, "+OK MAX_USERS");
 	reply(s, "MAX USERS CHANGED SUCCESSFULLY");
 	reply(s, ".");

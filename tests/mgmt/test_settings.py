@@ -104,6 +104,9 @@ class SettingArguments(unittest.TestCase):
                 self.assertEqual(first, "+OK MAX_USERS")
                 self.assertEqual(body, ["MAX USERS CHANGED SUCCESSFULLY"])
                 self.assertEqual(self.m.status()["MAX USERS"], v)
+                # every live setting change is in the log, this one too
+                self.assertTrue(self.srv.wait_log(r"mgmt\[\d+\] max users "
+                                                  r"now %d$" % v))
 
 
 class MaxUsersLimit(unittest.TestCase):

@@ -127,6 +127,14 @@ _Static_assert(SASL_MAX_LINE <= IN_BUF_SIZE / 2,
  */
 #define CONN_FD_SHARE_PCT	75
 
+/*
+ * MAX_CONNEC accepts at least this many (the MGMT spec), even where the
+ * descriptor limit allows fewer: connections beyond the descriptors are
+ * then refused cleanly when accepted.  The start (-m, the default, a
+ * saved value) keeps to what the descriptors allow.
+ */
+#define CONN_CEILING_MIN	1000
+
 /* A maildrop larger than this is refused with [SYS/PERM] (popa3d). */
 #define MAX_MAILDROP_MSGS	1000000
 

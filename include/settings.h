@@ -10,7 +10,7 @@
 
 struct settings {
 	size_t max_conn;	/* concurrent POP3 connections allowed */
-	size_t conn_ceiling;	/* the most the descriptor limit allows */
+	size_t conn_ceiling;	/* the most MAX_CONNEC accepts (config.h) */
 	unsigned idle_s;	/* RFC 1939 autologout, seconds */
 	char *filter;		/* RETR filter command (owned), or NULL */
 	unsigned filter_limit_s;	/* a filter's silence limit */

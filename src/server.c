@@ -435,19 +435,20 @@ load_settings(const struct server_config *cfg, struct users *users,
 	struct settings *set = &srv.settings;
 	const char *saved_filter = users_setting_text(users, SETTING_FILTER);
 	const char *want_filter = NULL;
-	size_t want;
+	size_t want, fit;
 
-	set->conn_ceiling = nofile > RESERVED_FDS ?
+	fit = nofile > RESERVED_FDS ?
 	    (nofile - RESERVED_FDS) * CONN_FD_SHARE_PCT / 100 : 1;
-	if (set->conn_ceiling == 0)
-		set->conn_ceiling = 1;
+	if (fit == 0)
+		fit = 1;
+	set->conn_ceiling = fit > CONN_CEILING_MIN ? fit : CONN_CEILING_MIN;
 	want = users_setting(users, SETTING_MAX_CONN, cfg->max_conn);
-	if (want == 0 || want > set->conn_ceiling) {
-		if (want > set->conn_ceiling)
+	if (want == 0 || want > fit) {
+		if (want > fit)
 			log_warn("max connections %zu: only %zu fit the "
-			    "descriptor limit (%zu); using %zu", want,
-			    set->conn_ceiling, nofile, set->conn_ceiling);
-		want = set->conn_ceiling;
+			    "descriptor limit (%zu); using %zu", want, fit,
+			    nofile, fit);
+		want = fit;
 	}
 	set->max_conn = want;
 	set->idle_s = (unsigned)users_setting(users, SETTING_IDLE,

@@ -2,6 +2,7 @@
 MAX_CONNEC and IDLE_TIMEOUT do to POP3; settings saved before the +OK and
 kept across restarts, winning over -T/-m."""
 import os
+import resource
 import signal
 import time
 import unittest
@@ -107,6 +108,35 @@ class SettingArguments(unittest.TestCase):
                 # every live setting change is in the log, this one too
                 self.assertTrue(self.srv.wait_log(r"mgmt\[\d+\] max users "
                                                   r"now %d$" % v))
+
+
+class LowDescriptorLimit(unittest.TestCase):
+    def test_max_connec_ceiling_is_at_least_1000(self):
+        # With 64 descriptors the start allows far fewer than 1,000, but
+        # the ceiling MAX_CONNEC checks is never below 1,000; beyond the
+        # descriptors a connection is refused cleanly, not crashed on.
+        def limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+        with MgmtServer(preexec_fn=limit) as srv:
+            m = srv.mgmt()
+            self.addCleanup(m.close)
+            self.assertLess(m.status()["MAX CONNECTIONS"], 64)
+            self.assertEqual(m.ask("MAX_CONNEC 1000"),
+                             "+OK MAX_CONNEC CHANGED")
+            self.assertEqual(m.status()["MAX CONNECTIONS"], 1000)
+            self.assertEqual(m.ask("MAX_CONNEC 1001"),
+                             "-ERR INVALID MAX CONNECTIONS")
+            clients = [srv.client(timeout=5.0) for _ in range(80)]
+            try:
+                greetings = [c.line() for c in clients]
+                self.assertIn(b"+OK", greetings[0])
+                for g in greetings:
+                    self.assertTrue(g.startswith((b"+OK", b"-ERR")), g)
+            finally:
+                for c in clients:
+                    c.close()
+            self.assertIsNone(srv.proc.poll(), "server died")
+            self.assertTrue(m.alive())
 
 
 class MaxUsersLimit(unittest.TestCase):

@@ -8,15 +8,17 @@ deletion it asked for, even when the deletions take several passes of
 the reactor; a server told to stop while they run finishes them and
 still answers the QUIT.
 """
+import multiprocessing
 import os
+import random
 import signal
 import socket
 import struct
 import subprocess
 import time
 
-from hardlib import (ADMIN_PW, HardTest, Server, deliver, mgmt, umount,
-                     unstuff, wait_until, wire_form)
+from hardlib import (ADMIN_PW, HardTest, Server, deliver, maildrop_files,
+                     mgmt, umount, unstuff, wait_until, wire_form)
 
 
 def uidl(c):
@@ -279,3 +281,106 @@ class QuitThenKickedThenPaused(BigQuit):
             self.assertTrue(srv.wait_log(r"user=alice logout", timeout=60),
                             srv.log_text())
             self.assert_all_deleted(srv, "disconnect")
+
+
+def other_reader(user_dir, seconds, seed, result):
+    """Plays an IMAP server sharing the Maildir for `seconds`: delivers
+    messages to new/ and moves them to cur/ itself, and keeps changing
+    the flags of the files in cur/.  Writes how many it delivered to
+    `result`.  Runs in a process of its own, for real concurrency."""
+    rnd = random.Random(seed)
+    cur = os.path.join(user_dir, "cur")
+    new = os.path.join(user_dir, "new")
+    flags = ("", "S", "RS", "FS", "T")
+    end = time.monotonic() + seconds
+    count = 0
+    while time.monotonic() < end:
+        batch = []
+        for _ in range(5):
+            name = SharedMaildrop.name(count)
+            deliver(os.path.dirname(user_dir), os.path.basename(user_dir),
+                    name, SharedMaildrop.body(name))
+            batch.append(name)
+            count += 1
+        for name in batch:
+            try:
+                os.rename(os.path.join(new, name),
+                          os.path.join(cur, name + ":2,"))
+            except FileNotFoundError:
+                pass        # the POP3 server moved it first
+        for _ in range(40):
+            try:
+                names = os.listdir(cur)
+            except FileNotFoundError:
+                continue
+            if not names:
+                break
+            old = rnd.choice(names)
+            base = old.split(":", 1)[0]
+            try:
+                os.rename(os.path.join(cur, old), os.path.join(
+                    cur, "%s:2,%s" % (base, rnd.choice(flags))))
+            except FileNotFoundError:
+                pass        # renamed by us before, listed stale
+    with open(result, "w") as f:
+        f.write(str(count))
+
+
+class SharedMaildrop(HardTest):
+    """A Maildir shared with another reader (an IMAP server) that moves
+    messages from new/ to cur/ and renames them for their flags while
+    POP3 sessions list and fetch them: no message is ever lost or
+    doubled, and what RETR serves is the message asked for."""
+
+    SECONDS = 8
+    START = 300
+
+    @staticmethod
+    def name(i):
+        return "1900%06d.M%dP7.other" % (i, i)
+
+    @staticmethod
+    def body(name):
+        return b"Subject: %s\n\nbody of %s\n" % (name.encode(),
+                                                 name.encode())
+
+    def test_nothing_lost_while_another_reader_renames(self):
+        with Server(users={"alice": "secret"}, mail=None) as srv:
+            d = srv.user_dir("alice")
+            for i in range(self.START):
+                n = "1800%06d.M%dP1.host" % (i, i)
+                deliver(srv.maildir, "alice", n, self.body(n), sub="cur")
+            result = os.path.join(srv.tmp, "delivered")
+            other = multiprocessing.get_context("fork").Process(
+                target=other_reader, args=(d, self.SECONDS, 7, result))
+            other.start()
+            self.addCleanup(other.kill)
+            rnd = random.Random(1)
+            sessions = served = 0
+            while other.is_alive():
+                c = srv.client(timeout=30)
+                c.login()
+                uids = uidl(c)
+                for n in rnd.sample(sorted(uids), min(3, len(uids))):
+                    first, body = c.multi("RETR %s" % n)
+                    if first.startswith("+OK"):
+                        self.assertEqual(unstuff(body), wire_form(
+                            self.body(uids[n])), uids[n])
+                        served += 1
+                c.quit()
+                sessions += 1
+            other.join(10)
+            self.assertEqual(other.exitcode, 0)
+            with open(result) as f:
+                delivered = int(f.read())
+            files = maildrop_files(srv.maildir, "alice")
+            want = ["1800%06d.M%dP1.host" % (i, i) for i in
+                    range(self.START)] + [self.name(i) for i in
+                                          range(delivered)]
+            lost = [n for n in want if n not in files]
+            doubled = [n for n, f in files.items() if len(f) != 1]
+            self.assertEqual((lost, doubled), ([], []),
+                             "after %d sessions" % sessions)
+            for n in want:
+                self.assertEqual(files[n][0][2], self.body(n), n)
+            self.assertGreater(served, 0)

@@ -170,14 +170,19 @@ base_len(const char *name)
 
 /*
  * Builds <base><suffix><info> for file `name` (info ":2," when it has
- * none) into target[PATH_MAX]; 0, or -1 when too long.
+ * none) into target[PATH_MAX]; 0, or -1 when too long.  An empty base
+ * ("name" is ":2,S") drops the suffix's leading '.': every Maildir
+ * reader skips a name that starts with '.', so the message would be
+ * lost.
  */
 static int
 cur_name(char *target, const char *name, const char *suffix)
 {
 	int base = (int)base_len(name);
+	const char *unique = base == 0 && suffix[0] == '.' ? suffix + 1 :
+	    suffix;
 	int len = snprintf(target, PATH_MAX, "%.*s%s%s", base, name,
-	    suffix, name[base] == ':' ? name + base : ":2,");
+	    unique, name[base] == ':' ? name + base : ":2,");
 
 	return len < 0 || len >= PATH_MAX ? -1 : 0;
 }

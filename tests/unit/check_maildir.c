@@ -522,6 +522,33 @@ START_TEST(test_uidl_arrival_twin_renamed)
 }
 END_TEST
 
+/*
+ * Twins whose unique name is empty (":2,S"): the one renamed must not
+ * get a name starting with '.', which every Maildir reader skips.
+ */
+START_TEST(test_empty_unique_name_twins_stay_visible)
+{
+	struct maildrop *md;
+	char rel[80];
+
+	make_user("u");
+	put_str("u/cur/:2,S", "old\n", 1);
+	put_str("u/new/:2,S", "new\n", 2);
+	(void)snprintf(rel, sizeof(rel), "u/cur/I%llu:2,S",
+	    ino_of("u/new/:2,S"));
+	put_str("u/cur/:2,a", "first\n", 3);
+	put_str("u/cur/:2,b", "second\n", 4);
+	for (int pass = 0; pass < 2; pass++) {
+		md = open_scanned("u");
+		ck_assert_uint_eq(maildir_count(md), 4);
+		assert_uids_unique(md);
+		maildir_close(md);
+	}
+	ck_assert(exists(rel));
+	ck_assert(exists("u/cur/:2,S"));
+}
+END_TEST
+
 /* Makes root/to a hard link of root/from. */
 static void
 link_rel(const char *from, const char *to)
@@ -1463,6 +1490,7 @@ maildir_suite(void)
 	tcase_add_test(core, test_uidl_unsafe_stable);
 	tcase_add_test(core, test_uidl_duplicates);
 	tcase_add_test(core, test_uidl_arrival_twin_renamed);
+	tcase_add_test(core, test_empty_unique_name_twins_stay_visible);
 	tcase_add_test(core, test_cut_move_to_inode_name);
 	tcase_add_test(core, test_cut_twin_rename);
 	tcase_add_test(core, test_served_from_new);

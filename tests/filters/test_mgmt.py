@@ -108,6 +108,27 @@ class FilterCommand(FilterTest):
             m.close()
             self.assert_clean(srv)
 
+    def test_spaces_after_filter_are_a_separator(self):
+        # "FILTER   " shows the filter and "FILTER  -" removes it: the
+        # spaces after the command word separate, they are no argument.
+        with FilterServer(filter=UPPER) as srv:
+            m = srv.mgmt()
+            self.assertEqual(m.filter("  "),
+                             ["+OK FILTER", "FILTER: " + UPPER, "."])
+            self.assertEqual(filter_lines(srv), [])
+            self.assertEqual(m.filter("   " + UPPER),
+                             ["+OK FILTER", "FILTER: " + UPPER, "."])
+            self.assertEqual(m.filter(" -"),
+                             ["+OK FILTER", "FILTER: NONE", "."])
+            self.assertEqual(filter_lines(srv), ["%filter -"])
+            c = srv.pop3("alice")
+            first, body = self.retr(c, 1)
+            self.assertNotEqual(first, OK_FILTERED)
+            self.assertEqual(body, stuff(wire_form(ALICE[0][1])))
+            c.quit()
+            m.close()
+            self.assert_clean(srv)
+
     def test_persisted_across_restart(self):
         cmd = UPPER + "  # persisted"
         with FilterServer() as srv:

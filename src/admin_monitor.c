@@ -66,6 +66,21 @@ struct link {
 	size_t len;
 };
 
+static bool
+one_word(const char *arg)
+{
+	return arg[0] != '\0' && strchr(arg, ' ') == NULL;
+}
+
+static bool
+all_one_word(char *const args[], int n)
+{
+	for (int k = 0; k < n; k++)
+		if (!one_word(args[k]))
+			return false;
+	return true;
+}
+
 static void
 usage(FILE *f)
 {
@@ -323,6 +338,13 @@ main(int argc, char **argv)
 	nargs = argc - (i + 4);
 	if (cmd->nargs >= 0 ? nargs != cmd->nargs : nargs > 1)
 		die_usage("wrong number of arguments for ", cmd->flag);
+	/*
+	 * Names, passwords and numbers hold no spaces: the server would
+	 * split such an argument in two, or see none at all.
+	 */
+	if (!one_word(argv[i + 1]) || (cmd->nargs >= 0 &&
+	    !all_one_word(argv + i + 4, nargs)))
+		die_usage("an argument may not be empty or hold a space", "");
 	if (strcmp(argv[i + 2], "-") == 0)
 		read_password(pw, sizeof(pw));
 	else if (strlen(argv[i + 2]) <= PASSWORD_MAX)

@@ -272,10 +272,21 @@ class MonitorUsage(unittest.TestCase):
                    {"password": "pw\nDEL_USER bob"}):
             with self.subTest(**kw):
                 self.assertIn("line break", self.usage("-NOOP", **kw).stderr)
-        for args in (("-DEL_USER", "bob\r\nDEL_USER carol"),
+        for args in (("-DELETE_USER", "bob\r\nDELETE_USER carol"),
                      ("-FILTER", "a\rb")):
             with self.subTest(args=args):
                 self.usage(*args)
+
+    def test_empty_or_spaced_argument(self):
+        # The server would read "a b" as two arguments and "" as none.
+        for args, kw in ((("-DELETE_USER", "alice bob"), {}),
+                         (("-RESET_USER_PASSWORD", ""), {}),
+                         (("-ADD_USER", "carol", "pw x"), {}),
+                         (("-MAX_USERS", " 5"), {}),
+                         (("-NOOP",), {"user": "ad min"}),
+                         (("-NOOP",), {"user": ""})):
+            with self.subTest(args=args, **kw):
+                self.assertIn("space", self.usage(*args, **kw).stderr)
 
     def test_password_out_of_range(self):
         self.usage("-NOOP", password="p" * 129)

@@ -39,6 +39,7 @@
 
 #define TOO_MANY "-ERR [SYS/TEMP] too many connections\r\n"
 #define BUSY "-ERR [SYS/TEMP] server busy, try again later\r\n"
+#define REFUSED_INPUT_MAX 4096	/* a client's first lines, not a flood */
 
 struct listener {
 	int fd;
@@ -133,6 +134,21 @@ peer_text(const struct sockaddr_storage *ss, char *out, size_t cap)
  * One best-effort line, then close: never blocks, never waits.  The
  * line counts in BYTES SENT when it goes to a POP3 client.
  */
+/*
+ * Reads what a refused client already sent (one bounded read): closing
+ * a socket with unread input sends a reset, which may destroy the
+ * refusal line before the client reads it (RFC 1122 4.2.2.13).
+ */
+static void
+discard_input(int fd, bool pop3)
+{
+	char junk[REFUSED_INPUT_MAX];
+	ssize_t n = recv(fd, junk, sizeof(junk), MSG_DONTWAIT);
+
+	if (n > 0 && pop3)
+		stats_add_in((uint64_t)n);
+}
+
 static void
 refuse(int fd, const char *line, bool pop3, const char *peer,
     const char *why)
@@ -148,6 +164,7 @@ refuse(int fd, const char *line, bool pop3, const char *peer,
 			stats_add_out((uint64_t)n);
 		log_warn("%s %s refused: %s", service, peer, why);
 	}
+	discard_input(fd, pop3);
 	close(fd);
 }
 

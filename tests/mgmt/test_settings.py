@@ -218,6 +218,34 @@ class MaxConnections(unittest.TestCase):
                          len(b"-ERR [SYS/TEMP] too many connections\r\n"))
         self.assertEqual(st1["BYTES RECEIVED"], st0["BYTES RECEIVED"])
 
+    def test_client_that_spoke_first_gets_a_clean_close(self):
+        """A client that wrote before its greeting reads the refusal and
+        then an orderly end of stream, not a reset: closing over unread
+        input would send one, which can destroy the refusal line."""
+        self.assertEqual(self.m.ask("MAX_CONNEC 1"), "+OK MAX_CONNEC CHANGED")
+        self.assertTrue(self.open().greeting().startswith("+OK"))
+        pauser = self.srv.mgmt()
+        self.addCleanup(pauser.close)
+        st0 = self.m.status()
+        # While POP3 is paused, the client waits in the backlog, so its
+        # line is surely there when the server accepts and refuses it.
+        pauser.send("TIMEOUT 1\r\n")
+        self.m.ask("NOOP")
+        self.m.ask("NOOP")
+        c = self.open()
+        c.sock.sendall(b"CAPA\r\n")
+        self.assertEqual(pauser.text(), "+OK TIMEOUT COMPLETED")
+        c.sock.settimeout(5)
+        got = b""
+        while True:
+            chunk = c.sock.recv(4096)  # a reset raises, failing the test
+            if not chunk:
+                break
+            got += chunk
+        self.assertEqual(got, b"-ERR [SYS/TEMP] too many connections\r\n")
+        st1 = self.m.status()
+        self.assertEqual(st1["BYTES RECEIVED"] - st0["BYTES RECEIVED"], 6)
+
     def test_slot_freed_when_a_session_ends(self):
         self.assertEqual(self.m.ask("MAX_CONNEC 2"), "+OK MAX_CONNEC CHANGED")
         a = self.open("alice")

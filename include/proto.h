@@ -54,7 +54,7 @@ enum cmd_result {
 /* argv[0] is the command word; argv[1..argc-1] its arguments. */
 typedef enum cmd_result cmd_fn(void *session, int argc, char **argv);
 
-#define CMD_REST 0x01	/* one argument: the rest of the line, inner spaces kept */
+#define CMD_REST 0x01	/* one argument: the rest of the line, spaces kept */
 
 struct cmd {
 	const char *name;	/* upper case; matched case-insensitively */

@@ -401,10 +401,11 @@ cmd_filter(void *sp, int argc, char **argv)
 {
 	struct mgmt_session *s = sp;
 	struct settings *set = s->env->settings;
-	const char *want = argc == 2 && strcmp(argv[1], "-") != 0 ? argv[1] :
-	    NULL;
+	/* Spaces separate FILTER from its command: a blank rest is none. */
+	const char *arg = argc == 2 ? argv[1] + strspn(argv[1], " ") : "";
+	const char *want = *arg != '\0' && strcmp(arg, "-") != 0 ? arg : NULL;
 
-	if (argc == 2) {
+	if (*arg != '\0') {
 		char *copy = want != NULL ? strdup(want) : NULL;
 
 		if (!begin(s)) {

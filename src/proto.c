@@ -103,13 +103,7 @@ proto_dispatch(const struct cmd *const tables[], unsigned ntables,
 	if (sp != NULL) {
 		char *tail = sp + 1;
 
-		/*
-		 * A rest-of-line argument keeps its inner spaces (RFC 1939
-		 * PASS), but the spaces that separate it from the command
-		 * are no part of it, and a blank tail is no argument.
-		 */
-		while (*tail == ' ')
-			tail++;
+		/* A rest-of-line argument keeps its spaces (RFC 1939 PASS). */
 		if ((c->flags & CMD_REST) && *tail != '\0') {
 			argv[argc++] = tail;
 		} else {

@@ -1075,6 +1075,29 @@ START_TEST(test_filter)
 }
 END_TEST
 
+/* The spaces after FILTER separate: they are no part of the command. */
+START_TEST(test_filter_after_spaces)
+{
+	struct peer *p = login();
+
+	send_line(p, "FILTER   cat");
+	EXPECT(p, "+OK FILTER");
+	EXPECT(p, "FILTER: cat");
+	EXPECT(p, ".");
+	send_line(p, "FILTER    ");
+	EXPECT(p, "+OK FILTER");
+	EXPECT(p, "FILTER: cat");
+	EXPECT(p, ".");
+	ck_assert_str_eq(settings.filter, "cat");
+	send_line(p, "FILTER  -");
+	EXPECT(p, "+OK FILTER");
+	EXPECT(p, "FILTER: NONE");
+	EXPECT(p, ".");
+	ck_assert_ptr_null(settings.filter);
+	free_peer(p);
+}
+END_TEST
+
 /* A failed PASS is answered after ~1 s by a timer; others are served. */
 START_TEST(test_failed_pass_delayed)
 {
@@ -1529,6 +1552,7 @@ mgmt_suite(void)
 	tcase_add_test(core, test_delete_user);
 	tcase_add_test(core, test_passwords);
 	tcase_add_test(core, test_filter);
+	tcase_add_test(core, test_filter_after_spaces);
 	tcase_add_test(core, test_failed_pass_delayed);
 	tcase_add_test(core, test_pass_without_user);
 	tcase_add_test(core, test_quit);

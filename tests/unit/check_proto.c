@@ -740,27 +740,6 @@ START_TEST(test_dispatch_rest)
 }
 END_TEST
 
-START_TEST(test_dispatch_rest_separator)
-{
-	struct fake_session s;
-
-	/* A run of spaces separates the rest from the command word. */
-	session_init(&s);
-	ck_assert_int_eq(run(&s, T_AUTH, "NOTE   -"), CMD_OK);
-	ck_assert_int_eq(s.argc, 2);
-	ck_assert_str_eq(s.argv[1], "-");
-	ck_assert_int_eq(run(&s, T_AUTH, "PASS  two  words "), CMD_OK);
-	ck_assert_str_eq(s.argv[1], "two  words ");
-
-	/* Only spaces after the command: no argument at all. */
-	ck_assert_int_eq(run(&s, T_AUTH, "NOTE    "), CMD_OK);
-	ck_assert_int_eq(s.argc, 1);
-	s.calls = 0;
-	ck_assert_int_eq(run(&s, T_AUTH, "PASS   "), CMD_BAD_ARGS);
-	ck_assert_int_eq(s.calls, 0);
-}
-END_TEST
-
 START_TEST(test_dispatch_empty)
 {
 	struct fake_session s;
@@ -1060,7 +1039,6 @@ proto_suite(void)
 	tcase_add_test(core, test_dispatch_bad_state);
 	tcase_add_test(core, test_dispatch_spaces);
 	tcase_add_test(core, test_dispatch_rest);
-	tcase_add_test(core, test_dispatch_rest_separator);
 	tcase_add_test(core, test_dispatch_empty);
 	tcase_add_test(core, test_parse_uint_good);
 	tcase_add_test(core, test_base64_vectors);

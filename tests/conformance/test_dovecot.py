@@ -140,6 +140,7 @@ CASES = {
     "bad_commands_before_login": [["XYZZY"] * 5],
     "wrong_password": [["USER alice", "PASS wrong"]],
     "empty_password": [["USER alice", "PASS"]],
+    "password_after_two_spaces": [["USER alice", "PASS  secret"]],
     "pass_without_user": [["PASS secret", "NOOP"]],
     "unknown_user": [["USER nobody", "PASS secret"]],
     "auth_plain_other_authzid": [["AUTH PLAIN " + plain("upd", "alice",
@@ -156,7 +157,8 @@ SOURCES = {"wrong_password": "127.0.0.2", "unknown_user": "127.0.0.3",
            "auth_plain_bad_base64": "127.0.0.5",
            "auth_plain_without_nuls": "127.0.0.6",
            "auth_plain_empty_response": "127.0.0.7",
-           "empty_password": "127.0.0.8"}
+           "empty_password": "127.0.0.8",
+           "password_after_two_spaces": "127.0.0.9"}
 
 # (case, command) -> (our reply's start, why).  Dovecot must answer
 # otherwise; we must answer this.

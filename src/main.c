@@ -445,6 +445,17 @@ on_signal(int sig)
 	errno = saved;
 }
 
+/* Opens the --log file, if any; false (after saying why) when it cannot. */
+static bool
+open_log(const struct options *o)
+{
+	if (o->log_file == NULL || log_open(o->log_file) == 0)
+		return true;
+	fprintf(stderr, "pop3server: cannot open log %s: %s\n", o->log_file,
+	    regfile_strerror(errno));
+	return false;
+}
+
 static int
 setup_signals(void)
 {
@@ -484,11 +495,13 @@ main(int argc, char **argv)
 	int rc;
 
 	parse_options(argc, argv, &o);
-	if (o.log_file != NULL && log_open(o.log_file) < 0) {
-		fprintf(stderr, "pop3server: cannot open log %s: %s\n",
-		    o.log_file, regfile_strerror(errno));
+	/*
+	 * With -g the log is opened as USER, after the drop: root must not
+	 * follow a link USER planted in its own log folder, and the file
+	 * it creates is USER's, which SIGHUP reopens as USER.
+	 */
+	if (o.run_as == NULL && !open_log(&o))
 		return EXIT_USAGE;
-	}
 	if (setup_signals() < 0) {
 		fprintf(stderr, "pop3server: signals: %s\n", strerror(errno));
 		return EXIT_FAILURE;
@@ -498,6 +511,10 @@ main(int argc, char **argv)
 	    drop_privileges(o.run_as, o.run_uid, o.run_gid) < 0)) {
 		server_shutdown();
 		return EXIT_FAILURE;
+	}
+	if (o.run_as != NULL && !open_log(&o)) {
+		server_shutdown();
+		return EXIT_USAGE;
 	}
 	/*
 	 * Serving as root is allowed (many test rigs and containers run as

@@ -12,7 +12,7 @@ import stat
 import unittest
 
 from opslib import (ADMIN_PW, RUN_AS, SERVER_BIN, USERS, DroppedServer,
-                    account,
+                    account, chown_tree,
                     free_port, monitor, need_root, proc_status, read_text,
                     retr, run, tmpdir, uidl_map, wait_for, wire_form)
 
@@ -232,8 +232,8 @@ class UsersFolderNotReadable(unittest.TestCase):
 class LogAsUser(unittest.TestCase):
 
     def test_sighup_reopens_log_as_user(self):
-        # operations.md 2.5: the log is opened as root before the drop and
-        # reopened after a rotation as the -g user, in a folder it owns.
+        # operations.md 2.5: the log is opened after the drop, as the -g
+        # user, in a folder it owns, and so reopened after a rotation.
         need_root(self)
         uid, gid = account(RUN_AS)
         logdir = tmpdir(self, "ops-logdir-")
@@ -241,7 +241,9 @@ class LogAsUser(unittest.TestCase):
         log = os.path.join(logdir, "pop3server.log")
         s = DroppedServer(users=USERS, args=["--log", log]).__enter__()
         self.addCleanup(s.__exit__, None, None, None)
-        self.assertEqual(os.stat(log).st_uid, 0, "first open is as root")
+        st = os.stat(log)
+        self.assertEqual((st.st_uid, st.st_gid), (uid, gid),
+                         "the first open is as the -g user too")
         os.rename(log, log + ".1")
         os.kill(s.pid, signal.SIGHUP)
         self.assertTrue(wait_for(lambda: os.path.exists(log)),
@@ -254,6 +256,38 @@ class LogAsUser(unittest.TestCase):
         c.quit()
         self.assertTrue(wait_for(lambda: "user=alice logout" in read_text(log)),
                         read_text(log))
+
+
+    def test_link_in_the_log_folder_gives_no_root_write(self):
+        # The -g user owns the log folder: a link it plants there must
+        # not make root append to, or create, a file only root may write.
+        need_root(self)
+        uid, gid = account(RUN_AS)
+        d = tmpdir(self)
+        os.chmod(d, 0o755)
+        os.mkdir(os.path.join(d, "mail"))
+        chown_tree(d, uid, gid)
+        secret = tmpdir(self, "ops-rootonly-")
+        os.chmod(secret, 0o700)
+        victim = os.path.join(secret, "victim")
+        with open(victim, "w") as f:
+            f.write("root only\n")
+        for target in (victim, os.path.join(secret, "new-file")):
+            with self.subTest(target=os.path.basename(target)):
+                log = os.path.join(d, "pop3server.log")
+                if os.path.lexists(log):
+                    os.unlink(log)
+                os.symlink(target, log)
+                os.lchown(log, uid, gid)
+                r = run([SERVER_BIN, "-p", str(free_port()), "-l",
+                         "127.0.0.1", "-P", str(free_port()), "-L",
+                         "127.0.0.1", "-d", os.path.join(d, "mail"),
+                         "-U", os.path.join(d, "users"), "-g", RUN_AS,
+                         "--log", log], timeout=10)
+                self.assertEqual(r.rc, 2, r)
+                self.assertIn("cannot open log", r.stderr)
+                self.assertEqual(read_text(victim), "root only\n")
+                self.assertEqual(sorted(os.listdir(secret)), ["victim"])
 
 
 class Refused(unittest.TestCase):

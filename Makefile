@@ -130,21 +130,28 @@ lint:
 	    --suppress=missingIncludeSystem --inline-suppr src/
 	clang-tidy --quiet src/*.c -- $(LINT_CFLAGS)
 
+# Paths are quoted (a DESTDIR may hold spaces), and uninstall removes
+# exactly what install put there: DOCDIR may be shared with others.
+EXAMPLES := $(notdir $(wildcard docs/examples/*))
+DOCS     := README.md $(notdir $(wildcard docs/*.md))
+
 install: all
-	install -D -m 0755 bin/pop3server $(DESTDIR)$(PREFIX)/sbin/pop3server
-	install -D -m 0755 bin/admin_monitor $(DESTDIR)$(PREFIX)/bin/admin_monitor
-	install -D -m 0644 docs/pop3server.8 $(DESTDIR)$(MANDIR)/man8/pop3server.8
-	install -D -m 0644 docs/admin_monitor.1 $(DESTDIR)$(MANDIR)/man1/admin_monitor.1
-	install -d $(DESTDIR)$(DOCDIR)/examples
-	install -m 0644 docs/examples/* $(DESTDIR)$(DOCDIR)/examples/
-	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	install -D -m 0755 $(BINDIR)/pop3server "$(DESTDIR)$(PREFIX)/sbin/pop3server"
+	install -D -m 0755 $(BINDIR)/admin_monitor "$(DESTDIR)$(PREFIX)/bin/admin_monitor"
+	install -D -m 0644 docs/pop3server.8 "$(DESTDIR)$(MANDIR)/man8/pop3server.8"
+	install -D -m 0644 docs/admin_monitor.1 "$(DESTDIR)$(MANDIR)/man1/admin_monitor.1"
+	install -d "$(DESTDIR)$(DOCDIR)/examples"
+	install -m 0644 docs/examples/* "$(DESTDIR)$(DOCDIR)/examples/"
+	install -m 0644 README.md docs/*.md "$(DESTDIR)$(DOCDIR)/"
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/sbin/pop3server \
-	    $(DESTDIR)$(PREFIX)/bin/admin_monitor \
-	    $(DESTDIR)$(MANDIR)/man8/pop3server.8 \
-	    $(DESTDIR)$(MANDIR)/man1/admin_monitor.1
-	rm -rf $(DESTDIR)$(DOCDIR)
+	rm -f "$(DESTDIR)$(PREFIX)/sbin/pop3server" \
+	    "$(DESTDIR)$(PREFIX)/bin/admin_monitor" \
+	    "$(DESTDIR)$(MANDIR)/man8/pop3server.8" \
+	    "$(DESTDIR)$(MANDIR)/man1/admin_monitor.1"
+	rm -f $(foreach f,$(EXAMPLES),"$(DESTDIR)$(DOCDIR)/examples/$(f)") \
+	    $(foreach f,$(DOCS),"$(DESTDIR)$(DOCDIR)/$(f)")
+	rmdir "$(DESTDIR)$(DOCDIR)/examples" "$(DESTDIR)$(DOCDIR)" 2>/dev/null || true
 
 headers:
 	@for h in include/*.h; do \

@@ -146,3 +146,26 @@ class Install(unittest.TestCase):
         self.make_run("uninstall", "PREFIX=/usr", "MANDIR=/usr/man",
                       "DOCDIR=/usr/doc/p3")
         self.assertEqual(regular_files(self.dest), set())
+
+    def test_destdir_with_a_space(self):
+        self.dest = os.path.join(self.dest, "dest dir")
+        os.mkdir(self.dest)
+        self.make_run("install")
+        self.check_tree(installed("/usr/local"))
+        self.make_run("uninstall")
+        self.assertEqual(regular_files(self.dest), set())
+
+    def test_uninstall_keeps_others_in_a_shared_docdir(self):
+        # DOCDIR=/usr/share/doc is a folder every package shares: only
+        # our own files may go.
+        self.make_run("install", "PREFIX=/usr", "DOCDIR=/usr/share/doc")
+        self.check_tree(installed("/usr", docdir="/usr/share/doc"))
+        others = ("usr/share/doc/otherpkg/README", "usr/share/doc/notes.txt",
+                  "usr/share/doc/examples/other.conf")
+        for rel in others:
+            p = os.path.join(self.dest, rel)
+            os.makedirs(os.path.dirname(p), exist_ok=True)
+            with open(p, "w") as f:
+                f.write("not ours\n")
+        self.make_run("uninstall", "PREFIX=/usr", "DOCDIR=/usr/share/doc")
+        self.assertEqual(regular_files(self.dest), set(others))

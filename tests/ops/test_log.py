@@ -5,17 +5,19 @@ renamed one, which keeps the older lines; a session open across the
 signal is not dropped; a reopen that fails keeps the old file and says
 so (on standard error too), and a FIFO at the path never blocks it;
 without --log the signal is harmless.  Standard error as a pipe nobody
-reads never stops the server."""
+reads never stops the server.  The "who read what, when" recipes of
+docs/operations.md 6 give the right answers on a real log."""
 import os
 import re
 import shutil
 import signal
 import stat
 import subprocess
+import tempfile
 import time
 import unittest
 
-from opslib import Server, read_text, tmpdir, wait_for
+from opslib import ROOT, Server, read_text, run, tmpdir, wait_for
 from pop3test import wait_port
 
 
@@ -289,3 +291,99 @@ class FullPipeAtStart(unittest.TestCase):
             os.close(r)
             os.close(w)
 
+
+
+def recipe(title):
+    """The shell code block that follows the bold title in section 6 of
+    docs/operations.md."""
+    with open(os.path.join(ROOT, "docs", "operations.md")) as f:
+        doc = f.read()
+    at = doc.index("**" + title)
+    m = re.compile(r"```sh\n(.*?)```", re.S).search(doc, at)
+    return m.group(1)
+
+
+class Recipes(unittest.TestCase):
+    """The "who read what, when" recipes of docs/operations.md 6, run as
+    printed (pop3log reading this log) over a real server's log."""
+
+    @classmethod
+    def setUpClass(cls):
+        # One log for every recipe: the sessions (and a failed login's
+        # delay) are made once.
+        cls.dir = tempfile.mkdtemp(prefix="ops-recipes-")
+        cls.log = os.path.join(cls.dir, "pop3.log")
+        with Server(users={"alice": "secret", "bob": "builder"},
+                    args=["--log", cls.log]) as srv:
+            c = srv.client()
+            c.login("alice", "secret")
+            cls.alice_size = c.cmd("LIST 1").split()[2]
+            assert c.multi("RETR 1")[0].startswith("+OK")
+            assert c.cmd("DELE 1").startswith("+OK")
+            c.quit()
+            c = srv.client()
+            c.login("bob", "builder")
+            for n in (1, 2):
+                assert c.multi("TOP %d 0" % n)[0].startswith("+OK")
+            c.quit()
+            c = srv.client()
+            c.login("alice", "secret")  # reads nothing
+            c.quit()
+            c = srv.client()
+            c.greeting()
+            c.cmd("USER alice")
+            assert c.cmd("PASS guess").startswith("-ERR [AUTH]")
+            c.quit()
+            assert wait_for(lambda: read_text(cls.log).count(
+                " logout ") >= 4), read_text(cls.log)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def shell(self, code):
+        code = code.replace("2026-11", read_text(self.log)[:7])
+        r = run(["sh", "-c", "pop3log() { cat '%s'; }\n%s" % (self.log, code)])
+        self.assertEqual(r.rc, 0, r)
+        return r.stdout.splitlines()
+
+    def test_every_session_that_read_or_deleted(self):
+        out = self.shell(recipe("Every session that read or deleted"))
+        self.assertEqual(len(out), 2, out)
+        alice, bob = out
+        self.assertRegex(alice, r" alice +127\.0\.0\.1:\d+ +retr 1 "
+                         r"\(%s bytes\)  top 0  dele 1/\d+  quit$"
+                         % self.alice_size)
+        self.assertRegex(bob, r" bob +127\.0\.0\.1:\d+ +retr 0 \(0 bytes\)"
+                         r"  top 2  dele 0/2  quit$")
+
+    def test_totals_per_user_count_headers_only_sessions(self):
+        out = self.shell(recipe("Totals per user for a month"))
+        self.assertEqual([ln.split() for ln in out], [
+            ["alice", "1", "sessions", "1", "messages", self.alice_size,
+             "bytes", "0", "tops", "1", "deleted"],
+            ["bob", "1", "sessions", "0", "messages", "0", "bytes", "2",
+             "tops", "0", "deleted"]])
+
+    def test_everything_about_one_user(self):
+        out = self.shell(recipe("Everything about one user"))
+        self.assertEqual([ln.split()[5] for ln in out],
+                         ["login", "logout", "login", "logout",
+                          "login-failed", "logout"], out)
+        self.assertTrue(all(" user=alice " in ln for ln in out), out)
+
+    def test_addresses_per_user(self):
+        out = self.shell(recipe("From which addresses each user logs in"))
+        self.assertEqual([ln.split() for ln in out],
+                         [["2", "alice", "127.0.0.1"],
+                          ["1", "bob", "127.0.0.1"]])
+
+    def test_failed_logins_per_address(self):
+        out = self.shell(recipe("Failed logins per address"))
+        self.assertEqual([ln.split() for ln in out], [["1", "127.0.0.1"]])
+
+    def test_sessions_that_deleted_mail(self):
+        out = self.shell(recipe("Sessions that deleted mail"))
+        self.assertEqual(len(out), 1, out)
+        self.assertRegex(out[0], r" user=alice logout retr=1/%s top=0 "
+                         r"dele=1/" % self.alice_size)

@@ -148,11 +148,16 @@ outcome(struct pop3_session *s, enum cmd_result r)
 	s->err = NULL;
 	if (why == NULL) {
 		s->bad_cmds = 0;
-	} else if (bad_command(s)) {
+		return stm_state(&s->base.stm);
+	}
+	pop3_reply(s, "-ERR %s", why);
+	if (bad_command(s)) {
+		/*
+		 * As Dovecot: the command still gets its own answer, then a
+		 * line that says why the server closes.
+		 */
 		pop3_reply(s, "-ERR too many bad commands");
 		conn_close_after_flush(&s->base.conn, END_LIMIT);
-	} else {
-		pop3_reply(s, "-ERR %s", why);
 	}
 	return stm_state(&s->base.stm);
 }

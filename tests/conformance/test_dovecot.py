@@ -138,6 +138,7 @@ CASES = {
     "user_without_a_name": [["USER"] + login("alice")],
     "overlong_user_line": [["USER " + "a" * 300]],
     "bad_commands_before_login": [["XYZZY"] * 5],
+    "too_many_bad_commands": [login("alice") + ["XYZZY"] * 21 + ["NOOP"]],
     "wrong_password": [["USER alice", "PASS wrong"]],
     "empty_password": [["USER alice", "PASS"]],
     "password_after_two_spaces": [["USER alice", "PASS  secret"]],

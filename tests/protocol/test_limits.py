@@ -352,6 +352,20 @@ class BadCommands(unittest.TestCase):
                         "still open after 21 consecutive bad commands")
         c.close()
 
+    def test_21st_bad_command_answered_then_the_close_explained(self):
+        # As Dovecot: the 21st still gets its own -ERR, then one more
+        # line says why the server hangs up.
+        c = self.srv.client()
+        c.login()
+        self.assertEqual(self.send_bad(c, 20), 20)
+        self.assertTrue(c.cmd("STAT").startswith("+OK"), "closed after 20")
+        self.assertEqual(self.send_bad(c, 20), 20)
+        c.send("XBOGUS\r\n")
+        self.assertEqual(c.line(), b"-ERR unknown command\r\n")
+        self.assertEqual(c.line(), b"-ERR too many bad commands\r\n")
+        self.assertTrue(c.closed(3), "still open after 21 bad commands")
+        c.close()
+
     def test_5_bad_then_good_keeps_connection(self):
         c = self.srv.client()
         c.login()

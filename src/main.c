@@ -68,8 +68,8 @@ usage(FILE *f)
 	    "  --log FILE   access log file (default: standard error)\n"
 	    "  -g USER      after binding, drop root privileges to USER\n"
 	    "  --allow-root serve as root without -g (no warning)\n"
-	    "  -v           print the version and exit\n"
-	    "  -h           print this help and exit\n",
+	    "  -v, --version  print the version and exit\n"
+	    "  -h, --help     print this help and exit\n",
 	    DEFAULT_POP3_PORT, DEFAULT_MGMT_PORT, DEFAULT_MAIL_ROOT,
 	    DEFAULT_USERS_FILE, DEFAULT_FILTER_TIMEOUT, DEFAULT_IDLE_TIMEOUT);
 }
@@ -184,7 +184,6 @@ parse_options(int argc, char **argv, struct options *o)
 	static const struct option longopts[] = {
 		{ "log", required_argument, NULL, 'o' },
 		{ "filter-timeout", required_argument, NULL, 'F' },
-		{ "user", required_argument, NULL, 'g' },
 		{ "allow-root", no_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'v' },
@@ -456,6 +455,21 @@ open_log(const struct options *o)
 	return false;
 }
 
+/*
+ * Checked with the rights that will serve (after -g): a mail root the
+ * server cannot enter would answer every login [SYS/TEMP].
+ */
+static bool
+can_enter_mail_root(const struct options *o)
+{
+	if (access(o->server.mail_root, X_OK) == 0)
+		return true;
+	fprintf(stderr, "pop3server: mail root '%s': %s%s%s\n",
+	    o->server.mail_root, strerror(errno),
+	    o->run_as != NULL ? " as " : "", o->run_as != NULL ? o->run_as : "");
+	return false;
+}
+
 static int
 setup_signals(void)
 {
@@ -512,7 +526,7 @@ main(int argc, char **argv)
 		server_shutdown();
 		return EXIT_FAILURE;
 	}
-	if (o.run_as != NULL && !open_log(&o)) {
+	if ((o.run_as != NULL && !open_log(&o)) || !can_enter_mail_root(&o)) {
 		server_shutdown();
 		return EXIT_USAGE;
 	}

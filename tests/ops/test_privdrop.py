@@ -306,6 +306,21 @@ class Refused(unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(d, "users")),
                          "users file written although the drop failed")
 
+    def test_mail_root_user_cannot_enter_exits_2(self):
+        # Found at start, not as a [SYS/TEMP] at every login.
+        need_root(self)
+        d = tmpdir(self)
+        os.chmod(d, 0o755)
+        mail = os.path.join(d, "mail")
+        os.mkdir(mail, 0o700)
+        r = run([SERVER_BIN, "-p", str(free_port()), "-l", "127.0.0.1",
+                 "-P", str(free_port()), "-L", "127.0.0.1", "-d", mail,
+                 "-U", os.path.join(d, "users"), "-g", RUN_AS], timeout=10)
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("mail root '%s': Permission denied as %s"
+                      % (mail, RUN_AS), r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(d, "users")))
+
     def test_not_root_exits_1(self):
         need_root(self)
         uid, gid = account(RUN_AS)

@@ -7,7 +7,7 @@ import os
 import stat
 import unittest
 
-from opslib import ROOT, clean_env, need, run, tmpdir
+from opslib import MONITOR_BIN, ROOT, SERVER_BIN, clean_env, need, run, tmpdir
 
 EXAMPLES = ("pop3server.service", "stunnel-pop3s.conf", "fetchmailrc")
 
@@ -18,8 +18,10 @@ def installed(prefix, mandir=None, docdir=None):
     mandir = mandir or prefix + "/share/man"
     docdir = docdir or prefix + "/share/doc/pop3server"
     files = {
-        prefix + "/sbin/pop3server": ("bin/pop3server", 0o755),
-        prefix + "/bin/admin_monitor": ("bin/admin_monitor", 0o755),
+        # The programs of the build under test (build-san/bin with
+        # SANITIZE=1, which make install takes too).
+        prefix + "/sbin/pop3server": (SERVER_BIN, 0o755),
+        prefix + "/bin/admin_monitor": (MONITOR_BIN, 0o755),
         mandir + "/man8/pop3server.8": ("docs/pop3server.8", 0o644),
         mandir + "/man1/admin_monitor.1": ("docs/admin_monitor.1", 0o644),
         docdir + "/README.md": ("README.md", 0o644),

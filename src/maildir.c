@@ -786,6 +786,23 @@ dedup_uids(struct mail_msg *msgs, size_t n)
 	return MAILDIR_OK;
 }
 
+/*
+ * True (errno ELOOP) when cur/ and new/ are one folder, one a link to
+ * the other: moving new/x:2,S to cur/x:2,S would then drop the file's
+ * only name.
+ */
+static bool
+one_folder(const char *cur, const char *newd)
+{
+	struct stat a, b;
+
+	if (stat(cur, &a) == -1 || stat(newd, &b) == -1 ||
+	    a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+		return false;
+	errno = ELOOP;
+	return true;
+}
+
 enum maildir_status
 maildir_open(const char *root, const char *user, struct maildrop **out)
 {
@@ -813,7 +830,8 @@ maildir_open(const char *root, const char *user, struct maildrop **out)
 	    join_path(tmp, udir, "tmp") == -1)
 		return MAILDIR_IO;
 	if (ensure_dir(udir) == -1 || ensure_dir(cur) == -1 ||
-	    ensure_dir(newd) == -1 || ensure_dir(tmp) == -1)
+	    ensure_dir(newd) == -1 || ensure_dir(tmp) == -1 ||
+	    one_folder(cur, newd))
 		return MAILDIR_IO;
 
 	if ((md = calloc(1, sizeof(*md))) == NULL)
@@ -1436,10 +1454,20 @@ index_find(const struct cur_index *ix, const struct mail_msg *m)
 }
 
 /*
- * True when cur/name is m's file as listed: a freed inode number is
- * soon given to a new file, so the size and mtime (which a rename
- * keeps) must match too.
+ * True when sb is m's file as listed: a freed inode number is soon
+ * given to a new file, so the size and mtime (which a rename keeps)
+ * must match too.
  */
+static bool
+is_msg_file(const struct stat *sb, const struct mail_msg *m)
+{
+	return S_ISREG(sb->st_mode) && (uint64_t)sb->st_ino == m->ino &&
+	    (uint64_t)sb->st_size == m->file_size &&
+	    (int64_t)sb->st_mtim.tv_sec * 1000000000 + sb->st_mtim.tv_nsec ==
+	    m->mtime_ns;
+}
+
+/* True when cur/name is m's file as listed. */
 static bool
 still_same_file(const struct maildrop *md, const struct mail_msg *m,
     const char *name)
@@ -1448,11 +1476,7 @@ still_same_file(const struct maildrop *md, const struct mail_msg *m,
 	struct stat sb;
 
 	return join_path(path, md->cur, name) == 0 &&
-	    lstat(path, &sb) == 0 && S_ISREG(sb.st_mode) &&
-	    (uint64_t)sb.st_ino == m->ino &&
-	    (uint64_t)sb.st_size == m->file_size &&
-	    (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec ==
-	    m->mtime_ns;
+	    lstat(path, &sb) == 0 && is_msg_file(&sb, m);
 }
 
 /* The name in ix of m's very file, when it is not m->file already. */
@@ -1519,9 +1543,23 @@ on_msg_file(struct maildrop *md, struct mail_msg *m,
 	int r;
 
 	for (;;) {
+		struct stat sb;
+
 		if (join_path(path, msg_dir(md, m), m->file) == -1)
 			return -1;
-		r = op(path);
+		/*
+		 * Another file put under the very name (a redelivery after
+		 * the message was renamed or expunged) is not m: as for a
+		 * name gone, look for m's file elsewhere.  The inode alone
+		 * decides, so that m's file grown or cut is still m's
+		 * (MAILDIR_CHANGED, never sent).
+		 */
+		if (lstat(path, &sb) == -1)
+			r = -1;
+		else if ((uint64_t)sb.st_ino != m->ino)
+			r = -1, errno = ENOENT;
+		else
+			r = op(path);
 		if (r != -1 || errno != ENOENT || retried)
 			return r;
 		if (!relocate(md, m, ix))
@@ -1556,7 +1594,14 @@ maildir_msg_open(struct maildrop *md, size_t n, int *fd)
 		(void)close(f);
 		return MAILDIR_GONE;
 	}
-	/* The size we announced must still be the size we send. */
+	/*
+	 * The size we announced must still be the size we send, and the
+	 * file the one listed (replaced since the check by name: gone).
+	 */
+	if ((uint64_t)sb.st_ino != md->msgs[n - 1].ino) {
+		(void)close(f);
+		return MAILDIR_GONE;
+	}
 	if ((uint64_t)sb.st_size != md->msgs[n - 1].file_size) {
 		(void)close(f);
 		return MAILDIR_CHANGED;

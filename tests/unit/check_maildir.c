@@ -1438,17 +1438,73 @@ START_TEST(test_grown_and_commit_failures)
 
 	/*
 	 * b is already gone (counts as deleted); c became a directory,
-	 * which unlink() refuses even to root.
+	 * which is not c's file: c is gone too, and the directory stays.
 	 */
 	ck_assert(maildir_mark_deleted(md, 2));
 	ck_assert(maildir_mark_deleted(md, 3));
 	ck_assert_int_eq(unlink(at(p, "u/cur/b")), 0);
 	ck_assert_int_eq(unlink(at(p, "u/cur/c")), 0);
 	mkdir_rel("u/cur/c");
-	ck_assert_uint_eq(commit_all(md), 1);
+	ck_assert_uint_eq(commit_all(md), 0);
 	ck_assert(exists("u/cur/a"));
+	ck_assert(exists("u/cur/c"));
 	maildir_close(md);
 	maildir_close(NULL);
+}
+END_TEST
+
+/*
+ * Another file under a listed message's very name (the message renamed
+ * or expunged by another reader, then a redelivery) is not the message:
+ * never served for it nor deleted for it.
+ */
+START_TEST(test_same_name_other_file)
+{
+	struct maildrop *md;
+	char a[PATH_MAX], b[PATH_MAX];
+	int fd = -1;
+
+	make_user("u");
+	put_str("u/cur/x:2,", "message A\n", 1);
+	put_str("u/cur/y:2,", "message C\n", 2);
+	put_str("u/tmp/b", "message B\n", 3);
+	put_str("u/tmp/d", "message D\n", 4);
+	md = open_scanned("u");
+	/* y replaced in place by D, same size. */
+	ck_assert_int_eq(rename(at(a, "u/tmp/d"), at(b, "u/cur/y:2,")), 0);
+	ck_assert_int_eq(maildir_msg_open(md, 2, &fd), MAILDIR_GONE);
+	/* x flagged by another reader, and B delivered under its name. */
+	ck_assert_int_eq(rename(at(a, "u/cur/x:2,"), at(b, "u/cur/x:2,S")), 0);
+	ck_assert_int_eq(rename(at(a, "u/tmp/b"), at(b, "u/cur/x:2,")), 0);
+	ck_assert_int_eq(maildir_msg_open(md, 1, &fd), MAILDIR_OK);
+	ck_assert_int_eq(close(fd), 0);
+	ck_assert(maildir_mark_deleted(md, 1));
+	ck_assert(maildir_mark_deleted(md, 2));
+	ck_assert_uint_eq(commit_all(md), 0);
+	ck_assert(!exists("u/cur/x:2,S"));
+	ck_assert(exists("u/cur/x:2,"));
+	ck_assert(exists("u/cur/y:2,"));
+	maildir_close(md);
+}
+END_TEST
+
+/* cur/ a link to new/: the move would drop the files' only names. */
+START_TEST(test_cur_and_new_one_folder_refused)
+{
+	struct maildrop *md = NULL;
+	char p[PATH_MAX];
+
+	make_user("u");
+	ck_assert_int_eq(rmdir(at(p, "u/new")), 0);
+	ck_assert_int_eq(symlink("cur", at(p, "u/new")), 0);
+	put_str("u/cur/m:2,S", "kept\n", 1);
+	put_str("u/cur/n", "kept too\n", 2);
+	errno = 0;
+	ck_assert_int_eq(maildir_open(root, "u", &md), MAILDIR_IO);
+	ck_assert_int_eq(errno, ELOOP);
+	ck_assert_ptr_null(md);
+	ck_assert(exists("u/cur/m:2,S"));
+	ck_assert(exists("u/cur/n"));
 }
 END_TEST
 
@@ -1491,6 +1547,8 @@ maildir_suite(void)
 	tcase_add_test(core, test_uidl_duplicates);
 	tcase_add_test(core, test_uidl_arrival_twin_renamed);
 	tcase_add_test(core, test_empty_unique_name_twins_stay_visible);
+	tcase_add_test(core, test_same_name_other_file);
+	tcase_add_test(core, test_cur_and_new_one_folder_refused);
 	tcase_add_test(core, test_cut_move_to_inode_name);
 	tcase_add_test(core, test_cut_twin_rename);
 	tcase_add_test(core, test_served_from_new);

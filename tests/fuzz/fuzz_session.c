@@ -514,6 +514,8 @@ reactor_pass(struct fuzz_world *w)
 	more = conn_run_pending();
 	more = verify_waiting() || more;
 	conn_reap();
+	/* Sessions gone during their QUIT's deletions finish them here. */
+	more = pop3_run_orphans() || more;
 	return more;
 }
 
@@ -725,6 +727,8 @@ fuzz_finish(struct fuzz_world *w, struct fuzz_peer *peers, size_t npeers)
 	/* Whatever is left (waiting on a timer or a login) is shut down. */
 	conn_foreach(close_one, NULL);
 	conn_reap();
+	while (pop3_run_orphans())
+		continue;
 	/* Logins of sessions gone are dropped from the queue. */
 	while (verify_waiting())
 		verify_run();

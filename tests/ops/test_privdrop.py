@@ -17,6 +17,17 @@ from opslib import (ADMIN_PW, RUN_AS, SERVER_BIN, USERS, DroppedServer,
                     retr, run, tmpdir, uidl_map, wait_for, wire_form)
 
 
+def start_once(d, *args, server=SERVER_BIN, **kw):
+    """Runs a server that is meant to stop at start: mail root d/mail,
+    users file d/users (unless args give -U), free loopback ports."""
+    cmd = [server, "-p", str(free_port()), "-l", "127.0.0.1",
+           "-P", str(free_port()), "-L", "127.0.0.1",
+           "-d", os.path.join(d, "mail")]
+    if "-U" not in args:
+        cmd += ["-U", os.path.join(d, "users")]
+    return run(cmd + list(args), timeout=10, **kw)
+
+
 class Dropped(unittest.TestCase):
 
     def setUp(self):
@@ -219,10 +230,8 @@ class UsersFolderNotReadable(unittest.TestCase):
         os.chown(folder, self.uid, self.gid)
         os.chmod(d, 0o711)
         users = os.path.join(folder, "users")
-        r = run([SERVER_BIN, "-p", str(free_port()), "-l", "127.0.0.1",
-                 "-P", str(free_port()), "-L", "127.0.0.1",
-                 "-d", os.path.join(d, "mail"), "-U", users,
-                 "-u", "admin:" + ADMIN_PW, "-g", RUN_AS], timeout=10)
+        r = start_once(d, "-U", users, "-u", "admin:" + ADMIN_PW,
+                       "-g", RUN_AS)
         self.assertEqual(r.rc, 1, r)
         self.assertIn("cannot write %s: Permission denied" % users, r.stderr)
         self.assertFalse(os.path.exists(users),
@@ -279,11 +288,7 @@ class LogAsUser(unittest.TestCase):
                     os.unlink(log)
                 os.symlink(target, log)
                 os.lchown(log, uid, gid)
-                r = run([SERVER_BIN, "-p", str(free_port()), "-l",
-                         "127.0.0.1", "-P", str(free_port()), "-L",
-                         "127.0.0.1", "-d", os.path.join(d, "mail"),
-                         "-U", os.path.join(d, "users"), "-g", RUN_AS,
-                         "--log", log], timeout=10)
+                r = start_once(d, "-g", RUN_AS, "--log", log)
                 self.assertEqual(r.rc, 2, r)
                 self.assertIn("cannot open log", r.stderr)
                 self.assertEqual(read_text(victim), "root only\n")
@@ -296,10 +301,7 @@ class Refused(unittest.TestCase):
         need_root(self)
         d = tmpdir(self)
         os.mkdir(os.path.join(d, "mail"))
-        r = run([SERVER_BIN, "-p", str(free_port()), "-l", "127.0.0.1", "-P", str(free_port()),
-                 "-L", "127.0.0.1", "-d", os.path.join(d, "mail"),
-                 "-U", os.path.join(d, "users"), "-g", "no-such-user-x9"],
-                timeout=10)
+        r = start_once(d, "-g", "no-such-user-x9")
         self.assertEqual(r.rc, 2, r)
         self.assertIn("no-such-user-x9", r.stderr)
         self.assertIn("no such user", r.stderr)
@@ -313,9 +315,7 @@ class Refused(unittest.TestCase):
         os.chmod(d, 0o755)
         mail = os.path.join(d, "mail")
         os.mkdir(mail, 0o700)
-        r = run([SERVER_BIN, "-p", str(free_port()), "-l", "127.0.0.1",
-                 "-P", str(free_port()), "-L", "127.0.0.1", "-d", mail,
-                 "-U", os.path.join(d, "users"), "-g", RUN_AS], timeout=10)
+        r = start_once(d, "-g", RUN_AS)
         self.assertEqual(r.rc, 2, r)
         self.assertIn("mail root '%s': Permission denied as %s"
                       % (mail, RUN_AS), r.stderr)
@@ -338,9 +338,7 @@ class Refused(unittest.TestCase):
             os.setgid(gid)
             os.setuid(uid)
 
-        r = run([server, "-p", str(free_port()), "-l", "127.0.0.1", "-P", str(free_port()),
-                 "-L", "127.0.0.1", "-d", os.path.join(d, "mail"),
-                 "-U", os.path.join(d, "users"), "-g", RUN_AS],
-                timeout=10, preexec_fn=become_nobody)
+        r = start_once(d, "-g", RUN_AS, server=server,
+                       preexec_fn=become_nobody)
         self.assertEqual(r.rc, 1, r)
         self.assertIn("-g %s" % RUN_AS, r.stderr)

@@ -1047,29 +1047,34 @@ START_TEST(test_passwords)
 }
 END_TEST
 
+/* Sends a FILTER line; the reply must show `shown` as the filter. */
+static void
+filter_shows(struct peer *p, const char *line, const char *shown, int at)
+{
+	char body[128];
+
+	(void)snprintf(body, sizeof(body), "FILTER: %s", shown);
+	send_line(p, line);
+	expect_within(p, "+OK FILTER", WAIT_MS, at);
+	expect_within(p, body, WAIT_MS, at);
+	expect_within(p, ".", WAIT_MS, at);
+}
+#define FILTER_SHOWS(p, line, shown) filter_shows((p), (line), (shown), __LINE__)
+
 START_TEST(test_filter)
 {
 	struct peer *p = login();
 	struct users *v;
 
-	send_line(p, "FILTER");
-	EXPECT(p, "+OK FILTER");
-	EXPECT(p, "FILTER: NONE");
-	EXPECT(p, ".");
+	FILTER_SHOWS(p, "FILTER", "NONE");
 	/* The rest of the line is the command, its spaces kept. */
-	send_line(p, "filter tr  a-z A-Z");
-	EXPECT(p, "+OK FILTER");
-	EXPECT(p, "FILTER: tr  a-z A-Z");
-	EXPECT(p, ".");
+	FILTER_SHOWS(p, "filter tr  a-z A-Z", "tr  a-z A-Z");
 	ck_assert_str_eq(settings.filter, "tr  a-z A-Z");
 	v = reload();
 	ck_assert_str_eq(users_setting_text(v, SETTING_FILTER),
 	    "tr  a-z A-Z");
 	users_free(v);
-	send_line(p, "FILTER -");
-	EXPECT(p, "+OK FILTER");
-	EXPECT(p, "FILTER: NONE");
-	EXPECT(p, ".");
+	FILTER_SHOWS(p, "FILTER -", "NONE");
 	ck_assert_ptr_null(settings.filter);
 	free_peer(p);
 }
@@ -1080,19 +1085,10 @@ START_TEST(test_filter_after_spaces)
 {
 	struct peer *p = login();
 
-	send_line(p, "FILTER   cat");
-	EXPECT(p, "+OK FILTER");
-	EXPECT(p, "FILTER: cat");
-	EXPECT(p, ".");
-	send_line(p, "FILTER    ");
-	EXPECT(p, "+OK FILTER");
-	EXPECT(p, "FILTER: cat");
-	EXPECT(p, ".");
+	FILTER_SHOWS(p, "FILTER   cat", "cat");
+	FILTER_SHOWS(p, "FILTER    ", "cat");
 	ck_assert_str_eq(settings.filter, "cat");
-	send_line(p, "FILTER  -");
-	EXPECT(p, "+OK FILTER");
-	EXPECT(p, "FILTER: NONE");
-	EXPECT(p, ".");
+	FILTER_SHOWS(p, "FILTER  -", "NONE");
 	ck_assert_ptr_null(settings.filter);
 	free_peer(p);
 }

@@ -26,6 +26,7 @@ struct mail_msg {
 	uint64_t size;			/* octets on the wire (see dotstuff.h) */
 	uint64_t file_size;		/* st_size when scanned */
 	int64_t mtime_ns;		/* st_mtim when listed */
+	int64_t ctime_ns;		/* st_ctim when listed */
 	bool deleted;			/* marked by DELE */
 };
 

@@ -36,6 +36,7 @@
 struct entry {
 	char *name;
 	struct timespec mtime;
+	struct timespec ctime;
 	uint64_t size;
 	ino_t ino;
 	bool arrived;		/* moved from new/ by this login (or left there) */
@@ -90,6 +91,7 @@ struct maildrop {
 	int scan_fd;			/* its open file, or -1 */
 	uint64_t scan_read;		/* bytes of it read so far */
 	uint64_t scan_expect;		/* its st_size when opened */
+	int64_t scan_ctime_ns;		/* its st_ctim when opened */
 	struct wiresize scan_ws;
 
 	/* UPDATE progress, kept between maildir_commit_step() calls. */
@@ -339,6 +341,7 @@ add_entry(struct maildrop *md, const char *name, const struct stat *sb,
 	if ((e->name = strdup(name)) == NULL)
 		return MAILDIR_NOMEM;
 	e->mtime = sb->st_mtim;
+	e->ctime = sb->st_ctim;
 	e->size = (uint64_t)sb->st_size;
 	e->ino = sb->st_ino;
 	/* Left in new/, it has not been in cur/: it never claims a name. */
@@ -453,6 +456,12 @@ base_cmp(const char *a, const char *b)
 	if (c != 0)
 		return c;
 	return la == lb ? 0 : la < lb ? -1 : 1;
+}
+
+static int64_t
+timespec_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
 
 /* Older first. */
@@ -1047,8 +1056,8 @@ finish_listing(struct maildrop *md)
 		md->msgs[i].in_new = ents[i].in_new;
 		md->msgs[i].ino = (uint64_t)ents[i].ino;
 		md->msgs[i].file_size = ents[i].size;
-		md->msgs[i].mtime_ns = (int64_t)ents[i].mtime.tv_sec *
-		    1000000000 + ents[i].mtime.tv_nsec;
+		md->msgs[i].mtime_ns = timespec_ns(&ents[i].mtime);
+		md->msgs[i].ctime_ns = timespec_ns(&ents[i].ctime);
 		ents[i].name = NULL;
 	}
 	md->count = n;
@@ -1113,8 +1122,11 @@ scan_close(struct maildrop *md)
  * every few minutes must not make us read its whole maildrop each time
  * (Dovecot keeps sizes in its index for the same reason).  A small
  * 4-way set-associative table: an entry is keyed by a hash of its path
- * plus its size and mtime, so a file that changed is never served a
- * stale size.  Bounded memory, no eviction bookkeeping (a full set
+ * plus its size, mtime and ctime, so a file that changed is never
+ * served a stale size: mtime alone misses a same-size rewrite whose
+ * mtime was put back (touch -r, a restore from backup), and no one can
+ * set a ctime.  A new message's ctime is the one after our new/ to
+ * cur/ move, taken when it is sized, so the next login finds it.  Bounded memory, no eviction bookkeeping (a full set
  * loses a way picked by the key); a miss only costs a re-read.  Four
  * ways, not one: direct-mapped, a 10,000-message maildrop lost ~15% of
  * its sizes to collisions and re-read them at every login.
@@ -1126,6 +1138,7 @@ struct size_slot {
 	uint64_t key;
 	uint64_t file_size;
 	int64_t mtime_ns;
+	int64_t ctime_ns;
 	uint64_t wire_size;
 };
 
@@ -1168,7 +1181,7 @@ size_cached(const struct maildrop *md, struct mail_msg *m)
 	const struct size_slot *e = size_slot(key);
 
 	if (e == NULL || e->key != key || e->file_size != m->file_size ||
-	    e->mtime_ns != m->mtime_ns)
+	    e->mtime_ns != m->mtime_ns || e->ctime_ns != m->ctime_ns)
 		return false;
 	m->size = e->wire_size;
 	return true;
@@ -1182,7 +1195,7 @@ size_remember(const struct maildrop *md, const struct mail_msg *m)
 
 	if (e != NULL)
 		*e = (struct size_slot){ key, m->file_size, m->mtime_ns,
-		    m->size };
+		    md->scan_ctime_ns, m->size };
 }
 
 /*
@@ -1237,6 +1250,7 @@ scan_open(struct maildrop *md)
 	md->scan_fd = fd;
 	md->scan_read = 0;
 	md->scan_expect = (uint64_t)sb.st_size;
+	md->scan_ctime_ns = timespec_ns(&sb.st_ctim);
 	wiresize_init(&md->scan_ws);
 	return MAILDIR_OK;
 }
@@ -1463,8 +1477,7 @@ is_msg_file(const struct stat *sb, const struct mail_msg *m)
 {
 	return S_ISREG(sb->st_mode) && (uint64_t)sb->st_ino == m->ino &&
 	    (uint64_t)sb->st_size == m->file_size &&
-	    (int64_t)sb->st_mtim.tv_sec * 1000000000 + sb->st_mtim.tv_nsec ==
-	    m->mtime_ns;
+	    timespec_ns(&sb->st_mtim) == m->mtime_ns;
 }
 
 /* True when cur/name is m's file as listed. */

@@ -316,6 +316,94 @@ START_TEST(test_sizes)
 }
 END_TEST
 
+static struct timespec
+ctime_of(const char *rel)
+{
+	char p[PATH_MAX];
+	struct stat sb;
+
+	ck_assert_int_eq(stat(at(p, rel), &sb), 0);
+	return sb.st_ctim;
+}
+
+/*
+ * Rewrites root/rel in place with data and mtime sec, as a restore
+ * from backup does.  The ctime clock is coarse, so the write is
+ * repeated until the ctime has moved.
+ */
+static void
+rewrite_keeping_mtime(const char *rel, const char *data, time_t sec)
+{
+	struct timespec before = ctime_of(rel);
+
+	for (int i = 0; i < 1000; i++) {
+		const struct timespec ms = { 0, 1000000 };
+		struct timespec now;
+
+		put_str(rel, data, sec);
+		now = ctime_of(rel);
+		if (now.tv_sec != before.tv_sec ||
+		    now.tv_nsec != before.tv_nsec)
+			return;
+		(void)nanosleep(&ms, NULL);
+	}
+	ck_abort_msg("the ctime of %s never moved", rel);
+}
+
+/* A login sized with the least budget a step: how many steps it took. */
+static int
+steps_to_size(const char *user)
+{
+	struct maildrop *md = open_ok(user);
+	bool done = false;
+	int steps = 0;
+
+	while (!done) {
+		ck_assert_int_eq(maildir_scan_step(md, 1, &done), MAILDIR_OK);
+		steps++;
+	}
+	maildir_close(md);
+	return steps;
+}
+
+/* A same-size rewrite whose mtime was put back is sized again. */
+START_TEST(test_size_cache_sees_rewrite)
+{
+	struct maildrop *md;
+
+	make_user("u");
+	put_str("u/cur/1", "a\nb\n", 1);		/* 6 on the wire */
+	md = open_scanned("u");
+	ck_assert_uint_eq(maildir_msg(md, 1)->size, 6);
+	maildir_close(md);
+	rewrite_keeping_mtime("u/cur/1", "abc\n", 1);	/* 4 octets, 5 */
+	md = open_scanned("u");
+	ck_assert_uint_eq(maildir_msg(md, 1)->size, 5);
+	maildir_close(md);
+}
+END_TEST
+
+/*
+ * A message the login moved from new/ is sized from the cache at the
+ * next login (its file is not read again), and a rewrite is not.
+ */
+START_TEST(test_size_cache_hit_after_move)
+{
+	int moved, again, rewritten;
+
+	make_user("u");
+	put_str("u/new/1", "a\nb\n", 1);
+	(void)steps_to_size("u");		/* moves it to cur/ */
+	moved = steps_to_size("u");
+	again = steps_to_size("u");
+	ck_assert_int_eq(moved, again);
+	rewrite_keeping_mtime("u/cur/1:2,", "a\nb\n", 1);
+	rewritten = steps_to_size("u");
+	ck_assert_int_gt(rewritten, again);
+	ck_assert_int_eq(steps_to_size("u"), again);
+}
+END_TEST
+
 START_TEST(test_new_to_cur)
 {
 	struct maildrop *md;
@@ -1540,6 +1628,8 @@ maildir_suite(void)
 	tcase_add_test(core, test_commit_follows_rename_between_slices);
 	tcase_add_test(core, test_open_keeps_cur_index);
 	tcase_add_test(core, test_sizes);
+	tcase_add_test(core, test_size_cache_sees_rewrite);
+	tcase_add_test(core, test_size_cache_hit_after_move);
 	tcase_add_test(core, test_new_to_cur);
 	tcase_add_test(core, test_non_regular_ignored);
 	tcase_add_test(core, test_uidl_plain);

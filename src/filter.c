@@ -99,11 +99,20 @@ on_timer(struct selector *s, void *data)
 		fail(data, "no output in time");
 }
 
-/* Progress restarts the silence clock. */
+/*
+ * Progress restarts the silence clock.  It runs only while the output
+ * buffer has room: once it is full the client is the slow one (or the
+ * POP3 service is paused), and a filter that then stops reading its
+ * input, blocked on its own full stdout, is not silent.
+ */
 static void
 touch(struct filter *f)
 {
-	if (!f->failed && alive(f))
+	if (f->failed || !alive(f))
+		return;
+	if (buffer_free(&f->out) == 0)
+		selector_timer_cancel(f->sel, &f->timer);
+	else
 		selector_timer_arm(f->sel, &f->timer, f->limit_ms, on_timer, f);
 }
 
@@ -166,7 +175,6 @@ on_stdout_readable(struct selector *s, int fd, void *data)
 
 	if (n == 0) {
 		selector_set_interest(s, fd, SEL_NONE);
-		selector_timer_cancel(s, &f->timer);
 		return;
 	}
 	r = read(fd, p, n);
@@ -178,14 +186,9 @@ on_stdout_readable(struct selector *s, int fd, void *data)
 		buffer_write_adv(&f->out, (size_t)r);
 		f->produced = true;
 		touch(f);
-		/*
-		 * Full: the client is the slow one now, so the filter's
-		 * silence clock stops until filter_take() makes room.
-		 */
-		if (buffer_free(&f->out) == 0) {
+		/* Full: reading resumes when filter_take() makes room. */
+		if (buffer_free(&f->out) == 0)
 			selector_set_interest(s, fd, SEL_NONE);
-			selector_timer_cancel(s, &f->timer);
-		}
 	}
 	tell(f);
 }

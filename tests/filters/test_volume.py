@@ -1,8 +1,9 @@
 """Volume and back-pressure: a 50 MB message through cat byte-exact with
 the server's memory flat, a filter flooding output to a client that reads
 slowly (bounded buffers, the filter held back, others served), and a
-client pausing longer than the filter time limit while the filter is
-held back by that very client."""
+client pausing longer than the filter time limit while the filter (one
+that ignores its input, and cat, which reads it) is held back by that
+very client, or by a MGMT TIMEOUT pause."""
 import time
 import unittest
 
@@ -109,29 +110,63 @@ class Volume(FilterTest):
             c.quit()
             self.assert_clean(srv)
 
+    def pause_longer_than_limit(self, srv, want, pause=None):
+        """RETR of the last message, a pause longer than the filter's
+        limit once the filter is held back (the client's, or pause()),
+        then the rest: the message must complete, byte-exact."""
+        c = small_rcvbuf_client(srv)
+        c.login("alice", "secret")
+        n = int(c.cmd("STAT").split()[1])
+        self.assertEqual(c.cmd("RETR %d" % n), OK_FILTERED)
+        got = bytearray(c.buf)
+        c.buf = b""
+        got += recv_some(c.sock, 100_000)
+        self.wait_child(srv)
+        (pause or (lambda: time.sleep(3.0)))()   # the scenario
+        rest, complete = read_multiline_or_close(c, timeout=30)
+        got += rest
+        self.assertTrue(complete, "connection closed after %d of %d "
+                        "octets: the filter was killed for the "
+                        "client's pause" % (len(got), len(want)))
+        self.assertTrue(bytes(got) == want, "filtered message differs")
+        c.quit()
+        self.assert_clean(srv)
+
     def test_reader_pause_longer_than_filter_timeout(self):
         # The filter keeps writing; only the client's pause holds it back.
         # That is no silence of the filter: the message must complete.
         lines = 200_000
         out = flood_output(lines)
         with FilterServer(filter=flood_command(lines), timeout=2) as srv:
-            c = small_rcvbuf_client(srv)
-            c.login("alice", "secret")
-            self.assertEqual(c.cmd("RETR 1"), OK_FILTERED)
-            got = bytearray(c.buf)
-            c.buf = b""
-            got += recv_some(c.sock, 100_000)
-            self.wait_child(srv)
-            time.sleep(3.0)                 # the pause is the scenario
-            rest, complete = read_multiline_or_close(c, timeout=15)
-            got += rest
-            self.assertTrue(complete, "connection closed after %d of %d "
-                            "octets: the filter was killed for the "
-                            "client's pause" % (len(got), len(out)))
-            self.assertTrue(bytes(got) == expected_body(out),
-                            "flood output differs")
-            c.quit()
-            self.assert_clean(srv)
+            self.pause_longer_than_limit(srv, expected_body(out))
+
+    def pause_while_cat_reads(self, make_pause=None):
+        """pause_longer_than_limit() with cat, which stops reading its
+        input once its output is held back: still no silence of the
+        filter.  make_pause(srv) gives the pause (default the client's)."""
+        data = big_message(8 * 1024 * 1024)
+        with FilterServer(filter="cat", timeout=2) as srv:
+            srv.add_message("alice", "1800000000.M1P9.big:2,", data,
+                            1800000000)
+            pause = make_pause(srv) if make_pause else None
+            self.pause_longer_than_limit(srv, expected_body(data), pause)
+
+    def test_reader_pause_with_filter_reading_its_input(self):
+        self.pause_while_cat_reads()
+
+    def test_service_pause_longer_than_filter_timeout(self):
+        # MGMT TIMEOUT freezes the POP3 sessions, not the filter: the
+        # pause must not kill the filter feeding a RETR.
+        def mgmt_pause(srv):
+            m = srv.mgmt()
+
+            def pause():
+                m.send("TIMEOUT 3\r\n")
+                self.assertEqual(m.text(), "+OK TIMEOUT COMPLETED")
+                m.close()
+            return pause
+
+        self.pause_while_cat_reads(mgmt_pause)
 
 
 if __name__ == "__main__":

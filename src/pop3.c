@@ -102,10 +102,17 @@ pop3_abort(struct pop3_session *s)
 	conn_close_soon(&s->base.conn, END_ERROR);
 }
 
-/* Counts a failed command; true when the session must end (Dovecot). */
+/*
+ * Counts a failed command; true when the session must end (Dovecot).
+ * The server's own failures ([SYS/TEMP], [SYS/PERM]: a message file
+ * that vanished) are not the client's: they neither count nor reset,
+ * so a maildrop emptied under the session never costs its DELEs.
+ */
 static bool
-bad_command(struct pop3_session *s)
+bad_command(struct pop3_session *s, const char *why)
 {
+	if (strncmp(why, "[SYS/", 5) == 0)
+		return false;
 	return ++s->bad_cmds > MAX_BAD_CMDS;
 }
 
@@ -151,7 +158,7 @@ outcome(struct pop3_session *s, enum cmd_result r)
 		return stm_state(&s->base.stm);
 	}
 	pop3_reply(s, "-ERR %s", why);
-	if (bad_command(s)) {
+	if (bad_command(s, why)) {
 		/*
 		 * As Dovecot: the command still gets its own answer, then a
 		 * line that says why the server closes.

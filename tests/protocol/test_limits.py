@@ -366,6 +366,28 @@ class BadCommands(unittest.TestCase):
         self.assertTrue(c.closed(3), "still open after 21 bad commands")
         c.close()
 
+    def test_server_failures_are_not_bad_commands(self):
+        # A message whose file vanished gets [SYS/TEMP] and "the session
+        # goes on": 25 of those in a row must not close the session and
+        # cost the user the DELE it already made.
+        with Server(users=USERS) as srv:
+            c = srv.client()
+            c.login()
+            deleted = c.cmd("UIDL 1").split()[2]
+            self.assertTrue(c.cmd("DELE 1").startswith("+OK"))
+            gone = c.cmd("UIDL 2").split()[2]
+            cur = os.path.join(srv.user_dir("alice"), "cur")
+            for name in os.listdir(cur):
+                if name.split(":")[0] == gone:
+                    os.unlink(os.path.join(cur, name))
+            for _ in range(25):
+                self.assertEqual(c.cmd("RETR 2"), "-ERR [SYS/TEMP] "
+                                 "message 2 is not available\r\n")
+            self.assertTrue(c.cmd("NOOP").startswith("+OK"))
+            self.assertTrue(c.cmd("QUIT").startswith("+OK"))
+            left = [n.split(":")[0] for n in os.listdir(cur)]
+            self.assertNotIn(deleted, left)
+
     def test_5_bad_then_good_keeps_connection(self):
         c = self.srv.client()
         c.login()

@@ -12,6 +12,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -132,8 +133,40 @@ listen_address(const char *addr, const char *what)
 	if (rc != 0)
 		die_usage("%s: cannot use address '%s': %s", what, addr,
 		    gai_strerror(rc));
+	/* Our IPv6 sockets are IPv6-only: the kernel refuses to bind these. */
+	for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next)
+		if (ai->ai_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(
+		    &((const struct sockaddr_in6 *)(const void *)
+		    ai->ai_addr)->sin6_addr)) {
+			freeaddrinfo(res);
+			die_usage("%s: '%s' is an IPv4-mapped address; give "
+			    "the IPv4 address", what, addr);
+		}
 	freeaddrinfo(res);
 	return addr;
+}
+
+/*
+ * Names the option getopt_long() refused.  A short one is optopt:
+ * argv[optind - 1] may be the argument before it (`-d m -Zx`).  For a
+ * long one optopt is 0 when unknown, its value when it takes none.
+ */
+static void __attribute__((noreturn))
+die_bad_option(char **argv, bool missing_value)
+{
+	const char *a = argv[optind - 1];
+	int len = (int)strcspn(a, "=");
+
+	if (strncmp(a, "--", 2) != 0) {
+		if (missing_value)
+			die_usage("option '-%c' needs a value", optopt);
+		die_usage("unknown option '-%c'", optopt);
+	}
+	if (missing_value)
+		die_usage("option '%.*s' needs a value", len, a);
+	if (optopt != 0)
+		die_usage("option '%.*s' takes no value", len, a);
+	die_usage("unknown option '%.*s'", len, a);
 }
 
 static void
@@ -142,7 +175,7 @@ check_cli_user(char *spec)
 	char *colon = strchr(spec, ':');
 
 	if (colon == NULL)
-		die_usage("-u wants USER:PASS, got '%s'", spec);
+		die_usage("-u wants USER:PASS, got no ':'");
 	*colon = '\0';
 	if (!users_valid_name(spec))
 		die_usage("-u: invalid user name '%s' (1-64 of A-Z a-z 0-9 . "
@@ -264,11 +297,10 @@ parse_options(int argc, char **argv, struct options *o)
 			usage(stdout);
 			exit(EXIT_SUCCESS);
 		case ':':
-			die_usage("option '%s' needs a value",
-			    argv[optind - 1]);
+			die_bad_option(argv, true);
 			break;
 		default:
-			die_usage("unknown option '%s'", argv[optind - 1]);
+			die_bad_option(argv, false);
 		}
 	}
 	if (optind < argc)
@@ -278,6 +310,12 @@ parse_options(int argc, char **argv, struct options *o)
 	if (!S_ISDIR(st.st_mode))
 		die_usage("mail root '%s' is not a directory",
 		    o->server.mail_root);
+	/* Where they overlap, one would fail to bind: a usage error. */
+	if (o->server.pop3_port == o->server.mgmt_port &&
+	    (o->server.pop3_addr == NULL || (o->server.mgmt_addr != NULL &&
+	    strcmp(o->server.pop3_addr, o->server.mgmt_addr) == 0)))
+		die_usage("-p and -P are both %u: POP3 and MGMT need their "
+		    "own ports", o->server.pop3_port);
 	if (o->run_as != NULL)
 		resolve_run_as(o);
 }
@@ -514,7 +552,7 @@ main(int argc, char **argv)
 	 * follow a link USER planted in its own log folder, and the file
 	 * it creates is USER's, which SIGHUP reopens as USER.
 	 */
-	if (o.run_as == NULL && !open_log(&o))
+	if (o.run_as == NULL && (!open_log(&o) || !can_enter_mail_root(&o)))
 		return EXIT_USAGE;
 	if (setup_signals() < 0) {
 		fprintf(stderr, "pop3server: signals: %s\n", strerror(errno));
@@ -526,7 +564,7 @@ main(int argc, char **argv)
 		server_shutdown();
 		return EXIT_FAILURE;
 	}
-	if ((o.run_as != NULL && !open_log(&o)) || !can_enter_mail_root(&o)) {
+	if (o.run_as != NULL && (!open_log(&o) || !can_enter_mail_root(&o))) {
 		server_shutdown();
 		return EXIT_USAGE;
 	}

@@ -8,6 +8,7 @@ root and users-file folder chowned to it, as operations.md 2.3 says."""
 import os
 import shutil
 import signal
+import socket
 import stat
 import unittest
 
@@ -308,37 +309,60 @@ class Refused(unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(d, "users")),
                          "users file written although the drop failed")
 
-    def test_mail_root_user_cannot_enter_exits_2(self):
-        # Found at start, not as a [SYS/TEMP] at every login.
+    def folder(self, mail_mode):
+        """A folder RUN_AS may enter, holding the mail root d/mail."""
         need_root(self)
         d = tmpdir(self)
         os.chmod(d, 0o755)
         mail = os.path.join(d, "mail")
-        os.mkdir(mail, 0o700)
+        os.mkdir(mail, mail_mode)
+        return d, mail
+
+    def test_mail_root_user_cannot_enter_exits_2(self):
+        # Found at start, not as a [SYS/TEMP] at every login.
+        d, mail = self.folder(0o700)
         r = start_once(d, "-g", RUN_AS)
         self.assertEqual(r.rc, 2, r)
         self.assertIn("mail root '%s': Permission denied as %s"
                       % (mail, RUN_AS), r.stderr)
         self.assertFalse(os.path.exists(os.path.join(d, "users")))
 
-    def test_not_root_exits_1(self):
-        need_root(self)
+    def unprivileged(self, d):
+        """A copy of the server that RUN_AS can run (the checkout may sit
+        in a folder only root can enter: mktemp -d is 0700), and the
+        preexec_fn that becomes RUN_AS."""
         uid, gid = account(RUN_AS)
-        d = tmpdir(self)
-        os.chmod(d, 0o755)
-        os.mkdir(os.path.join(d, "mail"))
-        # The checkout may sit in a folder only root can enter (mktemp
-        # -d is 0700): the unprivileged user runs its own copy.
         server = os.path.join(d, "pop3server")
         shutil.copy(SERVER_BIN, server)
         os.chmod(server, 0o755)
 
-        def become_nobody():
+        def become():
             os.setgroups([])
             os.setgid(gid)
             os.setuid(uid)
+        return server, become
 
-        r = start_once(d, "-g", RUN_AS, server=server,
-                       preexec_fn=become_nobody)
+    def test_not_root_exits_1(self):
+        d, _ = self.folder(0o755)
+        server, become = self.unprivileged(d)
+        r = start_once(d, "-g", RUN_AS, server=server, preexec_fn=become)
         self.assertEqual(r.rc, 1, r)
         self.assertIn("-g %s" % RUN_AS, r.stderr)
+
+    def test_mail_root_not_enterable_exits_2_before_binding(self):
+        # Without -g the serving rights are known at once: the check
+        # comes before the ports, which the test holds (a bind would
+        # end in 1, port in use).
+        d, mail = self.folder(0o700)
+        server, become = self.unprivileged(d)
+        held = []
+        for _ in range(2):
+            sk = socket.socket()
+            sk.bind(("127.0.0.1", 0))
+            sk.listen(1)
+            self.addCleanup(sk.close)
+            held.append(str(sk.getsockname()[1]))
+        r = start_once(d, "-p", held[0], "-P", held[1], server=server,
+                       preexec_fn=become)
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("mail root '%s': Permission denied" % mail, r.stderr)

@@ -384,6 +384,29 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(rc, 2, "%s: exit %s, stderr %r" % (args, rc, err))
         self.assertTrue(err.strip(), "%s: no message on stderr" % (args,))
 
+    def test_bad_option_is_named(self):
+        # The option getopt refused, not the argument before it.
+        for args, named in ((["-d", self.mail, "-Zx"], "'-Z'"),
+                            (["-p"], "option '-p' needs a value"),
+                            (["--log"], "option '--log' needs a value"),
+                            (["--no-such=1"], "unknown option '--no-such'"),
+                            (["--allow-root=1"],
+                             "option '--allow-root' takes no value")):
+            rc, out, err = self.run_server(args)
+            self.assertEqual(rc, 2, err)
+            self.assertIn(named, err, args)
+
+    def test_u_typo_does_not_echo_the_password(self):
+        rc, out, err = self.run_server(["-u", "alice=S3cretPw"])
+        self.assertEqual(rc, 2, err)
+        self.assertNotIn("S3cretPw", err)
+
+    def test_same_port_for_pop3_and_mgmt_exits_2(self):
+        port = str(self.hold_port())
+        rc, out, err = self.run_server(["-p", port, "-P", port])
+        self.assertEqual(rc, 2, err)
+        self.assertIn("-p and -P are both %s" % port, err)
+
     def test_port_in_use_exits_1(self):
         busy = self.hold_port()
         rc, out, err = self.run_server(
@@ -452,6 +475,8 @@ BAD_OPTIONS = {
     # addresses that cannot be resolved (no DNS query needed to know)
     "pop3_address_bad": ["-l", "fe80::1%nosuchif"],
     "mgmt_address_bad": ["-L", "::1%nosuchif"],
+    # IPv6-only sockets cannot bind these: found before any socket.
+    "pop3_address_v4_mapped": ["-l", "::ffff:127.0.0.1"],
     "mail_root_missing": ["-d", "@TMP@/no-such-dir"],
     "mail_root_is_a_file": ["-d", "@TMP@/regular-file"],
     "idle_abc": ["-T", "abc"],

@@ -349,8 +349,9 @@ main(int argc, char **argv)
 		read_password(pw, sizeof(pw));
 	else if (strlen(argv[i + 2]) <= PASSWORD_MAX)
 		snprintf(pw, sizeof(pw), "%s", argv[i + 2]);
-	if (pw[0] == '\0' || strlen(pw) > PASSWORD_MAX)
-		die_usage("a password is 1 to 128 characters", "");
+	if (!one_word(pw) || strlen(pw) > PASSWORD_MAX)
+		die_usage("a password is 1 to 128 characters without spaces",
+		    "");
 	/* Nothing is sent when a line would be too long for the server. */
 	snprintf(cmdline, sizeof(cmdline), "%s", cmd->verb);
 	for (int k = 0; k < nargs; k++) {
@@ -383,5 +384,8 @@ main(int argc, char **argv)
 	}
 	exchange(&l, "QUIT", false, l.timeout_s);
 	close(l.fd);
+	/* A script must not take figures it never got for a success. */
+	if (fflush(stdout) == EOF || ferror(stdout))
+		die_conn("cannot write the output: ", strerror(errno));
 	return ok ? 0 : EXIT_ERR;
 }

@@ -2,6 +2,7 @@
 +OK PASS, the reply without the '.' terminator, +OK GOODBYE), its exit
 statuses (0 +OK, 1 -ERR, 2 usage, 3 connection trouble), the password
 read from standard input, and its --timeout."""
+import subprocess
 import threading
 import unittest
 
@@ -160,6 +161,16 @@ class MonitorCommands(unittest.TestCase):
             with self.subTest(args=args):
                 self.run_err(reply, *args)
 
+    def test_output_not_written_exit_3(self):
+        # A script must not take figures it never got for a success.
+        argv = [MONITOR_BIN, "--host", "127.0.0.1", "--port",
+                str(self.srv.mgmt_port), "1.0", "admin", ADMIN_PW, "-STATUS"]
+        with open("/dev/full", "wb") as full:
+            p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=full,
+                               stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual(p.returncode, 3, p.stderr)
+        self.assertIn(b"cannot write the output", p.stderr)
+
     def test_help(self):
         r = run_monitor([MONITOR_BIN, "-HELP"])
         self.assertEqual(r.rc, 0, r)
@@ -284,7 +295,10 @@ class MonitorUsage(unittest.TestCase):
                          (("-ADD_USER", "carol", "pw x"), {}),
                          (("-MAX_USERS", " 5"), {}),
                          (("-NOOP",), {"user": "ad min"}),
-                         (("-NOOP",), {"user": ""})):
+                         (("-NOOP",), {"user": ""}),
+                         (("-NOOP",), {"password": "pass word"}),
+                         (("-NOOP",), {"password": "-",
+                                       "stdin": b"pass word\n"})):
             with self.subTest(args=args, **kw):
                 self.assertIn("space", self.usage(*args, **kw).stderr)
 

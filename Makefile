@@ -135,11 +135,19 @@ lint:
 EXAMPLES := $(notdir $(wildcard docs/examples/*))
 DOCS     := README.md $(notdir $(wildcard docs/*.md))
 
+# The man pages name the documentation folder: the one of this install.
+define install_man
+	install -d "$(DESTDIR)$(MANDIR)/man$(2)"
+	sed 's|/usr/local/share/doc/pop3server/|$(DOCDIR)/|' docs/$(1).$(2) \
+	    > "$(DESTDIR)$(MANDIR)/man$(2)/$(1).$(2)"
+	chmod 0644 "$(DESTDIR)$(MANDIR)/man$(2)/$(1).$(2)"
+endef
+
 install: all
 	install -D -m 0755 $(BINDIR)/pop3server "$(DESTDIR)$(PREFIX)/sbin/pop3server"
 	install -D -m 0755 $(BINDIR)/admin_monitor "$(DESTDIR)$(PREFIX)/bin/admin_monitor"
-	install -D -m 0644 docs/pop3server.8 "$(DESTDIR)$(MANDIR)/man8/pop3server.8"
-	install -D -m 0644 docs/admin_monitor.1 "$(DESTDIR)$(MANDIR)/man1/admin_monitor.1"
+	$(call install_man,pop3server,8)
+	$(call install_man,admin_monitor,1)
 	install -d "$(DESTDIR)$(DOCDIR)/examples"
 	install -m 0644 docs/examples/* "$(DESTDIR)$(DOCDIR)/examples/"
 	install -m 0644 README.md docs/*.md "$(DESTDIR)$(DOCDIR)/"

@@ -12,25 +12,32 @@ from opslib import MONITOR_BIN, ROOT, SERVER_BIN, clean_env, need, run, tmpdir
 EXAMPLES = ("pop3server.service", "stunnel-pop3s.conf", "fetchmailrc")
 
 
+SOURCE_DOCDIR = b"/usr/local/share/doc/pop3server/"
+
+
 def installed(prefix, mandir=None, docdir=None):
-    """{path relative to DESTDIR: (source file, mode)} make install must
-    create for this PREFIX (MANDIR/DOCDIR default under it)."""
+    """{path relative to DESTDIR: (source file, mode, docdir)} make
+    install must create for this PREFIX (MANDIR/DOCDIR default under
+    it).  docdir, for the man pages, is the documentation folder they
+    must name instead of the source's /usr/local one."""
     mandir = mandir or prefix + "/share/man"
     docdir = docdir or prefix + "/share/doc/pop3server"
     files = {
         # The programs of the build under test (build-san/bin with
         # SANITIZE=1, which make install takes too).
-        prefix + "/sbin/pop3server": (SERVER_BIN, 0o755),
-        prefix + "/bin/admin_monitor": (MONITOR_BIN, 0o755),
-        mandir + "/man8/pop3server.8": ("docs/pop3server.8", 0o644),
-        mandir + "/man1/admin_monitor.1": ("docs/admin_monitor.1", 0o644),
-        docdir + "/README.md": ("README.md", 0o644),
+        prefix + "/sbin/pop3server": (SERVER_BIN, 0o755, None),
+        prefix + "/bin/admin_monitor": (MONITOR_BIN, 0o755, None),
+        mandir + "/man8/pop3server.8": ("docs/pop3server.8", 0o644, docdir),
+        mandir + "/man1/admin_monitor.1": ("docs/admin_monitor.1", 0o644,
+                                           docdir),
+        docdir + "/README.md": ("README.md", 0o644, None),
     }
     for n in EXAMPLES:
-        files[docdir + "/examples/" + n] = ("docs/examples/" + n, 0o644)
+        files[docdir + "/examples/" + n] = ("docs/examples/" + n, 0o644,
+                                            None)
     for n in os.listdir(os.path.join(ROOT, "docs")):
         if n.endswith(".md"):
-            files[docdir + "/" + n] = ("docs/" + n, 0o644)
+            files[docdir + "/" + n] = ("docs/" + n, 0o644, None)
     return {k.lstrip("/"): v for k, v in files.items()}
 
 
@@ -56,7 +63,7 @@ class Install(unittest.TestCase):
         return r
 
     def check_tree(self, want):
-        for rel, (src, mode) in sorted(want.items()):
+        for rel, (src, mode, docdir) in sorted(want.items()):
             p = os.path.join(self.dest, rel)
             with self.subTest(file=rel):
                 self.assertTrue(os.path.isfile(p), "%s not installed" % rel)
@@ -64,8 +71,13 @@ class Install(unittest.TestCase):
                 self.assertEqual(stat.S_IMODE(st.st_mode), mode,
                                  "%s mode %o" % (rel, stat.S_IMODE(st.st_mode)))
                 with open(p, "rb") as a, open(os.path.join(ROOT, src), "rb") as b:
-                    self.assertTrue(a.read() == b.read(),
-                                    "%s differs from %s" % (rel, src))
+                    got, source = a.read(), b.read()
+                if docdir is not None:
+                    self.assertIn(SOURCE_DOCDIR, source, src)
+                    source = source.replace(SOURCE_DOCDIR,
+                                            docdir.encode() + b"/")
+                self.assertTrue(got == source,
+                                "%s differs from %s" % (rel, src))
         extra = regular_files(self.dest) - set(want)
         self.assertEqual(extra, set(), "make install put unexpected files")
 

@@ -293,10 +293,15 @@ static void
 on_destroy(struct conn *c, enum conn_end why)
 {
 	struct pop3_session *s = (struct pop3_session *)c;
+	bool quitting = pop3_quit_running(s);
 
-	s->end_reason = logout_reason(s, why);
-	/* A stopping server finishes them at once (pop3_trans_cleanup). */
-	if (why != END_SHUTDOWN && pop3_quit_running(s)) {
+	/*
+	 * A stopping server finishes a QUIT's deletions at once, and the
+	 * client gets its answer (pop3_trans_cleanup): that session quit.
+	 */
+	s->end_reason = logout_reason(s, why == END_SHUTDOWN && quitting ?
+	    END_QUIT : why);
+	if (why != END_SHUTDOWN && quitting) {
 		s->next_orphan = orphans;
 		orphans = s;
 		return;

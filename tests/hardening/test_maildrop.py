@@ -226,7 +226,8 @@ class BigQuit(HardTest):
 
 class QuitThenShutdown(BigQuit):
     """SIGTERM while a QUIT's deletions run: they are finished (their
-    owner asked for them) and the client still gets QUIT's answer."""
+    owner asked for them) and the client still gets QUIT's answer, so
+    the session is logged as a quit."""
 
     def test_deletions_finished_and_quit_answered(self):
         with Server(users={"alice": "secret"}, mail=None) as srv:
@@ -237,7 +238,7 @@ class QuitThenShutdown(BigQuit):
                              b"\r\n")
             self.assertEqual(srv.proc.wait(30), 0)
             self.assertIsNone(srv.sanitizer_report())
-            self.assert_all_deleted(srv, "shutdown")
+            self.assert_all_deleted(srv, "quit")
 
 
 class QuitThenKicked(BigQuit):

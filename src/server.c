@@ -168,8 +168,11 @@ refuse(int fd, const char *line, bool pop3, const char *peer,
 	close(fd);
 }
 
-/* At EMFILE: free the spare, take the client, refuse it, re-take it. */
-static void
+/*
+ * At EMFILE: free the spare, take the client, refuse it, re-take it.
+ * True when a client was refused (more may wait in the backlog).
+ */
+static bool
 refuse_at_limit(int lfd, bool pop3)
 {
 	int fd;
@@ -186,6 +189,7 @@ refuse_at_limit(int lfd, bool pop3)
 		    "out of descriptors");
 	}
 	srv.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	return fd >= 0 && srv.spare_fd >= 0;
 }
 
 static void
@@ -219,9 +223,13 @@ accept_batch(int lfd, bool pop3)
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if (errno == EMFILE || errno == ENFILE)
-				refuse_at_limit(lfd, pop3);
-			else if (errno != EAGAIN && errno != EWOULDBLOCK)
+			/* A backlog of thousands is refused in a few passes. */
+			if (errno == EMFILE || errno == ENFILE) {
+				if (refuse_at_limit(lfd, pop3))
+					continue;
+				return;
+			}
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
 				log_warn("accept: %s", strerror(errno));
 			return;
 		}

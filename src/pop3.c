@@ -350,7 +350,7 @@ pop3_session_new(const struct pop3_env *env, int fd, const char *peer)
 		return -1;
 	}
 	stm_init(&s->base.stm, states, POP3_NSTATES, POP3_AUTHORIZATION, s);
-	log_info("pop3[%lu] %s connect", s->id, peer);
+	log_info("pop3[%lu] %s user=- connect", s->id, peer);
 	pop3_reply(s, "+OK " POP3D_NAME " ready");
 	return 0;
 }

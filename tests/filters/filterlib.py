@@ -245,7 +245,7 @@ class FilterServer(Server):
         """The server's id of a client's session (from its connect log
         line, matched by the client's port)."""
         port = client.sock.getsockname()[1]
-        m = self.wait_log(r"pop3\[(\d+)\] 127\.0\.0\.1:%d connect" % port)
+        m = self.wait_log(r"pop3\[(\d+)\] 127\.0\.0\.1:%d user=- connect" % port)
         assert m, "no connect log line for port %d" % port
         return int(m.group(1))
 

@@ -527,8 +527,12 @@ cmd_change_password(void *sp, int argc, char **argv)
 
 	(void)argc;
 	verify_wipe(argv[1], strlen(argv[1]));
-	if (!ok)
+	if (!ok) {
+		/* Someone at an open admin session tried a password. */
+		log_warn("mgmt[%lu] administrator password not changed: wrong "
+		    "old password", s->id);
 		return fail(s, "WRONG PASSWORD");
+	}
 	if (!begin(s))
 		return CMD_ERR;
 	st = users_set_password(s->env->users, ADMIN_NAME, argv[2]);

@@ -243,6 +243,9 @@ class ChangePassword(unittest.TestCase):
         self.assertEqual(self.m.run("CHANGE_PASSWORD wrong-old new-pw-1"),
                          ("-ERR WRONG PASSWORD", None))
         self.assertEqual(users_file_text(self.srv), before)
+        self.assertIn("administrator password not changed: wrong old "
+                      "password", self.srv.log_text())
+        self.assertNotIn("wrong-old", self.srv.log_text())
         self.srv.mgmt(login=False).login(ADMIN_PW)
 
     def test_invalid_new_password(self):

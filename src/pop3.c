@@ -296,11 +296,11 @@ on_destroy(struct conn *c, enum conn_end why)
 	bool quitting = pop3_quit_running(s);
 
 	/*
-	 * A stopping server finishes a QUIT's deletions at once, and the
-	 * client gets its answer (pop3_trans_cleanup): that session quit.
+	 * Once UPDATE runs, the QUIT is carried out whatever ends the
+	 * connection (at once by a stopping server, pop3_trans_cleanup;
+	 * as an orphan otherwise): that session quit.
 	 */
-	s->end_reason = logout_reason(s, why == END_SHUTDOWN && quitting ?
-	    END_QUIT : why);
+	s->end_reason = logout_reason(s, quitting ? END_QUIT : why);
 	if (why != END_SHUTDOWN && quitting) {
 		s->next_orphan = orphans;
 		orphans = s;

@@ -258,7 +258,10 @@ class QuitThenKicked(BigQuit):
             self.assertTrue(srv.wait_log(r"user=alice logout", timeout=60),
                             srv.log_text())
             self.assertTrue(other.cmd("CAPA").startswith("+OK"))
-            self.assert_all_deleted(srv, "disconnect")
+            # Its QUIT was carried out: a quit, not a disconnect.
+            self.assertNotIn("user=alice closed by the server",
+                             srv.log_text())
+            self.assert_all_deleted(srv, "quit")
 
 
 class QuitThenKickedThenPaused(BigQuit):
@@ -281,7 +284,7 @@ class QuitThenKickedThenPaused(BigQuit):
             self.assertEqual(m.text(), "+OK TIMEOUT COMPLETED")
             self.assertTrue(srv.wait_log(r"user=alice logout", timeout=60),
                             srv.log_text())
-            self.assert_all_deleted(srv, "disconnect")
+            self.assert_all_deleted(srv, "quit")
 
 
 def other_reader(user_dir, seconds, seed, result):

@@ -88,6 +88,7 @@ struct maildrop {
 
 	/* Sizing progress, kept between maildir_scan_step() calls. */
 	size_t scan_next;		/* message being sized */
+	size_t scan_dropped;		/* messages dropped, not yet removed */
 	int scan_fd;			/* its open file, or -1 */
 	uint64_t scan_read;		/* bytes of it read so far */
 	uint64_t scan_expect;		/* its st_size when opened */
@@ -1099,14 +1100,32 @@ list_step(struct maildrop *md, size_t units)
 	return MAILDIR_OK;
 }
 
-/* Drops message i from the list (its file vanished before sizing). */
+/*
+ * Drops message i (its file vanished, or cannot be read, before
+ * sizing).  Only marked here: removing it at once moved the rest of
+ * the list each time, quadratic in a maildrop of unreadable files.
+ * drop_marked() closes the gaps in one pass when the sizing ends.
+ */
 static void
 drop_msg(struct maildrop *md, size_t i)
 {
 	free(md->msgs[i].file);
-	memmove(&md->msgs[i], &md->msgs[i + 1],
-	    (md->count - i - 1) * sizeof(md->msgs[0]));
-	md->count--;
+	md->msgs[i].file = NULL;
+	md->scan_dropped++;
+}
+
+static void
+drop_marked(struct maildrop *md)
+{
+	size_t kept = 0;
+
+	if (md->scan_dropped == 0)
+		return;
+	for (size_t i = 0; i < md->count; i++)
+		if (md->msgs[i].file != NULL)
+			md->msgs[kept++] = md->msgs[i];
+	md->count = kept;
+	md->scan_dropped = 0;
 }
 
 static void
@@ -1126,10 +1145,11 @@ scan_close(struct maildrop *md)
  * served a stale size: mtime alone misses a same-size rewrite whose
  * mtime was put back (touch -r, a restore from backup), and no one can
  * set a ctime.  A new message's ctime is the one after our new/ to
- * cur/ move, taken when it is sized, so the next login finds it.  Bounded memory, no eviction bookkeeping (a full set
- * loses a way picked by the key); a miss only costs a re-read.  Four
- * ways, not one: direct-mapped, a 10,000-message maildrop lost ~15% of
- * its sizes to collisions and re-read them at every login.
+ * cur/ move, taken when it is sized, so the next login finds it.
+ * Bounded memory, no eviction bookkeeping (a full set loses a way
+ * picked by the key); a miss only costs a re-read.  Four ways, not
+ * one: direct-mapped, a 10,000-message maildrop lost ~15% of its sizes
+ * to collisions and re-read them at every login.
  */
 #define SIZE_CACHE_WAYS 4
 #define SIZE_CACHE_SETS (1u << 14)
@@ -1291,7 +1311,7 @@ maildir_scan_step(struct maildrop *md, size_t byte_budget, bool *done)
 			/* Many tiny files cost opens, not bytes. */
 			spent += SCAN_ENTRY_COST;
 			if (st == MAILDIR_GONE) {
-				drop_msg(md, md->scan_next);
+				drop_msg(md, md->scan_next++);
 				continue;
 			}
 			if (st != MAILDIR_OK)
@@ -1319,7 +1339,7 @@ maildir_scan_step(struct maildrop *md, size_t byte_budget, bool *done)
 				scan_close(md);
 				if ((st = unreadable(md)) != MAILDIR_GONE)
 					return st;
-				drop_msg(md, md->scan_next);
+				drop_msg(md, md->scan_next++);
 				continue;
 			}
 			if (r > 0) {
@@ -1339,6 +1359,10 @@ maildir_scan_step(struct maildrop *md, size_t byte_budget, bool *done)
 		md->scan_next++;
 	}
 	*done = md->scan_next >= md->count;
+	if (*done) {
+		drop_marked(md);
+		md->scan_next = md->count;
+	}
 	return MAILDIR_OK;
 }
 

@@ -7,6 +7,7 @@
 #ifndef POP3D_MGMT_H
 #define POP3D_MGMT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "selector.h"
@@ -26,6 +27,15 @@ struct mgmt_env {
 
 /* Idle timeout of MGMT sessions themselves, milliseconds. */
 #define MGMT_IDLE_MS	((uint64_t)600 * 1000)
+
+/*
+ * Sessions open at once, at most: unauthenticated ones, which may idle
+ * for MGMT_IDLE_MS, must not take the descriptors POP3 needs.
+ */
+#define MGMT_MAX_SESSIONS	64
+
+/* True when MGMT_MAX_SESSIONS are open: refuse the next one. */
+bool mgmt_full(void);
 
 /*
  * Starts a session on the accepted, non-blocking socket fd and greets.

@@ -43,6 +43,7 @@ struct mgmt_session {
 };
 
 static unsigned long next_id;
+static size_t live_sessions;
 
 static bool
 reply(struct mgmt_session *s, const char *fmt, ...)
@@ -720,6 +721,7 @@ on_destroy(struct conn *c, enum conn_end why)
 	verify_cancel(s->pending_login);
 	free(s->undo);
 	free(s);
+	live_sessions--;
 }
 
 static const struct conn_ops mgmt_ops = {
@@ -728,6 +730,12 @@ static const struct conn_ops mgmt_ops = {
 	.on_timeout = on_timeout,
 	.on_destroy = on_destroy,
 };
+
+bool
+mgmt_full(void)
+{
+	return live_sessions >= MGMT_MAX_SESSIONS;
+}
 
 int
 mgmt_session_new(const struct mgmt_env *env, int fd, const char *peer)
@@ -744,6 +752,7 @@ mgmt_session_new(const struct mgmt_env *env, int fd, const char *peer)
 		return -1;
 	}
 	stm_init(&s->base.stm, states, MGMT_NSTATES, MGMT_AUTH, s);
+	live_sessions++;
 	log_info("mgmt[%lu] %s connect", s->id, peer);
 	reply(s, "+OK Management server ready");
 	return 0;

@@ -39,6 +39,7 @@
 
 #define TOO_MANY "-ERR [SYS/TEMP] too many connections\r\n"
 #define BUSY "-ERR [SYS/TEMP] server busy, try again later\r\n"
+#define MGMT_FULL "-ERR TOO MANY MANAGEMENT SESSIONS\r\n"
 #define REFUSED_INPUT_MAX 4096	/* a client's first lines, not a flood */
 
 struct listener {
@@ -239,7 +240,10 @@ accept_batch(int lfd, bool pop3)
 			continue;
 		}
 		peer_text(&ss, peer, sizeof(peer));
-		if (prepare_client(fd) < 0 ||
+		if (mgmt_full())
+			refuse(fd, MGMT_FULL, false, peer,
+			    "too many management sessions");
+		else if (prepare_client(fd) < 0 ||
 		    mgmt_session_new(&srv.mgmt, fd, peer) < 0)
 			refuse(fd, BUSY, false, peer,
 			    "no room in the reactor");

@@ -1,13 +1,15 @@
 """MGMT listens on loopback only by default (127.0.0.1 and ::1): a server
 started without -L cannot be reached on a non-loopback address of the
-machine, while POP3 (on all addresses) can; -L chooses another address."""
+machine, while POP3 (on all addresses) can; -L chooses another address.
+At most 64 MGMT sessions are open at once."""
 import re
 import subprocess
+import time
 import unittest
 
-from mgmtlib import (GREETING, DefaultMgmtAddrServer, Mgmt, connect_result,
-                     ipv6_loopback_available, listening_addresses,
-                     non_loopback_ipv4)
+from mgmtlib import (GREETING, DefaultMgmtAddrServer, Mgmt, MgmtServer,
+                     connect_result, ipv6_loopback_available,
+                     listening_addresses, non_loopback_ipv4)
 
 LOOPBACK = {"127.0.0.1", "::1"}
 
@@ -101,3 +103,45 @@ class ChosenMgmtAddress(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class SessionLimit(unittest.TestCase):
+    """At most 64 MGMT sessions at once: idle, unauthenticated ones must
+    not take the descriptors POP3 needs."""
+
+    LIMIT = 64
+
+    def test_65th_refused_and_pop3_still_served(self):
+        with MgmtServer() as srv:
+            open_ = []
+            try:
+                for _ in range(self.LIMIT):
+                    m = Mgmt(srv.mgmt_port)
+                    open_.append(m)
+                    self.assertEqual(m.text(), GREETING)
+                extra = Mgmt(srv.mgmt_port)
+                self.assertEqual(extra.text(),
+                                 "-ERR TOO MANY MANAGEMENT SESSIONS")
+                self.assertTrue(extra.closed(), "refused, but left open")
+                extra.close()
+                c = srv.client()
+                c.login("alice", srv.users["alice"])
+                self.assertTrue(c.cmd("STAT").startswith("+OK"))
+                c.quit()
+                # One closes: the next is greeted again.
+                open_.pop().close()
+                deadline = time.monotonic() + 5
+                while True:
+                    m = Mgmt(srv.mgmt_port)
+                    first = m.text()
+                    if first == GREETING or time.monotonic() > deadline:
+                        break
+                    m.close()
+                    time.sleep(0.05)
+                open_.append(m)
+                self.assertEqual(first, GREETING)
+                self.assertIn("too many management sessions",
+                              srv.log_text())
+            finally:
+                for m in open_:
+                    m.close()

@@ -529,10 +529,17 @@ cmd_change_password(void *sp, int argc, char **argv)
 	(void)argc;
 	verify_wipe(argv[1], strlen(argv[1]));
 	if (!ok) {
-		/* Someone at an open admin session tried a password. */
+		/*
+		 * Someone at an open admin session tried a password: noted,
+		 * and answered after the failed-login delay, so pipelined
+		 * guesses cost a second each, not a crypt(3) in the loop.
+		 */
 		log_warn("mgmt[%lu] administrator password not changed: wrong "
 		    "old password", s->id);
-		return fail(s, "WRONG PASSWORD");
+		if (!conn_reply_later(&s->base.conn, AUTH_FAIL_DELAY_MS,
+		    "-ERR WRONG PASSWORD", false))
+			return fail(s, "WRONG PASSWORD");
+		return CMD_PENDING;
 	}
 	if (!begin(s))
 		return CMD_ERR;

@@ -4,6 +4,7 @@ the +OK, restarts, names that could escape the mail root, and
 DELETE_USER of a user in a POP3 session."""
 import os
 import signal
+import time
 import unittest
 
 from mgmtlib import (ADMIN_PW, SHA512_HASH, MgmtServer, Mgmt, crypt_matches,
@@ -240,8 +241,12 @@ class ChangePassword(unittest.TestCase):
 
     def test_wrong_old_password(self):
         before = users_file_text(self.srv)
+        t0 = time.monotonic()
         self.assertEqual(self.m.run("CHANGE_PASSWORD wrong-old new-pw-1"),
                          ("-ERR WRONG PASSWORD", None))
+        # Answered after the failed-login delay, like a wrong PASS.
+        self.assertGreaterEqual(time.monotonic() - t0, 0.9)
+        self.assertTrue(self.m.run("NOOP")[0].startswith("+OK"))
         self.assertEqual(users_file_text(self.srv), before)
         self.assertIn("administrator password not changed: wrong old "
                       "password", self.srv.log_text())

@@ -193,7 +193,8 @@ pop3_read(void *ctx)
 	}
 	switch (s->base.line_status) {
 	case LINE_TOO_LONG:
-		r = pop3_fail(s, "line too long");
+		r = sasl ? pop3_sasl_response(s, NULL) :
+		    pop3_fail(s, "line too long");
 		break;
 	case LINE_NUL:
 		r = pop3_fail(s, "NUL byte in command");

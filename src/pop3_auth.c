@@ -226,9 +226,19 @@ plain_login(struct pop3_session *s, const char *b64)
 
 enum cmd_result pop3_sasl_response(struct pop3_session *s, char *line);
 
+/*
+ * The line answering "+ "; NULL when it was longer than SASL_MAX_LINE,
+ * more than any credentials we hold.  RFC 5034 section 4 does not let
+ * a response fail for its length: it fails as wrong credentials,
+ * delayed and counted, as Dovecot answers it.
+ */
 enum cmd_result
 pop3_sasl_response(struct pop3_session *s, char *line)
 {
+	if (line == NULL) {
+		set_user(s, "");
+		return login_failed(s);
+	}
 	if (strcmp(line, "*") == 0)
 		return pop3_fail(s, "authentication cancelled");
 	return plain_login(s, line);

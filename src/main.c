@@ -147,17 +147,27 @@ listen_address(const char *addr, const char *what)
 }
 
 /*
+ * Long-only options get values no short option has, so that optopt
+ * tells a refused long option from a refused short one.
+ */
+enum { OPT_LOG = 0x100, OPT_FILTER_TIMEOUT, OPT_ALLOW_ROOT };
+
+/*
  * Names the option getopt_long() refused.  A short one is optopt:
- * argv[optind - 1] may be the argument before it (`-d m -Zx`).  For a
- * long one optopt is 0 when unknown, its value when it takes none.
+ * argv[optind - 1] may be the argument before it (`-d m -Zx`, even
+ * `--allow-root -Zx`).  For a long one optopt is 0 when unknown, else
+ * its value (a long-only one, or -h's and -v's, which are never
+ * refused as short options).
  */
 static void __attribute__((noreturn))
 die_bad_option(char **argv, bool missing_value)
 {
 	const char *a = argv[optind - 1];
 	int len = (int)strcspn(a, "=");
+	bool long_refused = strncmp(a, "--", 2) == 0 && (optopt == 0 ||
+	    optopt >= OPT_LOG || optopt == 'h' || optopt == 'v');
 
-	if (strncmp(a, "--", 2) != 0) {
+	if (!long_refused) {
 		if (missing_value)
 			die_usage("option '-%c' needs a value", optopt);
 		die_usage("unknown option '-%c'", optopt);
@@ -215,9 +225,9 @@ static void
 parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
-		{ "log", required_argument, NULL, 'o' },
-		{ "filter-timeout", required_argument, NULL, 'F' },
-		{ "allow-root", no_argument, NULL, 'R' },
+		{ "log", required_argument, NULL, OPT_LOG },
+		{ "filter-timeout", required_argument, NULL, OPT_FILTER_TIMEOUT },
+		{ "allow-root", no_argument, NULL, OPT_ALLOW_ROOT },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'v' },
 		{ NULL, 0, NULL, 0 },
@@ -269,7 +279,7 @@ parse_options(int argc, char **argv, struct options *o)
 		case 'm':
 			o->server.max_conn = connections(optarg);
 			break;
-		case 'o':
+		case OPT_LOG:
 			o->log_file = optarg;
 			break;
 		case 't':
@@ -283,10 +293,10 @@ parse_options(int argc, char **argv, struct options *o)
 		case 'g':
 			o->run_as = optarg;
 			break;
-		case 'R':
+		case OPT_ALLOW_ROOT:
 			o->allow_root = true;
 			break;
-		case 'F':
+		case OPT_FILTER_TIMEOUT:
 			o->server.filter_limit_s = (unsigned)number(optarg, 1,
 			    86400, "--filter-timeout seconds");
 			break;

@@ -388,6 +388,7 @@ class CommandLine(unittest.TestCase):
     def test_bad_option_is_named(self):
         # The option getopt refused, not the argument before it.
         for args, named in ((["-d", self.mail, "-Zx"], "'-Z'"),
+                            (["--allow-root", "-Zx"], "unknown option '-Z'"),
                             (["-p"], "option '-p' needs a value"),
                             (["--log"], "option '--log' needs a value"),
                             (["--no-such=1"], "unknown option '--no-such'"),

@@ -268,6 +268,18 @@ exchange(struct link *l, const char *cmd, bool multi, unsigned wait_s)
 	return print_reply(l, multi, wait_s);
 }
 
+/*
+ * Exit status st, unless stdout could not be written: a script must not
+ * take figures (or a usage text) it never got for a success.
+ */
+static int
+flushed(int st)
+{
+	if (fflush(stdout) == EOF || ferror(stdout))
+		die_conn("cannot write the output", "");
+	return st;
+}
+
 static void
 read_password(char *pw, size_t cap)
 {
@@ -296,7 +308,7 @@ main(int argc, char **argv)
 	for (; i < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
 		if (strcmp(argv[i], "--help") == 0) {
 			usage(stdout);
-			return 0;
+			return flushed(0);
 		}
 		if (i + 1 >= argc)
 			die_usage("option needs a value: ", argv[i]);
@@ -316,7 +328,7 @@ main(int argc, char **argv)
 	}
 	if (i < argc && strcasecmp(argv[i], "-HELP") == 0) {
 		usage(stdout);
-		return 0;
+		return flushed(0);
 	}
 	if (argc - i < 4)
 		die_usage("missing arguments", "");
@@ -329,7 +341,7 @@ main(int argc, char **argv)
 		die_usage("unknown command: ", argv[i + 3]);
 	if (cmd->verb == NULL) {
 		usage(stdout);
-		return 0;
+		return flushed(0);
 	}
 	/* A line break would smuggle a command of its own onto the line. */
 	for (int k = i + 1; k < argc; k++)
@@ -384,8 +396,5 @@ main(int argc, char **argv)
 	}
 	exchange(&l, "QUIT", false, l.timeout_s);
 	close(l.fd);
-	/* A script must not take figures it never got for a success. */
-	if (fflush(stdout) == EOF || ferror(stdout))
-		die_conn("cannot write the output: ", strerror(errno));
-	return ok ? 0 : EXIT_ERR;
+	return flushed(ok ? 0 : EXIT_ERR);
 }

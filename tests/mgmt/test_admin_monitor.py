@@ -163,13 +163,18 @@ class MonitorCommands(unittest.TestCase):
 
     def test_output_not_written_exit_3(self):
         # A script must not take figures it never got for a success.
-        argv = [MONITOR_BIN, "--host", "127.0.0.1", "--port",
-                str(self.srv.mgmt_port), "1.0", "admin", ADMIN_PW, "-STATUS"]
-        with open("/dev/full", "wb") as full:
-            p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=full,
-                               stderr=subprocess.PIPE, timeout=30)
-        self.assertEqual(p.returncode, 3, p.stderr)
-        self.assertIn(b"cannot write the output", p.stderr)
+        status = [MONITOR_BIN, "--host", "127.0.0.1", "--port",
+                  str(self.srv.mgmt_port), "1.0", "admin", ADMIN_PW,
+                  "-STATUS"]
+        for argv in (status, [MONITOR_BIN, "--help"],
+                     [MONITOR_BIN, "1.0", "admin", "pw", "-HELP"]):
+            with self.subTest(argv=argv[-1]):
+                with open("/dev/full", "wb") as full:
+                    p = subprocess.run(argv, stdin=subprocess.DEVNULL,
+                                       stdout=full, stderr=subprocess.PIPE,
+                                       timeout=30)
+                self.assertEqual(p.returncode, 3, p.stderr)
+                self.assertIn(b"cannot write the output", p.stderr)
 
     def test_help(self):
         r = run_monitor([MONITOR_BIN, "-HELP"])

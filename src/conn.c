@@ -571,7 +571,12 @@ conn_close_soon(struct conn *c, enum conn_end why)
 	if (c->closing)
 		return;
 	c->closing = true;
-	c->end = why;
+	/*
+	 * A session already ending after its flush keeps that reason: a
+	 * QUIT whose answer could not be sent still quit (its UPDATE ran).
+	 */
+	if (!c->flush_then_close)
+		c->end = why;
 	selector_set_interest(c->sel, c->fd, SEL_NONE);
 	c->next_closing = closing_head;
 	closing_head = c;

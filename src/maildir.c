@@ -32,6 +32,9 @@
 /* Read size while sizing messages; see scratch below. */
 #define SCAN_CHUNK	(64 * 1024)
 
+/* How old cur/'s mtime must be for an index of it to be trusted. */
+#define INDEX_SETTLE_NS	(2 * (int64_t)1000000000)
+
 /* A cur/ entry while listing: what the sort needs. */
 struct entry {
 	char *name;
@@ -59,14 +62,18 @@ struct cur_file {
 
 /*
  * cur/'s files by inode, read once for a run of relocate() calls.  A
- * stale index (kept from an earlier run) is trusted only for a hit,
- * which still_same_file() confirms; a miss reads cur/ again.
+ * stale index (kept from an earlier run) is trusted for a hit, which
+ * still_same_file() confirms, and for a miss only while cur/ is as it
+ * was read (see cur_unchanged); else a miss reads cur/ again.
  */
 struct cur_index {
 	struct cur_file *files;
 	size_t n, cap;
 	bool read;
 	bool stale;
+	bool stamped;		/* dir_mtime_ns was taken */
+	bool settled;		/* cur/'s mtime was old when read */
+	int64_t dir_mtime_ns;	/* cur/'s mtime when read */
 };
 
 /* Where listing stands: new/ being moved, cur/ being read, or done. */
@@ -1415,7 +1422,7 @@ index_free(struct cur_index *ix)
 	for (size_t i = 0; i < ix->n; i++)
 		free(ix->files[i].name);
 	free(ix->files);
-	*ix = (struct cur_index){ NULL, 0, 0, false, false };
+	*ix = (struct cur_index){ NULL, 0, 0, false, false, false, false, 0 };
 }
 
 static int
@@ -1426,13 +1433,65 @@ cur_file_cmp(const void *a, const void *b)
 	return x->ino < y->ino ? -1 : x->ino > y->ino;
 }
 
+/* How long ago t (ns of the real-time clock) was. */
+static int64_t
+age_ns(int64_t t)
+{
+	struct timespec now;
+
+	if (clock_gettime(CLOCK_REALTIME, &now) == -1)
+		return 0;
+	return timespec_ns(&now) - t;
+}
+
+/*
+ * Notes cur/'s mtime before reading it.  A change lands on the mtime
+ * only at the file system's clock tick (a second on some), so a change
+ * made in the tick of the one before may not show: an mtime older than
+ * INDEX_SETTLE_NS is one no later change can leave as it is.
+ */
+static void
+index_stamp(const struct maildrop *md, struct cur_index *ix)
+{
+	struct stat sb;
+
+	ix->stamped = stat(md->cur, &sb) == 0;
+	if (ix->stamped) {
+		ix->dir_mtime_ns = timespec_ns(&sb.st_mtim);
+		ix->settled = age_ns(ix->dir_mtime_ns) > INDEX_SETTLE_NS;
+	}
+}
+
+/*
+ * True when a message missing from ix is to be taken as gone without
+ * reading cur/ again (a long loop for a big one, which a client could
+ * make the server repeat with every RETR).  That is when cur/'s mtime
+ * has not moved since ix was read, and ix was read once the mtime had
+ * settled or the mtime has not settled yet: a reading made now could
+ * miss a change in the same tick too, so only the first reading after
+ * the settling time is worth its cost.
+ */
+static bool
+cur_unchanged(const struct maildrop *md, const struct cur_index *ix)
+{
+	struct stat sb;
+
+	return ix->stamped && stat(md->cur, &sb) == 0 &&
+	    timespec_ns(&sb.st_mtim) == ix->dir_mtime_ns &&
+	    (ix->settled || age_ns(ix->dir_mtime_ns) <= INDEX_SETTLE_NS);
+}
+
 /* Reads cur/ into ix, sorted by inode; false (errno) when it cannot. */
 static bool
 index_read(const struct maildrop *md, struct cur_index *ix)
 {
-	DIR *d = opendir(md->cur);
+	DIR *d;
 	struct dirent *de;
-	bool ok = d != NULL;
+	bool ok;
+
+	index_stamp(md, ix);
+	d = opendir(md->cur);
+	ok = d != NULL;
 
 	while (ok && (de = readdir(d)) != NULL) {
 		if (skip_name(de->d_name))
@@ -1549,7 +1608,8 @@ relocate(struct maildrop *md, struct mail_msg *m, struct cur_index *ix)
 	const char *found = ix->read ? index_lookup(md, ix, m) : NULL;
 	char *name;
 
-	if (found == NULL && (!ix->read || ix->stale)) {
+	if (found == NULL &&
+	    (!ix->read || (ix->stale && !cur_unchanged(md, ix)))) {
 		index_free(ix);
 		if (!index_read(md, ix))
 			return false;

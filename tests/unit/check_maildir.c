@@ -1139,18 +1139,27 @@ __wrap_opendir(const char *name)
  * cur/ once, not once a message; a name changed again since that read
  * is looked for afresh, never taken for gone.
  */
-START_TEST(test_open_keeps_cur_index)
+/* User u with cur/m1:2, .. m3:2, (in that order), opened and sized. */
+static struct maildrop *
+three_in_cur(void)
 {
-	struct maildrop *md;
-	char a[PATH_MAX], b[PATH_MAX], name[32], flagged[32];
-	int fd = -1;
+	char name[32];
 
 	make_user("u");
 	for (int i = 1; i <= 3; i++) {
 		(void)snprintf(name, sizeof(name), "u/cur/m%d:2,", i);
 		put_str(name, "body\n", i);
 	}
-	md = open_scanned("u");
+	return open_scanned("u");
+}
+
+START_TEST(test_open_keeps_cur_index)
+{
+	struct maildrop *md;
+	char a[PATH_MAX], b[PATH_MAX], name[32], flagged[32];
+	int fd = -1;
+
+	md = three_in_cur();
 	for (int i = 1; i <= 3; i++) {
 		(void)snprintf(name, sizeof(name), "u/cur/m%d:2,", i);
 		(void)snprintf(flagged, sizeof(flagged), "u/cur/m%d:2,S", i);
@@ -1170,6 +1179,71 @@ START_TEST(test_open_keeps_cur_index)
 	ck_assert_int_eq(close(fd), 0);
 	ck_assert_uint_eq(opendirs, 2);
 	ck_assert_str_eq(file_of(md, 3), "m3:2,RS");
+	maildir_close(md);
+}
+END_TEST
+
+/* Sets u/cur's mtime to ago_ms before now. */
+static void
+age_cur(long ago_ms)
+{
+	char p[PATH_MAX];
+	struct timespec t[2];
+
+	ck_assert_int_eq(clock_gettime(CLOCK_REALTIME, &t[0]), 0);
+	t[0].tv_sec -= ago_ms / 1000;
+	t[0].tv_nsec -= (ago_ms % 1000) * 1000000;
+	if (t[0].tv_nsec < 0) {
+		t[0].tv_sec--;
+		t[0].tv_nsec += 1000000000;
+	}
+	t[1] = t[0];
+	ck_assert_int_eq(utimensat(AT_FDCWD, at(p, "u/cur"), t, 0), 0);
+}
+
+static void
+expect_gone(struct maildrop *md, size_t n, unsigned reads)
+{
+	int fd = -1;
+
+	ck_assert_int_eq(maildir_msg_open(md, n, &fd), MAILDIR_GONE);
+	ck_assert_uint_eq(opendirs, reads);
+}
+
+/*
+ * A message whose file is gone makes the server read cur/ again only
+ * when that can tell something new: after cur/ changed, or once its
+ * last change is old enough that no other can hide in its clock tick.
+ * A client retrying it must not make the server list a huge cur/ at
+ * every RETR.
+ */
+START_TEST(test_gone_reads_cur_once)
+{
+	struct maildrop *md;
+	char a[PATH_MAX], b[PATH_MAX];
+	const struct timespec wait = { 0, 300 * 1000000 };
+	int fd = -1;
+
+	md = three_in_cur();
+	ck_assert_int_eq(unlink(at(a, "u/cur/m2:2,")), 0);
+	age_cur(10000);
+	opendirs = 0;
+	for (int i = 0; i < 3; i++)
+		expect_gone(md, 2, 1);
+
+	ck_assert_int_eq(rename(at(a, "u/cur/m3:2,"), at(b, "u/cur/m3:2,S")),
+	    0);
+	ck_assert_int_eq(maildir_msg_open(md, 3, &fd), MAILDIR_OK);
+	ck_assert_int_eq(close(fd), 0);
+	ck_assert_uint_eq(opendirs, 2);
+	expect_gone(md, 2, 2);		/* not settled: no surer reading */
+
+	age_cur(1800);
+	expect_gone(md, 2, 3);		/* changed */
+	expect_gone(md, 2, 3);
+	ck_assert_int_eq(nanosleep(&wait, NULL), 0);
+	expect_gone(md, 2, 4);		/* settled since: read once more */
+	expect_gone(md, 2, 4);
 	maildir_close(md);
 }
 END_TEST
@@ -1633,6 +1707,7 @@ maildir_suite(void)
 	tcase_add_test(core, test_commit_cannot_search_is_failure);
 	tcase_add_test(core, test_commit_follows_rename_between_slices);
 	tcase_add_test(core, test_open_keeps_cur_index);
+	tcase_add_test(core, test_gone_reads_cur_once);
 	tcase_add_test(core, test_sizes);
 	tcase_add_test(core, test_size_cache_sees_rewrite);
 	tcase_add_test(core, test_size_cache_hit_after_move);

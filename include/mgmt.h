@@ -21,8 +21,11 @@ struct mgmt_env {
 	struct settings *settings;
 	/* Applies settings->idle_s to every open POP3 session. */
 	void (*apply_idle)(void);
-	/* Pauses the POP3 service for `seconds` (MGMT TIMEOUT). */
-	void (*pause)(unsigned seconds);
+	/*
+	 * Pauses the POP3 service for `seconds` (MGMT TIMEOUT); false,
+	 * and no pause, when there is no memory to time it.
+	 */
+	bool (*pause)(unsigned seconds);
 };
 
 /* Idle timeout of MGMT sessions themselves, milliseconds. */

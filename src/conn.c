@@ -331,6 +331,20 @@ client_waits(const struct conn *c)
 	    (buffer_empty(&c->out) && send_queue(c) == 0)));
 }
 
+static void on_idle_timer(struct selector *s, void *data);
+
+/*
+ * (Re)arms c's idle timer.  A conn without one would never be logged
+ * out, so one that cannot be armed (no memory) ends the session now.
+ */
+static void
+arm_idle(struct conn *c, uint64_t ms)
+{
+	if (selector_timer_arm(c->sel, &c->idle_timer, ms, on_idle_timer,
+	    c) != SELECTOR_OK)
+		conn_close_soon(c, END_ERROR);
+}
+
 static void
 on_idle_timer(struct selector *s, void *data)
 {
@@ -339,6 +353,7 @@ on_idle_timer(struct selector *s, void *data)
 	uint64_t deadline = c->last_active + c->idle_ms;
 	bool exempt = c->frozen || client_waits(c);
 
+	(void)s;
 	if (c->closing)
 		return;
 	if (!exempt && now >= deadline && peer_draining(c)) {
@@ -349,7 +364,7 @@ on_idle_timer(struct selector *s, void *data)
 		/* A paused service never counts against the idle timer. */
 		uint64_t left = exempt ? c->idle_ms : deadline - now;
 
-		selector_timer_arm(s, &c->idle_timer, left, on_idle_timer, c);
+		arm_idle(c, left);
 		return;
 	}
 	if (c->flush_then_close) {
@@ -359,7 +374,7 @@ on_idle_timer(struct selector *s, void *data)
 	c->ops->on_timeout(c);
 	/* A goodbye that cannot be flushed gets one second, then the axe. */
 	if (!c->closing)
-		selector_timer_arm(s, &c->idle_timer, 1000, on_idle_timer, c);
+		arm_idle(c, 1000);
 }
 
 int
@@ -544,8 +559,7 @@ conn_set_idle(struct conn *c, uint64_t idle_ms)
 	c->idle_ms = idle_ms;
 	if (c->closing)
 		return;
-	selector_timer_arm(c->sel, &c->idle_timer,
-	    deadline > now ? deadline - now : 0, on_idle_timer, c);
+	arm_idle(c, deadline > now ? deadline - now : 0);
 }
 
 void

@@ -112,8 +112,9 @@ touch(struct filter *f)
 		return;
 	if (buffer_free(&f->out) == 0)
 		selector_timer_cancel(f->sel, &f->timer);
-	else
-		selector_timer_arm(f->sel, &f->timer, f->limit_ms, on_timer, f);
+	else if (selector_timer_arm(f->sel, &f->timer, f->limit_ms, on_timer,
+	    f) != SELECTOR_OK)
+		fail(f, "no room in the reactor");
 }
 
 static void

@@ -385,11 +385,13 @@ cmd_timeout(void *sp, int argc, char **argv)
 	(void)argc;
 	if (!setting_value(argv[1], PAUSE_MIN, PAUSE_MAX, &n))
 		return fail(s, "INVALID TIMEOUT");
+	if (!s->env->pause((unsigned)n))
+		return fail(s, "[SYS/TEMP] OUT OF MEMORY");
+	log_info("mgmt[%lu] POP3 service paused for %lus", s->id, n);
+	/* Should the answer find no memory, the pause still ends in time. */
 	if (!conn_reply_later(&s->base.conn, (uint64_t)n * 1000,
 	    "+OK TIMEOUT COMPLETED", false))
 		return fail(s, "[SYS/TEMP] OUT OF MEMORY");
-	log_info("mgmt[%lu] POP3 service paused for %lus", s->id, n);
-	s->env->pause((unsigned)n);
 	return CMD_PENDING;
 }
 

@@ -430,27 +430,32 @@ on_pause_end(struct selector *s, void *data)
 	uint64_t now = selector_now_ms();
 
 	(void)data;
-	if (now < srv.pause_until) {
-		selector_timer_arm(s, &srv.pause_timer, srv.pause_until - now,
-		    on_pause_end, NULL);
+	/* A pause that cannot wait on (no memory) ends now, not never. */
+	if (now < srv.pause_until &&
+	    selector_timer_arm(s, &srv.pause_timer, srv.pause_until - now,
+	    on_pause_end, NULL) == SELECTOR_OK)
 		return;
-	}
 	set_paused(false);
 }
 
-/* Pauses POP3 for `seconds`; overlapping pauses end at the latest end. */
-static void
+/*
+ * Pauses POP3 for `seconds`; overlapping pauses end at the latest end.
+ * False, and no pause, when the timer that ends it cannot be armed.
+ */
+static bool
 pause_pop3(unsigned seconds)
 {
 	uint64_t until = selector_now_ms() + (uint64_t)seconds * 1000;
 
+	if (!selector_timer_armed(&srv.pause_timer) &&
+	    selector_timer_arm(srv.sel, &srv.pause_timer,
+	    (uint64_t)seconds * 1000, on_pause_end, NULL) != SELECTOR_OK)
+		return false;
 	if (until > srv.pause_until)
 		srv.pause_until = until;
 	if (!srv.paused)
 		set_paused(true);
-	if (!selector_timer_armed(&srv.pause_timer))
-		selector_timer_arm(srv.sel, &srv.pause_timer,
-		    (uint64_t)seconds * 1000, on_pause_end, NULL);
+	return true;
 }
 
 /*

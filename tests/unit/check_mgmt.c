@@ -61,6 +61,7 @@ static struct {
 	unsigned idle_seen;	/* settings.idle_s when apply_idle ran */
 	int pause_calls;
 	unsigned pause_arg;
+	bool pause_fails;	/* stub_pause plays a server out of memory */
 } rec;
 
 static void
@@ -70,11 +71,12 @@ stub_apply_idle(void)
 	rec.idle_seen = settings.idle_s;
 }
 
-static void
+static bool
 stub_pause(unsigned seconds)
 {
 	rec.pause_calls++;
 	rec.pause_arg = seconds;
+	return !rec.pause_fails;
 }
 
 static void
@@ -1397,6 +1399,24 @@ START_TEST(test_timeout_bounds)
 }
 END_TEST
 
+/*
+ * A pause the server cannot time (no memory for its timer) is not
+ * started: the administrator is told at once, never "+OK TIMEOUT
+ * COMPLETED" for a pause that did not happen, and the session goes on.
+ */
+START_TEST(test_timeout_not_started)
+{
+	struct peer *p = login();
+
+	rec.pause_fails = true;
+	CMD(p, "TIMEOUT 1", "-ERR [SYS/TEMP] OUT OF MEMORY");
+	ck_assert_int_eq(rec.pause_calls, 1);
+	SILENT(p, 1500);
+	CMD(p, "NOOP", "+OK NOOP");
+	free_peer(p);
+}
+END_TEST
+
 /* Values with a sign, spaces or junk are refused; nothing changes. */
 START_TEST(test_numbers_strict)
 {
@@ -1561,6 +1581,7 @@ mgmt_suite(void)
 	tcase_add_test(limits, test_max_connec_bounds);
 	tcase_add_test(limits, test_idle_timeout_bounds);
 	tcase_add_test(limits, test_timeout_bounds);
+	tcase_add_test(limits, test_timeout_not_started);
 	tcase_add_test(limits, test_numbers_strict);
 	tcase_add_test(limits, test_three_failures_close);
 	tcase_add_test(limits, test_save_failure);

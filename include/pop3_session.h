@@ -97,6 +97,12 @@ void pop3_abort(struct pop3_session *s);
 /* Shared handlers, rows in both tables. */
 enum cmd_result pop3_cmd_capa(void *sp, int argc, char **argv);
 
+/*
+ * The line answering an AUTH continuation (pop3_auth.c); NULL when it
+ * was longer than SASL_MAX_LINE.
+ */
+enum cmd_result pop3_sasl_response(struct pop3_session *s, char *line);
+
 /* TRANSACTION hooks (pop3_trans.c). */
 void pop3_trans_cleanup(struct pop3_session *s);
 void pop3_update_enter(unsigned state, void *ctx);

@@ -55,6 +55,7 @@ enum cmd_result {
 typedef enum cmd_result cmd_fn(void *session, int argc, char **argv);
 
 #define CMD_REST 0x01	/* one argument: the rest of the line, spaces kept */
+#define CMD_SECRET 0x02	/* arguments hold a password: wiped after the call */
 
 struct cmd {
 	const char *name;	/* upper case; matched case-insensitively */

@@ -183,10 +183,8 @@ cmd_pass(void *sp, int argc, char **argv)
 
 	(void)argc;
 	s->have_user = false;
-	if (!have_user) {
-		verify_wipe(argv[1], strlen(argv[1]));
+	if (!have_user)
 		return login_failed(s);
-	}
 	s->pending_login = verify_submit(s->env->users, ADMIN_NAME, argv[1],
 	    login_checked, s);
 	if (s->pending_login == NULL)
@@ -491,7 +489,6 @@ cmd_add_user(void *sp, int argc, char **argv)
 	default:
 		return fail(s, "[SYS/TEMP] CANNOT ADD USER");
 	}
-	verify_wipe(argv[2], strlen(argv[2]));
 	if (!save(s))
 		return CMD_ERR;
 	log_info("mgmt[%lu] added user %s", s->id, argv[1]);
@@ -529,7 +526,6 @@ cmd_change_password(void *sp, int argc, char **argv)
 	enum users_status st;
 
 	(void)argc;
-	verify_wipe(argv[1], strlen(argv[1]));
 	if (!ok) {
 		/*
 		 * Someone at an open admin session tried a password: noted,
@@ -546,7 +542,6 @@ cmd_change_password(void *sp, int argc, char **argv)
 	if (!begin(s))
 		return CMD_ERR;
 	st = users_set_password(s->env->users, ADMIN_NAME, argv[2]);
-	verify_wipe(argv[2], strlen(argv[2]));
 	if (st == USERS_BADPASS)
 		return fail(s, "INVALID PASSWORD");
 	if (st != USERS_OK)
@@ -559,7 +554,7 @@ cmd_change_password(void *sp, int argc, char **argv)
 
 static const struct cmd auth_cmds[] = {
 	{ "USER", cmd_user, 1, 1, 0, NULL },
-	{ "PASS", cmd_pass, 1, 1, 0, NULL },
+	{ "PASS", cmd_pass, 1, 1, CMD_SECRET, NULL },
 	{ "QUIT", cmd_quit, 0, 0, 0, NULL },
 	{ NULL, NULL, 0, 0, 0, NULL },
 };
@@ -596,11 +591,11 @@ static const struct cmd active_cmds[] = {
 	    "FILTER [<command>|-]" },
 	{ "DELETE_USER", cmd_delete_user, 1, 1, 0,
 	    "DELETE_USER <username>" },
-	{ "ADD_USER", cmd_add_user, 2, 2, 0,
+	{ "ADD_USER", cmd_add_user, 2, 2, CMD_SECRET,
 	    "ADD_USER <username> <password>" },
 	{ "RESET_USER_PASSWORD", cmd_reset_password, 1, 1, 0,
 	    "RESET_USER_PASSWORD <username>" },
-	{ "CHANGE_PASSWORD", cmd_change_password, 2, 2, 0,
+	{ "CHANGE_PASSWORD", cmd_change_password, 2, 2, CMD_SECRET,
 	    "CHANGE_PASSWORD <oldPassword> <newPassword>" },
 	{ NULL, NULL, 0, 0, 0, NULL },
 };

@@ -175,9 +175,6 @@ pop3_complete(struct pop3_session *s, enum cmd_result r)
 	stm_jump(&s->base.stm, outcome(s, r), s);
 }
 
-/* Defined in pop3_auth.c: the line answering an AUTH continuation. */
-enum cmd_result pop3_sasl_response(struct pop3_session *s, char *line);
-
 /* The state's read handler: one framed line (s->base.line, s->base.line_status). */
 static unsigned
 pop3_read(void *ctx)

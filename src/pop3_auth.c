@@ -180,36 +180,26 @@ cmd_pass(void *sp, int argc, char **argv)
 	char none[1] = "";
 	char *password = argc > 1 ? argv[1] : none;
 
-	if (!s->have_user) {
-		verify_wipe(password, strlen(password));
-		/* Out of order, not bad credentials: no [AUTH] (Dovecot). */
+	/* Out of order, not bad credentials: no [AUTH] (Dovecot). */
+	if (!s->have_user)
 		return pop3_fail(s, "USER first");
-	}
 	/* An empty password is a wrong one: delayed and counted. */
 	return try_login(s, password);
 }
 
-/* RFC 4616: [authzid] NUL authcid NUL passwd. */
+/* RFC 4616: [authzid] NUL authcid NUL passwd, the n octets in buf. */
 static enum cmd_result
-plain_login(struct pop3_session *s, const char *b64)
+plain_credentials(struct pop3_session *s, char *buf, size_t n)
 {
-	unsigned char buf[SASL_MAX_LINE];
-	long n = proto_base64_decode(b64, buf, sizeof(buf) - 1);
-	char *authzid, *authcid, *password, *end;
-	enum cmd_result r;
+	char *end = buf + n, *authzid = buf, *authcid, *password;
 
-	if (n < 0)
-		return pop3_fail(s, "invalid base64");
 	buf[n] = '\0';
-	end = (char *)buf + n;
-	authzid = (char *)buf;
-	authcid = memchr(authzid, '\0', (size_t)n);
+	authcid = memchr(authzid, '\0', n);
 	password = authcid != NULL && authcid + 1 < end ?
 	    memchr(authcid + 1, '\0', (size_t)(end - authcid - 1)) : NULL;
 	if (password == NULL || memchr(password + 1, '\0',
 	    (size_t)(end - password - 1)) != NULL) {
 		/* Credentials we cannot read are wrong credentials. */
-		verify_wipe(buf, sizeof(buf));
 		set_user(s, "");
 		return login_failed(s);
 	}
@@ -219,29 +209,45 @@ plain_login(struct pop3_session *s, const char *b64)
 	/* Acting as another user is not offered: authzid must be us. */
 	if (*authzid != '\0' && strcmp(authzid, authcid) != 0)
 		s->user[0] = '\0';
-	r = try_login(s, password);
+	return try_login(s, password);
+}
+
+/*
+ * The decoded credentials are wiped whatever came of them, a decoding
+ * cut short by bad base64 too (its first quads are already out).
+ */
+static enum cmd_result
+plain_login(struct pop3_session *s, const char *b64)
+{
+	unsigned char buf[SASL_MAX_LINE];
+	long n = proto_base64_decode(b64, buf, sizeof(buf) - 1);
+	enum cmd_result r = n < 0 ? pop3_fail(s, "invalid base64") :
+	    plain_credentials(s, (char *)buf, (size_t)n);
+
 	verify_wipe(buf, sizeof(buf));
 	return r;
 }
 
-enum cmd_result pop3_sasl_response(struct pop3_session *s, char *line);
-
 /*
- * The line answering "+ "; NULL when it was longer than SASL_MAX_LINE,
- * more than any credentials we hold.  RFC 5034 section 4 does not let
- * a response fail for its length: it fails as wrong credentials,
- * delayed and counted, as Dovecot answers it.
+ * RFC 5034 section 4 does not let a response fail for its length (line
+ * NULL): it fails as wrong credentials, delayed and counted, as
+ * Dovecot answers it.  The response, base64 credentials, is wiped
+ * after use, as a PASS line is (CMD_SECRET).
  */
 enum cmd_result
 pop3_sasl_response(struct pop3_session *s, char *line)
 {
+	enum cmd_result r;
+
 	if (line == NULL) {
 		set_user(s, "");
 		return login_failed(s);
 	}
 	if (strcmp(line, "*") == 0)
 		return pop3_fail(s, "authentication cancelled");
-	return plain_login(s, line);
+	r = plain_login(s, line);
+	verify_wipe(line, strlen(line));
+	return r;
 }
 
 static enum cmd_result
@@ -298,8 +304,8 @@ cmd_quit(void *sp, int argc, char **argv)
 
 const struct cmd pop3_auth_cmds[] = {
 	{ "USER", cmd_user, 1, 1, 0, NULL },
-	{ "PASS", cmd_pass, 0, 1, CMD_REST, NULL },
-	{ "AUTH", cmd_auth, 0, 2, 0, NULL },
+	{ "PASS", cmd_pass, 0, 1, CMD_REST | CMD_SECRET, NULL },
+	{ "AUTH", cmd_auth, 0, 2, CMD_SECRET, NULL },
 	{ "CAPA", pop3_cmd_capa, 0, 0, 0, NULL },
 	{ "QUIT", cmd_quit, 0, 0, 0, NULL },
 	{ NULL, NULL, 0, 0, 0, NULL },

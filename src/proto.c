@@ -74,40 +74,20 @@ split(char *line, char **argv, int max)
 	}
 }
 
-enum cmd_result
-proto_dispatch(const struct cmd *const tables[], unsigned ntables,
-    unsigned cur, void *session, char *line)
+/* Runs c on the arguments in args (NULL: none), split by c's rule. */
+static enum cmd_result
+call(const struct cmd *c, void *session, char *word, char *args)
 {
 	char *argv[PROTO_MAX_ARGS + 2];
-	const struct cmd *c;
-	char *sp;
-	int argc;
+	int argc = 1;
 
-	/* Find the command word alone first, to choose the arity rule. */
-	while (*line == ' ')
-		line++;
-	if (*line == '\0')
-		return CMD_UNKNOWN;
-	sp = strchr(line, ' ');
-	if (sp != NULL)
-		*sp = '\0';
-	c = find(tables[cur], line);
-	if (c == NULL) {
-		for (unsigned i = 0; i < ntables; i++)
-			if (i != cur && find(tables[i], line) != NULL)
-				return CMD_BAD_STATE;
-		return CMD_UNKNOWN;
-	}
-	argv[0] = line;
-	argc = 1;
-	if (sp != NULL) {
-		char *tail = sp + 1;
-
+	argv[0] = word;
+	if (args != NULL) {
 		/* A rest-of-line argument keeps its spaces (RFC 1939 PASS). */
-		if ((c->flags & CMD_REST) && *tail != '\0') {
-			argv[argc++] = tail;
+		if ((c->flags & CMD_REST) && *args != '\0') {
+			argv[argc++] = args;
 		} else {
-			int n = split(tail, argv + 1, c->max_args);
+			int n = split(args, argv + 1, c->max_args);
 
 			if (n > c->max_args)
 				return CMD_BAD_ARGS;
@@ -118,6 +98,41 @@ proto_dispatch(const struct cmd *const tables[], unsigned ntables,
 		return CMD_BAD_ARGS;
 	argv[argc] = NULL;
 	return c->fn(session, argc, argv);
+}
+
+enum cmd_result
+proto_dispatch(const struct cmd *const tables[], unsigned ntables,
+    unsigned cur, void *session, char *line)
+{
+	const struct cmd *c;
+	enum cmd_result r;
+	char *sp;
+	size_t args_len;
+
+	/* Find the command word alone first, to choose the arity rule. */
+	while (*line == ' ')
+		line++;
+	if (*line == '\0')
+		return CMD_UNKNOWN;
+	sp = strchr(line, ' ');
+	if (sp != NULL)
+		*sp++ = '\0';
+	c = find(tables[cur], line);
+	if (c == NULL) {
+		for (unsigned i = 0; i < ntables; i++)
+			if (i != cur && find(tables[i], line) != NULL)
+				return CMD_BAD_STATE;
+		return CMD_UNKNOWN;
+	}
+	args_len = sp != NULL ? strlen(sp) : 0;
+	r = call(c, session, line, sp);
+	/*
+	 * Whatever came of it (a refusal for arity too), a password must
+	 * not stay readable in the input buffer, or in a core dump.
+	 */
+	if ((c->flags & CMD_SECRET) && sp != NULL)
+		memset(sp, 0, args_len);
+	return r;
 }
 
 bool

@@ -505,9 +505,9 @@ enum { T_AUTH, T_TRANS, T_UPDATE, T_N };
 
 static const struct cmd auth_cmds[] = {
 	ROW("USER", h_user, 1, 1, 0),
-	ROW("PASS", h_pass, 1, 1, CMD_REST),
+	ROW("PASS", h_pass, 1, 1, CMD_REST | CMD_SECRET),
 	ROW("QUIT", h_quit_a, 0, 0, 0),
-	ROW("APOP", h_apop, 2, 2, 0),
+	ROW("APOP", h_apop, 2, 2, CMD_SECRET),
 	ROW("NOTE", h_note, 0, 1, CMD_REST),
 	{ .name = NULL },
 };
@@ -737,6 +737,45 @@ START_TEST(test_dispatch_rest)
 	ck_assert_int_eq(run(&s, T_AUTH, "NOTE x y"), CMD_OK);
 	ck_assert_int_eq(s.argc, 2);
 	ck_assert_str_eq(s.argv[1], "x y");
+}
+END_TEST
+
+/* True when n bytes from p are all zero. */
+static bool
+zeroed(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != '\0')
+			return false;
+	return true;
+}
+
+/*
+ * A CMD_SECRET row's arguments are wiped from the line once the
+ * handler has seen them, and when the arity refuses them too; other
+ * rows' lines are left alone.
+ */
+START_TEST(test_dispatch_secret_wiped)
+{
+	struct fake_session s;
+	char line[LINE_CAP];
+
+	session_init(&s);
+	strcpy(line, "PASS my secret");
+	ck_assert_int_eq(proto_dispatch(tables, T_N, T_AUTH, &s, line),
+	    CMD_OK);
+	ck_assert_str_eq(s.argv[1], "my secret");
+	ck_assert(zeroed(line + 5, strlen("my secret")));
+
+	strcpy(line, "APOP a b c");
+	ck_assert_int_eq(proto_dispatch(tables, T_N, T_AUTH, &s, line),
+	    CMD_BAD_ARGS);
+	ck_assert(zeroed(line + 5, strlen("a b c")));
+
+	strcpy(line, "USER alice");
+	ck_assert_int_eq(proto_dispatch(tables, T_N, T_AUTH, &s, line),
+	    CMD_OK);
+	ck_assert_str_eq(line + 5, "alice");
 }
 END_TEST
 
@@ -1039,6 +1078,7 @@ proto_suite(void)
 	tcase_add_test(core, test_dispatch_bad_state);
 	tcase_add_test(core, test_dispatch_spaces);
 	tcase_add_test(core, test_dispatch_rest);
+	tcase_add_test(core, test_dispatch_secret_wiped);
 	tcase_add_test(core, test_dispatch_empty);
 	tcase_add_test(core, test_parse_uint_good);
 	tcase_add_test(core, test_base64_vectors);

@@ -54,6 +54,9 @@ static void
 maildrop_failed(struct pop3_session *s, enum maildir_status st)
 {
 	pop3_maildir_warn(s, "maildrop", st, errno);
+	/* The access log's login outcome, with the address to find it by. */
+	log_info("pop3[%lu] %s user=%s login-failed maildrop", s->id,
+	    s->base.conn.peer, s->user);
 	maildir_close(s->md);
 	s->md = NULL;
 	users_unlock(s->env->users, s->user, s);

@@ -243,6 +243,25 @@ class AccessLog(unittest.TestCase):
             m = srv.wait_log(r"login-failed")
             self.assertIsNotNone(m, srv.log_text())
 
+    def test_maildrop_failure_logged_with_peer(self):
+        """A right password whose maildrop cannot be opened still leaves
+        a login outcome naming the client's address."""
+        with Server(users=USERS) as srv:
+            d = srv.user_dir("alice")
+            shutil.rmtree(d)
+            with open(d, "w") as f:
+                f.write("not a folder\n")
+            c = srv.client()
+            port = c.sock.getsockname()[1]
+            c.greeting()
+            c.cmd("USER alice")
+            self.assertTrue(c.cmd("PASS %s" % USERS["alice"])
+                            .startswith("-ERR [SYS/TEMP]"))
+            c.close()
+            m = srv.wait_log(r"pop3\[\d+\] 127\.0\.0\.1:%d user=alice "
+                             r"login-failed maildrop$" % port)
+            self.assertIsNotNone(m, srv.log_text())
+
     def test_reason_disconnect(self):
         with Server(users=USERS) as srv:
             c = srv.client()

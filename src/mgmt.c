@@ -676,9 +676,7 @@ mgmt_read(void *ctx)
 	case LINE_NUL:
 		r = fail(s, "NUL BYTE IN COMMAND");
 		break;
-	case LINE_OK:
-	case LINE_NONE:
-	default:
+	default:	/* LINE_OK: conn never hands on LINE_NONE */
 		r = proto_dispatch(tables, MGMT_NSTATES, stm_state(&s->base.stm), s,
 		    s->base.line);
 		break;

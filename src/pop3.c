@@ -196,9 +196,7 @@ pop3_read(void *ctx)
 	case LINE_NUL:
 		r = pop3_fail(s, "NUL byte in command");
 		break;
-	case LINE_OK:
-	case LINE_NONE:
-	default:
+	default:	/* LINE_OK: conn never hands on LINE_NONE */
 		r = sasl ? pop3_sasl_response(s, s->base.line) :
 		    proto_dispatch(tables, POP3_NSTATES, stm_state(&s->base.stm), s,
 		    s->base.line);

@@ -132,10 +132,6 @@ peer_text(const struct sockaddr_storage *ss, char *out, size_t cap)
 }
 
 /*
- * One best-effort line, then close: never blocks, never waits.  The
- * line counts in BYTES SENT when it goes to a POP3 client.
- */
-/*
  * Reads what a refused client already sent (one bounded read): closing
  * a socket with unread input sends a reset, which may destroy the
  * refusal line before the client reads it (RFC 1122 4.2.2.13).
@@ -150,6 +146,10 @@ discard_input(int fd, bool pop3)
 		stats_add_in((uint64_t)n);
 }
 
+/*
+ * One best-effort line, then close: never blocks, never waits.  The
+ * line counts in BYTES SENT when it goes to a POP3 client.
+ */
 static void
 refuse(int fd, const char *line, bool pop3, const char *peer,
     const char *why)

@@ -81,6 +81,10 @@ _Static_assert(SASL_MAX_LINE <= IN_BUF_SIZE / 2,
 /* A RETR filter silent this long is killed (spec: default 30 s). */
 #define DEFAULT_FILTER_TIMEOUT	30
 
+/* The MGMT spec's bounds for a TIMEOUT pause, seconds. */
+#define MGMT_PAUSE_MIN		1
+#define MGMT_PAUSE_MAX		3600
+
 /* Delay before a failed PASS/AUTH is answered, and failures allowed. */
 #define AUTH_FAIL_DELAY_MS	1000
 #define MAX_AUTH_FAILURES	3

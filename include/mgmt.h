@@ -46,4 +46,11 @@ bool mgmt_full(void);
  */
 int mgmt_session_new(const struct mgmt_env *env, int fd, const char *peer);
 
+/*
+ * The POP3 pause has ended: every TIMEOUT waiting for it (each waits for
+ * the end of the whole pause, which a later TIMEOUT may have extended)
+ * gets its "+OK TIMEOUT COMPLETED", and its session goes on.
+ */
+void mgmt_pause_over(void);
+
 #endif

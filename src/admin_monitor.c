@@ -387,11 +387,13 @@ main(int argc, char **argv)
 	}
 	memset(pw, 0, sizeof(pw));
 	if (ok) {
-		/* TIMEOUT answers when the pause ends. */
+		/*
+		 * TIMEOUT answers when POP3 resumes, which another
+		 * administrator's longer pause may put off to the longest.
+		 */
 		wait_s = l.timeout_s;
-		if (strcmp(cmd->verb, "TIMEOUT") == 0 &&
-		    proto_parse_uint(argv[i + 4], 3600, &v))
-			wait_s += (unsigned)v;
+		if (strcmp(cmd->verb, "TIMEOUT") == 0)
+			wait_s += MGMT_PAUSE_MAX;
 		ok = exchange(&l, cmdline, cmd->multi, wait_s);
 	}
 	exchange(&l, "QUIT", false, l.timeout_s);

@@ -23,10 +23,6 @@
 
 #define ADMIN_NAME	"admin"
 
-/* The spec's bounds for a pause; the settings' are in settings.h. */
-#define PAUSE_MIN	1
-#define PAUSE_MAX	3600
-
 enum mgmt_state { MGMT_AUTH, MGMT_ACTIVE, MGMT_NSTATES };
 
 struct mgmt_session {
@@ -38,6 +34,7 @@ struct mgmt_session {
 	bool have_user;
 	unsigned failures;
 	size_t cursor;			/* USERS listing */
+	bool awaiting_pause;		/* TIMEOUT sent, the pause not over */
 	struct verify *pending_login;	/* PASS being checked */
 	char *undo;			/* the store before this command's change */
 };
@@ -381,15 +378,14 @@ cmd_timeout(void *sp, int argc, char **argv)
 	unsigned long n;
 
 	(void)argc;
-	if (!setting_value(argv[1], PAUSE_MIN, PAUSE_MAX, &n))
+	if (!setting_value(argv[1], MGMT_PAUSE_MIN, MGMT_PAUSE_MAX, &n))
 		return fail(s, "INVALID TIMEOUT");
 	if (!s->env->pause((unsigned)n))
 		return fail(s, "[SYS/TEMP] OUT OF MEMORY");
 	log_info("mgmt[%lu] POP3 service paused for %lus", s->id, n);
-	/* Should the answer find no memory, the pause still ends in time. */
-	if (!conn_reply_later(&s->base.conn, (uint64_t)n * 1000,
-	    "+OK TIMEOUT COMPLETED", false))
-		return fail(s, "[SYS/TEMP] OUT OF MEMORY");
+	/* Answered by mgmt_pause_over(), when POP3 really resumes. */
+	s->awaiting_pause = true;
+	conn_hold(&s->base.conn);
 	return CMD_PENDING;
 }
 
@@ -732,6 +728,26 @@ static const struct conn_ops mgmt_ops = {
 	.on_timeout = on_timeout,
 	.on_destroy = on_destroy,
 };
+
+static void
+answer_pause_over(struct conn *c, void *arg)
+{
+	struct mgmt_session *s = (struct mgmt_session *)c;
+
+	(void)arg;
+	if (c->ops != &mgmt_ops || !s->awaiting_pause)
+		return;
+	s->awaiting_pause = false;
+	conn_release(c);
+	reply(s, "+OK TIMEOUT COMPLETED");
+	complete(s, CMD_REPLIED);
+}
+
+void
+mgmt_pause_over(void)
+{
+	conn_foreach(answer_pause_over, NULL);
+}
 
 bool
 mgmt_full(void)

@@ -436,6 +436,7 @@ on_pause_end(struct selector *s, void *data)
 	    on_pause_end, NULL) == SELECTOR_OK)
 		return;
 	set_paused(false);
+	mgmt_pause_over();
 }
 
 /*

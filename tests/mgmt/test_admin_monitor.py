@@ -120,6 +120,21 @@ class MonitorCommands(unittest.TestCase):
         self.assertGreaterEqual(r.elapsed, 1.0)
         self.assertLess(r.elapsed, 4.0)
 
+    def test_timeout_waits_for_a_longer_pause(self):
+        """During another administrator's longer pause the reply comes
+        when POP3 resumes: the client waits for it (exit 0), instead of
+        giving up after its own pause plus --timeout."""
+        other = self.srv.mgmt()
+        try:
+            other.send("TIMEOUT 5\r\n")
+            r = self.srv.monitor("-TIMEOUT", "1", options=["--timeout", "2"])
+            self.assertEqual(other.text(), "+OK TIMEOUT COMPLETED")
+        finally:
+            other.close()
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.lines, HEAD + ["+OK TIMEOUT COMPLETED"] + TAIL, r)
+        self.assertGreaterEqual(r.elapsed, 4.0)
+
     def test_add_and_delete_user(self):
         out = self.run_ok("-ADD_USER", "quinn", "Quinn-Pw-1")
         self.assertEqual(out, ["+OK ADD_USER", "USER ADDED SUCCESSFULLY"])

@@ -49,6 +49,23 @@ class Pause(unittest.TestCase):
         # the MGMT session goes on
         self.assertTrue(self.admin.alive())
 
+    def test_overlapping_pauses_answered_when_the_service_resumes(self):
+        """A shorter TIMEOUT sent during a longer pause is answered when
+        POP3 really resumes, not after its own duration: a script driven
+        by that reply must not go on while POP3 is still frozen."""
+        self.start()
+        t0 = self.pause(3)
+        other = self.srv.mgmt()
+        self.addCleanup(other.close)
+        other.send("TIMEOUT 1\r\n")
+        self.assertIsNone(recv_within(other, 3 - 0.6 - (time.monotonic()
+                                                         - t0)),
+                          "the short TIMEOUT was answered mid-pause")
+        self.assertEqual(other.text(), "+OK TIMEOUT COMPLETED")
+        self.assertGreaterEqual(time.monotonic() - t0, 3 - 0.1)
+        self.completed(t0)
+        self.assertTrue(other.alive())
+
     def test_mgmt_works_during_the_pause(self):
         self.start()
         t0 = self.pause()

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -305,6 +306,8 @@ main(int argc, char **argv)
 	bool ok;
 	int i = 1, nargs;
 
+	/* A closed output pipe is an output not written: exit 3, said. */
+	(void)signal(SIGPIPE, SIG_IGN);
 	for (; i < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
 		if (strcmp(argv[i], "--help") == 0) {
 			usage(stdout);

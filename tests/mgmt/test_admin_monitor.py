@@ -2,6 +2,7 @@
 +OK PASS, the reply without the '.' terminator, +OK GOODBYE), its exit
 statuses (0 +OK, 1 -ERR, 2 usage, 3 connection trouble), the password
 read from standard input, and its --timeout."""
+import os
 import subprocess
 import threading
 import unittest
@@ -190,6 +191,21 @@ class MonitorCommands(unittest.TestCase):
                                        timeout=30)
                 self.assertEqual(p.returncode, 3, p.stderr)
                 self.assertIn(b"cannot write the output", p.stderr)
+
+    def test_closed_output_pipe_exit_3(self):
+        # admin_monitor -STATUS | head -0: a reader that went away is an
+        # output not written (exit 3, said), not a death by SIGPIPE.
+        argv = [MONITOR_BIN, "--host", "127.0.0.1", "--port",
+                str(self.srv.mgmt_port), "1.0", "admin", ADMIN_PW, "-STATUS"]
+        r, w = os.pipe()
+        os.close(r)
+        try:
+            p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=w,
+                               stderr=subprocess.PIPE, timeout=30)
+        finally:
+            os.close(w)
+        self.assertEqual(p.returncode, 3, p.stderr)
+        self.assertIn(b"cannot write the output", p.stderr)
 
     def test_help(self):
         r = run_monitor([MONITOR_BIN, "-HELP"])

@@ -398,9 +398,19 @@ cmd_filter(void *sp, int argc, char **argv)
 {
 	struct mgmt_session *s = sp;
 	struct settings *set = s->env->settings;
-	/* Spaces separate FILTER from its command: a blank rest is none. */
-	const char *arg = argc == 2 ? argv[1] + strspn(argv[1], " ") : "";
-	const char *want = *arg != '\0' && strcmp(arg, "-") != 0 ? arg : NULL;
+	char none[1] = "";
+	/*
+	 * Spaces around the command are no part of it (a blank rest is no
+	 * command): "FILTER - " typed by hand must remove the filter, not
+	 * install "- ", which fails every RETR.
+	 */
+	char *arg = argc == 2 ? argv[1] + strspn(argv[1], " ") : none;
+	size_t len = strlen(arg);
+	const char *want;
+
+	while (len > 0 && arg[len - 1] == ' ')
+		arg[--len] = '\0';
+	want = len > 0 && strcmp(arg, "-") != 0 ? arg : NULL;
 
 	if (*arg != '\0') {
 		char *copy = want != NULL ? strdup(want) : NULL;

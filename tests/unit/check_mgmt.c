@@ -1092,6 +1092,10 @@ START_TEST(test_filter_after_spaces)
 	ck_assert_str_eq(settings.filter, "cat");
 	FILTER_SHOWS(p, "FILTER  -", "NONE");
 	ck_assert_ptr_null(settings.filter);
+	/* Trailing spaces are no part of the command either. */
+	FILTER_SHOWS(p, "FILTER tr a b  ", "tr a b");
+	FILTER_SHOWS(p, "FILTER - ", "NONE");
+	ck_assert_ptr_null(settings.filter);
 	free_peer(p);
 }
 END_TEST

@@ -79,6 +79,12 @@ bool users_valid_password(const char *password);
 /* Number of accounts, and the name of the i-th (0-based, sorted). */
 size_t users_count(const struct users *u);
 const char *users_name_at(const struct users *u, size_t i);
+/*
+ * Index of the first account whose name sorts after `name` ("" for the
+ * first of all): where a listing that stopped at `name` goes on, even
+ * after accounts before it were added or deleted.
+ */
+size_t users_index_after(const struct users *u, const char *name);
 bool users_exists(const struct users *u, const char *name);
 
 /*

@@ -33,7 +33,7 @@ struct mgmt_session {
 	const char *err;		/* reason for CMD_ERR */
 	bool have_user;
 	unsigned failures;
-	size_t cursor;			/* USERS listing */
+	char listed[USER_NAME_MAX + 1];	/* USERS: the last name sent */
 	bool awaiting_pause;		/* TIMEOUT sent, the pause not over */
 	struct verify *pending_login;	/* PASS being checked */
 	char *undo;			/* the store before this command's change */
@@ -280,16 +280,24 @@ cmd_status(void *sp, int argc, char **argv)
 	return CMD_REPLIED;
 }
 
-/* USERS can list thousands of names: a producer, one line at a time. */
+/*
+ * USERS can list thousands of names: a producer, one line at a time.
+ * It goes on after the last name it sent, not at an index: another
+ * session's ADD_USER or DELETE_USER between two passes moves the
+ * indexes, and must not make the listing skip or repeat a name.
+ */
 static void
 produce_users(struct mgmt_session *s)
 {
 	struct users *u = s->env->users;
+	size_t i = users_index_after(u, s->listed);
+	const char *name;
 
-	while (s->cursor < users_count(u)) {
+	for (; (name = users_name_at(u, i)) != NULL; i++) {
 		if (conn_out_room(&s->base.conn) < USER_NAME_MAX + 8)
 			return;
-		body(s, users_name_at(u, s->cursor++));
+		body(s, name);
+		(void)snprintf(s->listed, sizeof(s->listed), "%s", name);
 	}
 	if (reply(s, "."))
 		conn_stream_end(&s->base.conn);
@@ -306,7 +314,7 @@ cmd_users(void *sp, int argc, char **argv)
 	reply(s, "+OK USERS");
 	reply(s, "USER COUNT: %zu", users_count(s->env->users));
 	reply(s, "USER LIST:");
-	s->cursor = 0;
+	s->listed[0] = '\0';
 	return CMD_STREAM;
 }
 

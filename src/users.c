@@ -959,6 +959,15 @@ users_name_at(const struct users *u, size_t i)
 	return i < u->nacc ? u->acc[i].name : NULL;
 }
 
+size_t
+users_index_after(const struct users *u, const char *name)
+{
+	bool found;
+	size_t i = acc_find(u, name, &found);
+
+	return found ? i + 1 : i;
+}
+
 bool
 users_exists(const struct users *u, const char *name)
 {

@@ -4,6 +4,7 @@ the +OK, restarts, names that could escape the mail root, and
 DELETE_USER of a user in a POP3 session."""
 import os
 import signal
+import socket
 import time
 import unittest
 
@@ -314,6 +315,77 @@ class DeleteDuringSession(unittest.TestCase):
             self.assertTrue(r.startswith("-ERR"), r)
             m.close()
             c.close()
+
+
+class ListingDuringChanges(unittest.TestCase):
+    N = 100000      # 6.5 MB of names: more than the buffers hold
+
+    def name(self, i):
+        return ("u%06d" % i).ljust(64, "x")
+
+    def start_listing(self, srv, numbers):
+        """Restarts srv with users name(i) for i in numbers, then sends
+        USERS on a session with a tiny receive window that reads nothing
+        yet, so the listing stalls; returns (socket, its reader)."""
+        srv.stop()
+        h = users_file_accounts(srv)["admin"]
+        with open(srv.users_file, "a") as f:
+            f.write("max_users=%d\n" % (self.N + 10))
+            for i in numbers:
+                f.write("%s:%s\n" % (self.name(i), h))
+        srv.start()
+        a = socket.socket()
+        self.addCleanup(a.close)
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        a.settimeout(30)
+        a.connect(("127.0.0.1", srv.mgmt_port))
+        f = a.makefile("rb")
+        f.readline()
+        a.sendall(b"USER admin\r\nPASS %s\r\nUSERS\r\n"
+                  % ADMIN_PW.encode())
+        head = [f.readline() for _ in range(5)]
+        self.assertEqual(head[2], b"+OK USERS\r\n", head)
+        return a, f
+
+    def rest(self, f):
+        listed = []
+        for ln in iter(f.readline, b".\r\n"):
+            self.assertTrue(ln, "the listing was cut")
+            listed.append(ln.decode().strip())
+        self.assertEqual(listed, sorted(set(listed)), "repeated names")
+        return listed
+
+    def test_users_never_skips_a_name_deleted_before_it(self):
+        """USERS streams a long list over many passes.  Another session
+        deleting names the listing already sent must not make it skip
+        names that still exist (it went on at an index, which moved)."""
+        with MgmtServer() as srv:
+            _, f = self.start_listing(srv, range(self.N))
+            first = [f.readline().decode().strip() for _ in range(4)]
+            self.assertEqual(first, ["admin", "alice", "bob", self.name(0)])
+            b = srv.mgmt()
+            for i in range(1, 11):
+                b.ok("DELETE_USER " + self.name(i))
+            b.close()
+            listed = self.rest(f)
+            want = [self.name(i) for i in range(11, self.N)]
+            self.assertEqual(listed[-len(want):], want)
+
+    def test_users_lists_a_name_added_after_its_place_once(self):
+        """Names added during the listing before its place do not make
+        it repeat names; one added beyond it is listed once, in order."""
+        with MgmtServer() as srv:
+            _, f = self.start_listing(srv, range(0, self.N, 2))
+            f.readline()
+            b = srv.mgmt()
+            for i in (1, 3, 5):      # before the listing's place
+                b.ok("ADD_USER %s pw-%d" % (self.name(i), i))
+            late = self.name(self.N - 1)
+            b.ok("ADD_USER %s pw-late" % late)
+            b.close()
+            listed = self.rest(f)
+            self.assertEqual(listed[-1], late)
+            self.assertIn(self.name(self.N - 2), listed)
 
 
 class UsersPersist(unittest.TestCase):

@@ -266,6 +266,21 @@ START_TEST(test_load_fixture)
 }
 END_TEST
 
+/* Where a listing that stopped at a name goes on, that name or not. */
+START_TEST(test_index_after)
+{
+	struct users *u = load_fixture();
+
+	ck_assert_uint_eq(users_index_after(u, ""), 0);
+	ck_assert_uint_eq(users_index_after(u, "alice"), 1);
+	ck_assert_uint_eq(users_index_after(u, "b"), 1);	/* gone */
+	ck_assert_uint_eq(users_index_after(u, "bob"), 2);
+	ck_assert_uint_eq(users_index_after(u, "rounds"), 4);
+	ck_assert_uint_eq(users_index_after(u, "zz"), 4);
+	users_free(u);
+}
+END_TEST
+
 START_TEST(test_missing_file)
 {
 	struct users *u = NULL;
@@ -1023,6 +1038,7 @@ users_suite(void)
 	tcase_add_unchecked_fixture(limits, base_setup, base_teardown);
 
 	tcase_add_test(core, test_load_fixture);
+	tcase_add_test(core, test_index_after);
 	tcase_add_test(core, test_missing_file);
 	tcase_add_test(core, test_hash_format);
 	tcase_add_test(core, test_add_delete);

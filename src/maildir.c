@@ -74,6 +74,8 @@ struct cur_index {
 	bool stamped;		/* dir_mtime_ns was taken */
 	bool settled;		/* cur/'s mtime was old when read */
 	int64_t dir_mtime_ns;	/* cur/'s mtime when read */
+	int64_t read_end_ns;	/* monotonic clock when the reading ended */
+	int64_t read_cost_ns;	/* how long the reading took */
 };
 
 /* Where listing stands: new/ being moved, cur/ being read, or done. */
@@ -1422,7 +1424,7 @@ index_free(struct cur_index *ix)
 	for (size_t i = 0; i < ix->n; i++)
 		free(ix->files[i].name);
 	free(ix->files);
-	*ix = (struct cur_index){ NULL, 0, 0, false, false, false, false, 0 };
+	*ix = (struct cur_index){ NULL, 0, 0, false, false, false, false, 0, 0, 0 };
 }
 
 static int
@@ -1433,15 +1435,13 @@ cur_file_cmp(const void *a, const void *b)
 	return x->ino < y->ino ? -1 : x->ino > y->ino;
 }
 
-/* How long ago t (ns of the real-time clock) was. */
+/* Now on clock c, in ns (0 when the clock cannot be read). */
 static int64_t
-age_ns(int64_t t)
+now_ns(clockid_t c)
 {
 	struct timespec now;
 
-	if (clock_gettime(CLOCK_REALTIME, &now) == -1)
-		return 0;
-	return timespec_ns(&now) - t;
+	return clock_gettime(c, &now) == 0 ? timespec_ns(&now) : 0;
 }
 
 /*
@@ -1458,18 +1458,20 @@ index_stamp(const struct maildrop *md, struct cur_index *ix)
 	ix->stamped = stat(md->cur, &sb) == 0;
 	if (ix->stamped) {
 		ix->dir_mtime_ns = timespec_ns(&sb.st_mtim);
-		ix->settled = age_ns(ix->dir_mtime_ns) > INDEX_SETTLE_NS;
+		ix->settled = now_ns(CLOCK_REALTIME) - ix->dir_mtime_ns >
+		    INDEX_SETTLE_NS;
 	}
 }
 
 /*
  * True when a message missing from ix is to be taken as gone without
  * reading cur/ again (a long loop for a big one, which a client could
- * make the server repeat with every RETR).  That is when cur/'s mtime
- * has not moved since ix was read, and ix was read once the mtime had
- * settled or the mtime has not settled yet: a reading made now could
- * miss a change in the same tick too, so only the first reading after
- * the settling time is worth its cost.
+ * make the server repeat with every RETR).  Only while cur/'s mtime has
+ * not moved since ix was read, and either its mtime had settled then
+ * (no change can hide behind it), or ix is younger than the time its
+ * reading took: a reading is itself spread over that long, so a newer
+ * one would be no surer, and a client's retries cost at most half the
+ * loop's time.
  */
 static bool
 cur_unchanged(const struct maildrop *md, const struct cur_index *ix)
@@ -1478,13 +1480,15 @@ cur_unchanged(const struct maildrop *md, const struct cur_index *ix)
 
 	return ix->stamped && stat(md->cur, &sb) == 0 &&
 	    timespec_ns(&sb.st_mtim) == ix->dir_mtime_ns &&
-	    (ix->settled || age_ns(ix->dir_mtime_ns) <= INDEX_SETTLE_NS);
+	    (ix->settled ||
+	    now_ns(CLOCK_MONOTONIC) - ix->read_end_ns < ix->read_cost_ns);
 }
 
 /* Reads cur/ into ix, sorted by inode; false (errno) when it cannot. */
 static bool
 index_read(const struct maildrop *md, struct cur_index *ix)
 {
+	int64_t start = now_ns(CLOCK_MONOTONIC);
 	DIR *d;
 	struct dirent *de;
 	bool ok;
@@ -1526,6 +1530,8 @@ index_read(const struct maildrop *md, struct cur_index *ix)
 	if (ix->n > 1)
 		qsort(ix->files, ix->n, sizeof(*ix->files), cur_file_cmp);
 	ix->read = true;
+	ix->read_end_ns = now_ns(CLOCK_MONOTONIC);
+	ix->read_cost_ns = ix->read_end_ns - start;
 	return true;
 }
 

@@ -147,8 +147,8 @@ void conn_hold(struct conn *c);
 void conn_release(struct conn *c);
 
 /*
- * Answers `line` after `ms` milliseconds (a failed login's delay, the
- * MGMT pause), parsing nothing meanwhile; then closes after the flush
+ * Answers `line` after `ms` milliseconds (a failed login's delay),
+ * parsing nothing meanwhile; then closes after the flush
  * if then_close, or resumes parsing.  Returns false (nothing changes)
  * when the timer cannot be armed.  A longer line is truncated.
  */

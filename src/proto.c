@@ -117,18 +117,18 @@ proto_dispatch(const struct cmd *const tables[], unsigned ntables,
 	sp = strchr(line, ' ');
 	if (sp != NULL)
 		*sp++ = '\0';
-	c = find(tables[cur], line);
-	if (c == NULL) {
-		for (unsigned i = 0; i < ntables; i++)
-			if (i != cur && find(tables[i], line) != NULL)
-				return CMD_BAD_STATE;
-		return CMD_UNKNOWN;
-	}
 	args_len = sp != NULL ? strlen(sp) : 0;
-	r = call(c, session, line, sp);
+	c = find(tables[cur], line);
+	r = c != NULL ? call(c, session, line, sp) : CMD_BAD_STATE;
+	for (unsigned i = 0; c == NULL && i < ntables; i++)
+		if (i != cur)
+			c = find(tables[i], line);
+	if (c == NULL)
+		return CMD_UNKNOWN;
 	/*
-	 * Whatever came of it (a refusal for arity too), a password must
-	 * not stay readable in the input buffer, or in a core dump.
+	 * Whatever came of it (a refusal for arity or state too), a
+	 * password must not stay readable in the input buffer, or in a
+	 * core dump.
 	 */
 	if ((c->flags & CMD_SECRET) && sp != NULL)
 		memset(sp, 0, args_len);

@@ -752,8 +752,8 @@ zeroed(const char *p, size_t n)
 
 /*
  * A CMD_SECRET row's arguments are wiped from the line once the
- * handler has seen them, and when the arity refuses them too; other
- * rows' lines are left alone.
+ * handler has seen them, and when the arity or the state refuses them
+ * too; other rows' lines are left alone.
  */
 START_TEST(test_dispatch_secret_wiped)
 {
@@ -771,6 +771,11 @@ START_TEST(test_dispatch_secret_wiped)
 	ck_assert_int_eq(proto_dispatch(tables, T_N, T_AUTH, &s, line),
 	    CMD_BAD_ARGS);
 	ck_assert(zeroed(line + 5, strlen("a b c")));
+
+	strcpy(line, "PASS late secret");
+	ck_assert_int_eq(proto_dispatch(tables, T_N, T_TRANS, &s, line),
+	    CMD_BAD_STATE);
+	ck_assert(zeroed(line + 5, strlen("late secret")));
 
 	strcpy(line, "USER alice");
 	ck_assert_int_eq(proto_dispatch(tables, T_N, T_AUTH, &s, line),

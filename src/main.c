@@ -146,6 +146,64 @@ listen_address(const char *addr, const char *what)
 	return addr;
 }
 
+/* True when binding sa would take the address of sb (same family). */
+static bool
+takes_address(const struct sockaddr *sa, const struct sockaddr *sb)
+{
+	if (sa->sa_family == AF_INET) {
+		const struct in_addr *a =
+		    &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+		const struct in_addr *b =
+		    &((const struct sockaddr_in *)(const void *)sb)->sin_addr;
+
+		return a->s_addr == htonl(INADDR_ANY) ||
+		    b->s_addr == htonl(INADDR_ANY) || a->s_addr == b->s_addr;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a =
+		    &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+		const struct in6_addr *b =
+		    &((const struct sockaddr_in6 *)(const void *)sb)->sin6_addr;
+
+		return IN6_IS_ADDR_UNSPECIFIED(a) ||
+		    IN6_IS_ADDR_UNSPECIFIED(b) ||
+		    memcmp(a, b, sizeof(*a)) == 0;
+	}
+	return false;
+}
+
+/*
+ * True when listening on addr a and on addr b (NULL: every address for
+ * a, the loopback ones for b, as the server does) on one port would
+ * collide: some address of a's is, or covers, one of b's.
+ */
+static bool
+addresses_collide(const char *a, const char *b)
+{
+	struct addrinfo hints = { 0 }, *ra, *rb;
+	bool hit = false;
+
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	if (a == NULL)
+		return true;
+	if (b == NULL)
+		return addresses_collide(a, "127.0.0.1") ||
+		    addresses_collide(a, "::1");
+	if (getaddrinfo(a, NULL, &hints, &ra) != 0)
+		return false;
+	if (getaddrinfo(b, NULL, &hints, &rb) == 0) {
+		for (const struct addrinfo *x = ra; x != NULL; x = x->ai_next)
+			for (const struct addrinfo *y = rb; y != NULL;
+			    y = y->ai_next)
+				hit = hit || (x->ai_family == y->ai_family &&
+				    takes_address(x->ai_addr, y->ai_addr));
+		freeaddrinfo(rb);
+	}
+	freeaddrinfo(ra);
+	return hit;
+}
+
 /*
  * Long-only options get values no short option has, so that optopt
  * tells a refused long option from a refused short one.
@@ -322,8 +380,7 @@ parse_options(int argc, char **argv, struct options *o)
 		    o->server.mail_root);
 	/* Where they overlap, one would fail to bind: a usage error. */
 	if (o->server.pop3_port == o->server.mgmt_port &&
-	    (o->server.pop3_addr == NULL || (o->server.mgmt_addr != NULL &&
-	    strcmp(o->server.pop3_addr, o->server.mgmt_addr) == 0)))
+	    addresses_collide(o->server.pop3_addr, o->server.mgmt_addr))
 		die_usage("-p and -P are both %u: POP3 and MGMT need their "
 		    "own ports", o->server.pop3_port);
 	if (o->run_as != NULL)

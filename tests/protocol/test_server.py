@@ -427,6 +427,16 @@ class CommandLine(unittest.TestCase):
         rc, out, err = self.run_server(["-p", port, "-P", port])
         self.assertEqual(rc, 2, err)
         self.assertIn("-p and -P are both %s" % port, err)
+        # Different texts for one address, a wildcard, MGMT's default
+        # (loopback): the same collision, found before binding.
+        for addrs in (["-l", "localhost", "-L", "127.0.0.1"],
+                      ["-l", "0.0.0.0", "-L", "127.0.0.1"],
+                      ["-l", "127.0.0.1"]):
+            rc, out, err = self.run_server(
+                ["-p", port, "-P", port, "-d", self.mail, "-U", self.users]
+                + addrs, base=False)
+            self.assertEqual(rc, 2, (addrs, err))
+            self.assertIn("-p and -P are both %s" % port, err)
 
     def test_port_in_use_exits_1(self):
         busy = self.hold_port()

@@ -833,6 +833,21 @@ users_restore(struct users *u, const char *snapshot)
 }
 
 /*
+ * A server run as root once (to set a password with -u, say) must not
+ * take over the file of the service user, whose next start could no
+ * longer read it: the new file gets the old one's owner.
+ */
+static int
+keep_owner(int fd, const char *path)
+{
+	struct stat old;
+
+	if (geteuid() != 0 || lstat(path, &old) == -1)
+		return 0;	/* nothing to keep, or no right to */
+	return fchown(fd, old.st_uid, old.st_gid);
+}
+
+/*
  * Readers see either the old file or the new one, never a mix: the new
  * content goes to path.tmp.<pid> in the same folder (rename(2) is only
  * atomic within one file system), is synced, and then replaces path.
@@ -877,7 +892,7 @@ users_save(struct users *u)
 	if (write_all(fd, b.data, b.len) == -1)
 		goto cleanup;
 	/* The umask may have narrowed the mode; the spec wants 0600. */
-	if (fchmod(fd, 0600) == -1)
+	if (fchmod(fd, 0600) == -1 || keep_owner(fd, u->path) == -1)
 		goto cleanup;
 	if (fsync(fd) == -1)
 		goto cleanup;

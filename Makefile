@@ -135,22 +135,28 @@ lint:
 EXAMPLES := $(notdir $(wildcard docs/examples/*))
 DOCS     := README.md $(notdir $(wildcard docs/*.md))
 
-# The man pages name the documentation folder: the one of this install.
-define install_man
-	install -d "$(DESTDIR)$(MANDIR)/man$(2)"
-	sed 's|/usr/local/share/doc/pop3server/|$(DOCDIR)/|' docs/$(1).$(2) \
-	    > "$(DESTDIR)$(MANDIR)/man$(2)/$(1).$(2)"
-	chmod 0644 "$(DESTDIR)$(MANDIR)/man$(2)/$(1).$(2)"
+# The texts (man pages, unit file, docs) name the default install's
+# paths: each is installed naming this install's, and the README's
+# links follow the docs into DOCDIR.
+INSTALL_SED := s|/usr/local/share/doc/pop3server/|$(DOCDIR)/|g; \
+    s|/usr/local/share/man/|$(MANDIR)/|g; \
+    s|/usr/local/sbin/|$(PREFIX)/sbin/|g; s|/usr/local/bin/|$(PREFIX)/bin/|g
+README_SED := ; s|](docs/|](|g
+define install_text
+for f in $(1); do sed '$(INSTALL_SED)$(3)' "$$f" > "$(DESTDIR)$(2)/$${f##*/}" && \
+    chmod 0644 "$(DESTDIR)$(2)/$${f##*/}" || exit 1; done
 endef
 
 install: all
 	install -D -m 0755 $(BINDIR)/pop3server "$(DESTDIR)$(PREFIX)/sbin/pop3server"
 	install -D -m 0755 $(BINDIR)/admin_monitor "$(DESTDIR)$(PREFIX)/bin/admin_monitor"
-	$(call install_man,pop3server,8)
-	$(call install_man,admin_monitor,1)
-	install -d "$(DESTDIR)$(DOCDIR)/examples"
-	install -m 0644 docs/examples/* "$(DESTDIR)$(DOCDIR)/examples/"
-	install -m 0644 README.md docs/*.md "$(DESTDIR)$(DOCDIR)/"
+	install -d "$(DESTDIR)$(MANDIR)/man8" "$(DESTDIR)$(MANDIR)/man1" \
+	    "$(DESTDIR)$(DOCDIR)/examples"
+	$(call install_text,docs/pop3server.8,$(MANDIR)/man8)
+	$(call install_text,docs/admin_monitor.1,$(MANDIR)/man1)
+	$(call install_text,docs/examples/*,$(DOCDIR)/examples)
+	$(call install_text,docs/*.md,$(DOCDIR))
+	$(call install_text,README.md,$(DOCDIR),$(README_SED))
 
 uninstall:
 	rm -f "$(DESTDIR)$(PREFIX)/sbin/pop3server" \

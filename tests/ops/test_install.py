@@ -4,6 +4,7 @@ installed programs run, uninstall removes exactly them, and PREFIX,
 MANDIR and DOCDIR move the tree.  make always runs in the source tree
 with a temporary DESTDIR, never on the real system."""
 import os
+import re
 import stat
 import unittest
 
@@ -12,32 +13,44 @@ from opslib import MONITOR_BIN, ROOT, SERVER_BIN, clean_env, need, run, tmpdir
 EXAMPLES = ("pop3server.service", "stunnel-pop3s.conf", "fetchmailrc")
 
 
-SOURCE_DOCDIR = b"/usr/local/share/doc/pop3server/"
+def naming(prefix, mandir, docdir, readme=False):
+    """What make install does to a text file: the default install's
+    paths become this one's, and the README's links into docs/ point
+    beside it (the docs are installed next to it)."""
+    def edit(data):
+        for old, new in (("/usr/local/share/doc/pop3server/", docdir + "/"),
+                         ("/usr/local/share/man/", mandir + "/"),
+                         ("/usr/local/sbin/", prefix + "/sbin/"),
+                         ("/usr/local/bin/", prefix + "/bin/")):
+            data = data.replace(old.encode(), new.encode())
+        return data.replace(b"](docs/", b"](") if readme else data
+    return edit
 
 
 def installed(prefix, mandir=None, docdir=None):
-    """{path relative to DESTDIR: (source file, mode, docdir)} make
-    install must create for this PREFIX (MANDIR/DOCDIR default under
-    it).  docdir, for the man pages, is the documentation folder they
-    must name instead of the source's /usr/local one."""
+    """{path relative to DESTDIR: (source file, mode, edit)} make install
+    must create for this PREFIX (MANDIR/DOCDIR default under it); edit
+    turns the source's bytes into the installed ones (None: a copy)."""
     mandir = mandir or prefix + "/share/man"
     docdir = docdir or prefix + "/share/doc/pop3server"
+    text = naming(prefix, mandir, docdir)
     files = {
         # The programs of the build under test (build-san/bin with
         # SANITIZE=1, which make install takes too).
         prefix + "/sbin/pop3server": (SERVER_BIN, 0o755, None),
         prefix + "/bin/admin_monitor": (MONITOR_BIN, 0o755, None),
-        mandir + "/man8/pop3server.8": ("docs/pop3server.8", 0o644, docdir),
+        mandir + "/man8/pop3server.8": ("docs/pop3server.8", 0o644, text),
         mandir + "/man1/admin_monitor.1": ("docs/admin_monitor.1", 0o644,
-                                           docdir),
-        docdir + "/README.md": ("README.md", 0o644, None),
+                                           text),
+        docdir + "/README.md": ("README.md", 0o644,
+                                naming(prefix, mandir, docdir, True)),
     }
     for n in EXAMPLES:
         files[docdir + "/examples/" + n] = ("docs/examples/" + n, 0o644,
-                                            None)
+                                            text)
     for n in os.listdir(os.path.join(ROOT, "docs")):
         if n.endswith(".md"):
-            files[docdir + "/" + n] = ("docs/" + n, 0o644, None)
+            files[docdir + "/" + n] = ("docs/" + n, 0o644, text)
     return {k.lstrip("/"): v for k, v in files.items()}
 
 
@@ -63,7 +76,7 @@ class Install(unittest.TestCase):
         return r
 
     def check_tree(self, want):
-        for rel, (src, mode, docdir) in sorted(want.items()):
+        for rel, (src, mode, edit) in sorted(want.items()):
             p = os.path.join(self.dest, rel)
             with self.subTest(file=rel):
                 self.assertTrue(os.path.isfile(p), "%s not installed" % rel)
@@ -72,10 +85,8 @@ class Install(unittest.TestCase):
                                  "%s mode %o" % (rel, stat.S_IMODE(st.st_mode)))
                 with open(p, "rb") as a, open(os.path.join(ROOT, src), "rb") as b:
                     got, source = a.read(), b.read()
-                if docdir is not None:
-                    self.assertIn(SOURCE_DOCDIR, source, src)
-                    source = source.replace(SOURCE_DOCDIR,
-                                            docdir.encode() + b"/")
+                if edit is not None:
+                    source = edit(source)
                 self.assertTrue(got == source,
                                 "%s differs from %s" % (rel, src))
         extra = regular_files(self.dest) - set(want)
@@ -127,6 +138,25 @@ class Install(unittest.TestCase):
                 self.assertEqual(r.rc, 0, r)
                 self.assertIn(title, r.stdout)
                 self.assertIn("NAME", r.stdout)
+
+    def test_installed_texts_name_this_install(self):
+        # PREFIX=/usr: the unit file must start the installed program,
+        # the man pages name the installed docs, and the README's links
+        # reach the docs installed beside it.
+        self.make_run("install", "PREFIX=/usr")
+        doc = os.path.join(self.dest, "usr/share/doc/pop3server")
+        with open(os.path.join(doc, "examples/pop3server.service")) as f:
+            self.assertIn("ExecStart=/usr/sbin/pop3server ", f.read())
+        with open(os.path.join(self.dest,
+                               "usr/share/man/man8/pop3server.8")) as f:
+            page = f.read()
+        self.assertIn("/usr/share/doc/pop3server/", page)
+        self.assertNotIn("/usr/local/", page)
+        with open(os.path.join(doc, "README.md")) as f:
+            links = re.findall(r"\]\(([^)#]+)", f.read())
+        self.assertTrue(links)
+        for link in links:
+            self.assertTrue(os.path.isfile(os.path.join(doc, link)), link)
 
     def test_uninstall_removes_what_install_put(self):
         self.make_run("install")

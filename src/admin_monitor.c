@@ -281,6 +281,15 @@ flushed(int st)
 	return st;
 }
 
+/* The value after option argv[i]; a usage error when there is none. */
+static const char *
+option_value(int argc, char **argv, int i)
+{
+	if (i + 1 >= argc)
+		die_usage("option needs a value: ", argv[i]);
+	return argv[i + 1];
+}
+
 static void
 read_password(char *pw, size_t cap)
 {
@@ -313,16 +322,15 @@ main(int argc, char **argv)
 			usage(stdout);
 			return flushed(0);
 		}
-		if (i + 1 >= argc)
-			die_usage("option needs a value: ", argv[i]);
 		if (strcmp(argv[i], "--host") == 0) {
-			host = argv[i + 1];
+			host = option_value(argc, argv, i);
 		} else if (strcmp(argv[i], "--port") == 0) {
-			if (!proto_parse_uint(argv[i + 1], 65535, &v) || v == 0)
-				die_usage("invalid port: ", argv[i + 1]);
-			port = argv[i + 1];
+			port = option_value(argc, argv, i);
+			if (!proto_parse_uint(port, 65535, &v) || v == 0)
+				die_usage("invalid port: ", port);
 		} else if (strcmp(argv[i], "--timeout") == 0) {
-			if (!proto_parse_uint(argv[i + 1], 3600, &v) || v == 0)
+			if (!proto_parse_uint(option_value(argc, argv, i), 3600,
+			    &v) || v == 0)
 				die_usage("invalid timeout: ", argv[i + 1]);
 			l.timeout_s = (unsigned)v;
 		} else {

@@ -385,7 +385,8 @@ bind_service(const char *what, const char *addr, unsigned port,
 		log_err("%s: no address to listen on", what);
 		return SERVER_FAIL;
 	}
-	log_info("%s: listening on port %u (%zu sockets)", what, port, bound);
+	log_info("%s: listening on port %u (%zu socket%s)", what, port, bound,
+	    bound == 1 ? "" : "s");
 	return SERVER_OK;
 }
 

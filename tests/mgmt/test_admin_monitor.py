@@ -298,6 +298,17 @@ class MonitorUsage(unittest.TestCase):
             with self.subTest(args=args):
                 self.usage(*args)
 
+    def test_bad_option_named_for_what_it_is(self):
+        # An unknown option is unknown even last on the line; a known
+        # one without its value says so.
+        for argv, says in ((["--version"], "unknown option: --version"),
+                           (["--verbose", "x"], "unknown option: --verbose"),
+                           (["--port"], "option needs a value: --port")):
+            with self.subTest(argv=argv):
+                r = run_monitor([MONITOR_BIN] + argv)
+                self.assertEqual(r.rc, 2, r)
+                self.assertIn(says, r.stderr)
+
     def test_missing_arguments(self):
         r = run_monitor([MONITOR_BIN, "--port", str(self.port), "1.0",
                          "admin"])

@@ -75,7 +75,7 @@ $(BUILD)/unit/%.o: tests/unit/%.c $(BUILD)/unit/suites.h
 
 # --wrap: check_maildir counts how often the library reads a folder, and
 # plays another reader renaming a file between the library's calls.
-UNIT_WRAPS = -Wl,--wrap=opendir,--wrap=link,--wrap=fstatat64
+UNIT_WRAPS = -Wl,--wrap=opendir,--wrap=closedir,--wrap=link,--wrap=fstatat64
 $(BUILD)/check_all: $(UNIT_OBJS) $(LIB)
 	$(CC) $(LDFLAGS) $(UNIT_WRAPS) $^ $(CHECK_LIBS) $(LDLIBS) -o $@
 

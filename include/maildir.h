@@ -28,6 +28,7 @@ struct mail_msg {
 	int64_t mtime_ns;		/* st_mtim when listed */
 	int64_t ctime_ns;		/* st_ctim when listed */
 	bool deleted;			/* marked by DELE */
+	bool missed;			/* commit: not found; try again */
 };
 
 enum maildir_status {

@@ -1731,10 +1731,34 @@ maildir_rollback(struct maildrop *md)
 		md->msgs[i].deleted = false;
 }
 
+/*
+ * The slice's deletions from message `from` on that found no file.  One
+ * may be a file another reader renamed after cur/ was read for it (an
+ * IMAP client changing flags during the QUIT): cur/ is read once more,
+ * now, and only a file missing from that reading too is gone.  One
+ * reading a slice that missed, never one a miss.
+ */
+static void
+retry_missed(struct maildrop *md, size_t from)
+{
+	index_free(&md->commit_ix);
+	for (size_t i = from; i < md->commit_next; i++) {
+		struct mail_msg *m = &md->msgs[i];
+
+		if (!m->missed)
+			continue;
+		m->missed = false;
+		if (on_msg_file(md, m, unlink, &md->commit_ix) == -1 &&
+		    errno != ENOENT)
+			md->commit_failed++;
+	}
+}
+
 bool
 maildir_commit_step(struct maildrop *md, size_t max)
 {
-	size_t done = 0;
+	size_t from = md->commit_next, done = 0;
+	bool missed = false, end = true;
 
 	for (; md->commit_next < md->count; md->commit_next++) {
 		struct mail_msg *m = &md->msgs[md->commit_next];
@@ -1742,17 +1766,21 @@ maildir_commit_step(struct maildrop *md, size_t max)
 		if (!m->deleted)
 			continue;
 		if (max > 0 && done++ == max) {
-			/* Renames may come before the next pass: read afresh. */
-			index_free(&md->commit_ix);
-			return false;
+			end = false;
+			break;
 		}
-		/* A file already gone (and not renamed) counts as deleted. */
-		if (on_msg_file(md, m, unlink, &md->commit_ix) == -1 &&
-		    errno != ENOENT)
-			md->commit_failed++;
+		if (on_msg_file(md, m, unlink, &md->commit_ix) == -1) {
+			if (errno == ENOENT)
+				missed = m->missed = true;
+			else
+				md->commit_failed++;
+		}
 	}
+	if (missed)
+		retry_missed(md, from);
+	/* Renames may come before the next pass: read afresh. */
 	index_free(&md->commit_ix);
-	return true;
+	return end;
 }
 
 size_t

@@ -1097,6 +1097,20 @@ START_TEST(test_commit_cannot_search_is_failure)
 }
 END_TEST
 
+/* User u with cur/m1:2, .. m3:2, (in that order), opened and sized. */
+static struct maildrop *
+three_in_cur(void)
+{
+	char name[32];
+
+	make_user("u");
+	for (int i = 1; i <= 3; i++) {
+		(void)snprintf(name, sizeof(name), "u/cur/m%d:2,", i);
+		put_str(name, "body\n", i);
+	}
+	return open_scanned("u");
+}
+
 /* A rename between two slices of a QUIT is followed too. */
 START_TEST(test_commit_follows_rename_between_slices)
 {
@@ -1135,24 +1149,64 @@ __wrap_opendir(const char *name)
 }
 
 /*
+ * And with --wrap=closedir: a test sets a hook that plays another
+ * reader renaming a file just after the library read a folder.
+ */
+int __real_closedir(DIR *d);
+int __wrap_closedir(DIR *d);
+static void (*after_closedir)(void);
+
+int
+__wrap_closedir(DIR *d)
+{
+	int rc = __real_closedir(d);
+
+	if (after_closedir != NULL)
+		after_closedir();
+	return rc;
+}
+
+/* An IMAP client flags m2, once, right after cur/ was read. */
+static void
+imap_flags_m2(void)
+{
+	char a[PATH_MAX], b[PATH_MAX];
+
+	after_closedir = NULL;
+	ck_assert_int_eq(rename(at(a, "u/cur/m2:2,"), at(b, "u/cur/m2:2,S")),
+	    0);
+}
+
+/*
+ * A file renamed after cur/ was read for the QUIT's slice is followed
+ * and deleted, not taken for gone (and left, under a +OK, to come back
+ * at the next login).
+ */
+START_TEST(test_commit_follows_rename_after_reading)
+{
+	struct maildrop *md;
+	char a[PATH_MAX], b[PATH_MAX];
+
+	md = three_in_cur();
+	for (size_t n = 1; n <= 3; n++)
+		ck_assert(maildir_mark_deleted(md, n));
+	ck_assert_int_eq(rename(at(a, "u/cur/m1:2,"), at(b, "u/cur/m1:2,S")), 0);
+	after_closedir = imap_flags_m2;	/* m1's miss reads cur/ */
+	ck_assert(maildir_commit_step(md, 0));
+	ck_assert(after_closedir == NULL);
+	ck_assert_uint_eq(maildir_commit_failed(md), 0);
+	ck_assert(!exists("u/cur/m1:2,S"));
+	ck_assert(!exists("u/cur/m2:2,S"));
+	ck_assert(!exists("u/cur/m3:2,"));
+	maildir_close(md);
+}
+END_TEST
+
+/*
  * After another reader re-flagged every message, fetching them all reads
  * cur/ once, not once a message; a name changed again since that read
  * is looked for afresh, never taken for gone.
  */
-/* User u with cur/m1:2, .. m3:2, (in that order), opened and sized. */
-static struct maildrop *
-three_in_cur(void)
-{
-	char name[32];
-
-	make_user("u");
-	for (int i = 1; i <= 3; i++) {
-		(void)snprintf(name, sizeof(name), "u/cur/m%d:2,", i);
-		put_str(name, "body\n", i);
-	}
-	return open_scanned("u");
-}
-
 START_TEST(test_open_keeps_cur_index)
 {
 	struct maildrop *md;
@@ -1721,6 +1775,7 @@ maildir_suite(void)
 	tcase_add_test(core, test_cut_move_then_flagged);
 	tcase_add_test(core, test_commit_cannot_search_is_failure);
 	tcase_add_test(core, test_commit_follows_rename_between_slices);
+	tcase_add_test(core, test_commit_follows_rename_after_reading);
 	tcase_add_test(core, test_open_keeps_cur_index);
 	tcase_add_test(core, test_gone_reads_cur_once);
 	tcase_add_test(core, test_sizes);

@@ -1255,169 +1255,6 @@ open_for_reading(const char *path)
 	return f;
 }
 
-/*
- * Opens message md->scan_next for sizing.  Returns MAILDIR_OK with
- * scan_fd set, MAILDIR_GONE when the file vanished (or is no longer a
- * regular file) or cannot be read, or MAILDIR_IO.
- */
-static enum maildir_status
-scan_open(struct maildrop *md)
-{
-	const struct mail_msg *m = &md->msgs[md->scan_next];
-	char path[PATH_MAX];
-	struct stat sb;
-	int fd;
-
-	if (join_path(path, msg_dir(md, m), m->file) == -1)
-		return unreadable(md);
-	if ((fd = open_for_reading(path)) == -1)
-		return errno == ENOENT ? MAILDIR_GONE : unreadable(md);
-	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
-		(void)close(fd);
-		return MAILDIR_GONE;
-	}
-	md->scan_fd = fd;
-	md->scan_read = 0;
-	md->scan_expect = (uint64_t)sb.st_size;
-	md->scan_ctime_ns = timespec_ns(&sb.st_ctim);
-	wiresize_init(&md->scan_ws);
-	return MAILDIR_OK;
-}
-
-enum maildir_status
-maildir_scan_step(struct maildrop *md, size_t byte_budget, bool *done)
-{
-	size_t spent = 0;
-	enum maildir_status st;
-
-	assert(md != NULL && done != NULL);
-	/* A budget of 0 would never finish; it means "the least". */
-	if (byte_budget == 0)
-		byte_budget = 1;
-	*done = false;
-	if (md->listing != LIST_DONE) {
-		size_t units = byte_budget / SCAN_ENTRY_COST;
-
-		st = list_step(md, units < SCAN_MIN_ENTRIES ?
-		    SCAN_MIN_ENTRIES : units);
-		if (st != MAILDIR_OK || md->listing != LIST_DONE)
-			return st;
-	}
-	while (md->scan_next < md->count) {
-		struct mail_msg *m;
-		uint64_t left;
-		size_t want;
-		ssize_t r;
-
-		if (md->scan_fd < 0) {
-			if (size_cached(md, &md->msgs[md->scan_next])) {
-				md->scan_next++;
-				continue;
-			}
-			if (spent >= byte_budget)
-				break;
-			st = scan_open(md);
-			/* Many tiny files cost opens, not bytes. */
-			spent += SCAN_ENTRY_COST;
-			if (st == MAILDIR_GONE) {
-				drop_msg(md, md->scan_next++);
-				continue;
-			}
-			if (st != MAILDIR_OK)
-				return st;
-		}
-		m = &md->msgs[md->scan_next];
-		/*
-		 * Stop at the st_size seen at open: this saves the read()
-		 * that would only return 0, and a message that grows while
-		 * we size it is caught by maildir_msg_open() (size changed).
-		 */
-		left = md->scan_expect - md->scan_read;
-		if (left > 0) {
-			if (spent >= byte_budget)
-				break;
-			want = byte_budget - spent;
-			if (want > sizeof(scratch))
-				want = sizeof(scratch);
-			if (want > left)
-				want = (size_t)left;
-			r = read(md->scan_fd, scratch, want);
-			if (r == -1) {
-				if (errno == EINTR)
-					continue;
-				scan_close(md);
-				if ((st = unreadable(md)) != MAILDIR_GONE)
-					return st;
-				drop_msg(md, md->scan_next++);
-				continue;
-			}
-			if (r > 0) {
-				wiresize_feed(&md->scan_ws, scratch, (size_t)r);
-				md->scan_read += (uint64_t)r;
-				spent += (size_t)r;
-				continue;
-			}
-			/* Shorter than at open: size what is there. */
-		}
-		m->size = wiresize_end(&md->scan_ws);
-		/* Remember only a size read whole at the listed size. */
-		if (m->file_size == md->scan_read)
-			size_remember(md, m);
-		m->file_size = md->scan_read;
-		scan_close(md);
-		md->scan_next++;
-	}
-	*done = md->scan_next >= md->count;
-	if (*done) {
-		drop_marked(md);
-		md->scan_next = md->count;
-	}
-	return MAILDIR_OK;
-}
-
-const struct maildir_notes *
-maildir_notes(const struct maildrop *md)
-{
-	return &md->notes;
-}
-
-size_t
-maildir_count(const struct maildrop *md)
-{
-	return md->count;
-}
-
-const struct mail_msg *
-maildir_msg(const struct maildrop *md, size_t n)
-{
-	if (n < 1 || n > md->count)
-		return NULL;
-	return &md->msgs[n - 1];
-}
-
-size_t
-maildir_live_count(const struct maildrop *md)
-{
-	size_t i, live = 0;
-
-	for (i = 0; i < md->count; i++)
-		if (!md->msgs[i].deleted)
-			live++;
-	return live;
-}
-
-uint64_t
-maildir_live_size(const struct maildrop *md)
-{
-	uint64_t sum = 0;
-	size_t i;
-
-	for (i = 0; i < md->count; i++)
-		if (!md->msgs[i].deleted)
-			sum += md->msgs[i].size;
-	return sum;
-}
-
 static void
 index_free(struct cur_index *ix)
 {
@@ -1463,6 +1300,16 @@ index_stamp(const struct maildrop *md, struct cur_index *ix)
 	}
 }
 
+/* True when cur/'s mtime is still the one ix was read at. */
+static bool
+cur_as_read(const struct maildrop *md, const struct cur_index *ix)
+{
+	struct stat sb;
+
+	return ix->stamped && stat(md->cur, &sb) == 0 &&
+	    timespec_ns(&sb.st_mtim) == ix->dir_mtime_ns;
+}
+
 /*
  * True when a message missing from ix is to be taken as gone without
  * reading cur/ again (a long loop for a big one, which a client could
@@ -1476,11 +1323,7 @@ index_stamp(const struct maildrop *md, struct cur_index *ix)
 static bool
 cur_unchanged(const struct maildrop *md, const struct cur_index *ix)
 {
-	struct stat sb;
-
-	return ix->stamped && stat(md->cur, &sb) == 0 &&
-	    timespec_ns(&sb.st_mtim) == ix->dir_mtime_ns &&
-	    (ix->settled ||
+	return cur_as_read(md, ix) && (ix->settled ||
 	    now_ns(CLOCK_MONOTONIC) - ix->read_end_ns < ix->read_cost_ns);
 }
 
@@ -1669,6 +1512,189 @@ on_msg_file(struct maildrop *md, struct mail_msg *m,
 			return -1;
 		retried = true;
 	}
+}
+
+/*
+ * Opens message md->scan_next for sizing.  Returns MAILDIR_OK with
+ * scan_fd set (or *later: try it again at the next step), MAILDIR_GONE
+ * when the file vanished (or is no longer a regular file) or cannot be
+ * read, or MAILDIR_IO.
+ */
+static enum maildir_status
+scan_open(struct maildrop *md, bool *later)
+{
+	struct mail_msg *m = &md->msgs[md->scan_next];
+	/* No reading of cur/ yet this step: a miss now reads it after. */
+	bool fresh = !md->open_ix.read;
+	struct stat sb;
+	int fd;
+
+	/*
+	 * Another reader may have renamed the file since the listing (an
+	 * IMAP client marking everything read): it is followed, as for
+	 * RETR, with at most one reading of cur/ a step.  A miss against
+	 * a reading made before it, with cur/ changed since, waits for the
+	 * next step's reading.  (A rename in the clock tick of that reading
+	 * is taken for gone: left out of this session, listed at the next.)
+	 */
+	md->open_ix.stale = false;
+	*later = false;
+	fd = on_msg_file(md, m, open_for_reading, &md->open_ix);
+	if (fd == -1 && errno == ENOENT && !fresh &&
+	    !cur_as_read(md, &md->open_ix)) {
+		*later = true;
+		return MAILDIR_OK;
+	}
+	if (fd == -1)
+		return errno == ENOENT ? MAILDIR_GONE : unreadable(md);
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		(void)close(fd);
+		return MAILDIR_GONE;
+	}
+	md->scan_fd = fd;
+	md->scan_read = 0;
+	md->scan_expect = (uint64_t)sb.st_size;
+	md->scan_ctime_ns = timespec_ns(&sb.st_ctim);
+	wiresize_init(&md->scan_ws);
+	return MAILDIR_OK;
+}
+
+enum maildir_status
+maildir_scan_step(struct maildrop *md, size_t byte_budget, bool *done)
+{
+	size_t spent = 0;
+	enum maildir_status st;
+	bool later = false;
+
+	assert(md != NULL && done != NULL);
+	/* A budget of 0 would never finish; it means "the least". */
+	if (byte_budget == 0)
+		byte_budget = 1;
+	*done = false;
+	if (md->listing != LIST_DONE) {
+		size_t units = byte_budget / SCAN_ENTRY_COST;
+
+		st = list_step(md, units < SCAN_MIN_ENTRIES ?
+		    SCAN_MIN_ENTRIES : units);
+		if (st != MAILDIR_OK || md->listing != LIST_DONE)
+			return st;
+	}
+	index_free(&md->open_ix);	/* renames since: read afresh */
+	while (md->scan_next < md->count) {
+		struct mail_msg *m;
+		uint64_t left;
+		size_t want;
+		ssize_t r;
+
+		if (md->scan_fd < 0) {
+			if (size_cached(md, &md->msgs[md->scan_next])) {
+				md->scan_next++;
+				continue;
+			}
+			if (spent >= byte_budget)
+				break;
+			st = scan_open(md, &later);
+			if (later)
+				break;
+			/* Many tiny files cost opens, not bytes. */
+			spent += SCAN_ENTRY_COST;
+			if (st == MAILDIR_GONE) {
+				drop_msg(md, md->scan_next++);
+				continue;
+			}
+			if (st != MAILDIR_OK)
+				return st;
+		}
+		m = &md->msgs[md->scan_next];
+		/*
+		 * Stop at the st_size seen at open: this saves the read()
+		 * that would only return 0, and a message that grows while
+		 * we size it is caught by maildir_msg_open() (size changed).
+		 */
+		left = md->scan_expect - md->scan_read;
+		if (left > 0) {
+			if (spent >= byte_budget)
+				break;
+			want = byte_budget - spent;
+			if (want > sizeof(scratch))
+				want = sizeof(scratch);
+			if (want > left)
+				want = (size_t)left;
+			r = read(md->scan_fd, scratch, want);
+			if (r == -1) {
+				if (errno == EINTR)
+					continue;
+				scan_close(md);
+				if ((st = unreadable(md)) != MAILDIR_GONE)
+					return st;
+				drop_msg(md, md->scan_next++);
+				continue;
+			}
+			if (r > 0) {
+				wiresize_feed(&md->scan_ws, scratch, (size_t)r);
+				md->scan_read += (uint64_t)r;
+				spent += (size_t)r;
+				continue;
+			}
+			/* Shorter than at open: size what is there. */
+		}
+		m->size = wiresize_end(&md->scan_ws);
+		/* Remember only a size read whole at the listed size. */
+		if (m->file_size == md->scan_read)
+			size_remember(md, m);
+		m->file_size = md->scan_read;
+		scan_close(md);
+		md->scan_next++;
+	}
+	*done = md->scan_next >= md->count;
+	if (*done) {
+		drop_marked(md);
+		md->scan_next = md->count;
+	}
+	return MAILDIR_OK;
+}
+
+const struct maildir_notes *
+maildir_notes(const struct maildrop *md)
+{
+	return &md->notes;
+}
+
+size_t
+maildir_count(const struct maildrop *md)
+{
+	return md->count;
+}
+
+const struct mail_msg *
+maildir_msg(const struct maildrop *md, size_t n)
+{
+	if (n < 1 || n > md->count)
+		return NULL;
+	return &md->msgs[n - 1];
+}
+
+size_t
+maildir_live_count(const struct maildrop *md)
+{
+	size_t i, live = 0;
+
+	for (i = 0; i < md->count; i++)
+		if (!md->msgs[i].deleted)
+			live++;
+	return live;
+}
+
+uint64_t
+maildir_live_size(const struct maildrop *md)
+{
+	uint64_t sum = 0;
+	size_t i;
+
+	for (i = 0; i < md->count; i++)
+		if (!md->msgs[i].deleted)
+			sum += md->msgs[i].size;
+	return sum;
 }
 
 enum maildir_status

@@ -1177,6 +1177,56 @@ imap_flags_m2(void)
 	    0);
 }
 
+/* An IMAP client flags e, once, right after cur/ was read. */
+static void
+imap_flags_e(void)
+{
+	char a[PATH_MAX], b[PATH_MAX];
+
+	after_closedir = NULL;
+	ck_assert_int_eq(rename(at(a, "u/cur/e:2,"), at(b, "u/cur/e:2,S")),
+	    0);
+}
+
+/*
+ * Files renamed between the listing and their sizing (an IMAP client
+ * marking everything read during the login) are followed and sized,
+ * never left out; a rename after the step's reading of cur/ waits for
+ * the next step's reading.
+ */
+START_TEST(test_scan_follows_renames)
+{
+	struct maildrop *md;
+	char a[PATH_MAX], b[PATH_MAX], name[16];
+	bool done = false;
+	int steps = 0;
+
+	make_user("u");
+	for (int i = 0; i < 5; i++) {
+		(void)snprintf(name, sizeof(name), "u/cur/%c:2,", 'a' + i);
+		put_str(name, "body\n", i + 1);
+	}
+	md = open_ok("u");
+	ck_assert_int_eq(maildir_scan_step(md, 1, &done), MAILDIR_OK);
+	ck_assert(!done);
+	ck_assert_int_eq(rename(at(a, "u/cur/c:2,"), at(b, "u/cur/c:2,S")), 0);
+	ck_assert_int_eq(rename(at(a, "u/cur/d:2,"), at(b, "u/cur/d:2,S")), 0);
+	after_closedir = imap_flags_e;	/* c's miss reads cur/ */
+	while (!done && steps++ < 10)
+		ck_assert_int_eq(maildir_scan_step(md, SIZE_MAX, &done),
+		    MAILDIR_OK);
+	ck_assert(done);
+	ck_assert(after_closedir == NULL);
+	ck_assert_uint_eq(maildir_count(md), 5);
+	ck_assert_str_eq(file_of(md, 3), "c:2,S");
+	ck_assert_str_eq(file_of(md, 4), "d:2,S");
+	ck_assert_str_eq(file_of(md, 5), "e:2,S");
+	for (size_t n = 1; n <= 5; n++)
+		ck_assert_uint_eq(maildir_msg(md, n)->size, 6);
+	maildir_close(md);
+}
+END_TEST
+
 /*
  * A file renamed after cur/ was read for the QUIT's slice is followed
  * and deleted, not taken for gone (and left, under a +OK, to come back
@@ -1776,6 +1826,7 @@ maildir_suite(void)
 	tcase_add_test(core, test_commit_cannot_search_is_failure);
 	tcase_add_test(core, test_commit_follows_rename_between_slices);
 	tcase_add_test(core, test_commit_follows_rename_after_reading);
+	tcase_add_test(core, test_scan_follows_renames);
 	tcase_add_test(core, test_open_keeps_cur_index);
 	tcase_add_test(core, test_gone_reads_cur_once);
 	tcase_add_test(core, test_sizes);

@@ -1166,26 +1166,16 @@ __wrap_closedir(DIR *d)
 	return rc;
 }
 
-/* An IMAP client flags m2, once, right after cur/ was read. */
+/* An IMAP client renames hook_from to hook_to just after cur/ was read. */
+static const char *hook_from, *hook_to;
+
 static void
-imap_flags_m2(void)
+imap_renames(void)
 {
 	char a[PATH_MAX], b[PATH_MAX];
 
 	after_closedir = NULL;
-	ck_assert_int_eq(rename(at(a, "u/cur/m2:2,"), at(b, "u/cur/m2:2,S")),
-	    0);
-}
-
-/* An IMAP client flags e, once, right after cur/ was read. */
-static void
-imap_flags_e(void)
-{
-	char a[PATH_MAX], b[PATH_MAX];
-
-	after_closedir = NULL;
-	ck_assert_int_eq(rename(at(a, "u/cur/e:2,"), at(b, "u/cur/e:2,S")),
-	    0);
+	ck_assert_int_eq(rename(at(a, hook_from), at(b, hook_to)), 0);
 }
 
 /*
@@ -1211,7 +1201,9 @@ START_TEST(test_scan_follows_renames)
 	ck_assert(!done);
 	ck_assert_int_eq(rename(at(a, "u/cur/c:2,"), at(b, "u/cur/c:2,S")), 0);
 	ck_assert_int_eq(rename(at(a, "u/cur/d:2,"), at(b, "u/cur/d:2,S")), 0);
-	after_closedir = imap_flags_e;	/* c's miss reads cur/ */
+	hook_from = "u/cur/e:2,";
+	hook_to = "u/cur/e:2,S";
+	after_closedir = imap_renames;	/* c's miss reads cur/ */
 	while (!done && steps++ < 10)
 		ck_assert_int_eq(maildir_scan_step(md, SIZE_MAX, &done),
 		    MAILDIR_OK);
@@ -1241,7 +1233,9 @@ START_TEST(test_commit_follows_rename_after_reading)
 	for (size_t n = 1; n <= 3; n++)
 		ck_assert(maildir_mark_deleted(md, n));
 	ck_assert_int_eq(rename(at(a, "u/cur/m1:2,"), at(b, "u/cur/m1:2,S")), 0);
-	after_closedir = imap_flags_m2;	/* m1's miss reads cur/ */
+	hook_from = "u/cur/m2:2,";
+	hook_to = "u/cur/m2:2,S";
+	after_closedir = imap_renames;	/* m1's miss reads cur/ */
 	ck_assert(maildir_commit_step(md, 0));
 	ck_assert(after_closedir == NULL);
 	ck_assert_uint_eq(maildir_commit_failed(md), 0);

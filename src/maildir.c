@@ -1261,7 +1261,7 @@ index_free(struct cur_index *ix)
 	for (size_t i = 0; i < ix->n; i++)
 		free(ix->files[i].name);
 	free(ix->files);
-	*ix = (struct cur_index){ NULL, 0, 0, false, false, false, false, 0, 0, 0 };
+	*ix = (struct cur_index){ 0 };
 }
 
 static int

@@ -9,8 +9,8 @@
  * The users file lives in the harness's temporary folder and is put
  * back before every run, as are the live settings, so commands that
  * change the administrator's password, remove users or set a filter
- * cannot spoil later runs.  TIMEOUT's pause is a stub and its delayed
- * reply is fast-forwarded.
+ * cannot spoil later runs.  TIMEOUT's pause is a stub that ends at
+ * once.
  *
  * Checked on every run, beyond the sanitizers:
  *   - every LF the server sends is part of a CRLF;
@@ -65,11 +65,27 @@ apply_idle(void)
 	conn_foreach(set_idle, NULL);
 }
 
-/* The POP3 service pause is the server's business: nothing here. */
+/*
+ * The POP3 service pause is the server's business; its end comes at
+ * once (fast-forwarded), and answers the TIMEOUTs waiting for it, as
+ * the server's timer does.
+ */
+static struct sel_timer pause_timer;
+
 static void
+on_pause_end(struct selector *s, void *data)
+{
+	(void)s;
+	(void)data;
+	mgmt_pause_over();
+}
+
+static bool
 pause_pop3(unsigned seconds)
 {
 	(void)seconds;
+	return selector_timer_arm(world.sel, &pause_timer, 0, on_pause_end,
+	    NULL) == SELECTOR_OK;
 }
 
 static int
@@ -181,6 +197,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bool linger = (seed >> 20) & 1;
 
 	fuzz_begin(&world);
+	selector_timer_cancel(world.sel, &pause_timer);	/* a run's own */
 	fuzz_users_reset(&world);
 	reset_settings();
 	fuzz_maildrop_restore(&world);

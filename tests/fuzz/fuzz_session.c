@@ -475,11 +475,11 @@ fuzz_live_conns(void)
 }
 
 /*
- * A reply held back by a timer (a failed login's delay, MGMT TIMEOUT)
- * is due at once: the harness lets time jump instead of sleeping.  The
- * idle timers are left alone (they are far away).  The timer's fields
- * are the reactor's; we only read them to re-arm it with its own
- * callback.
+ * A reply held back by a timer (the delay of a failed login or of a
+ * failed CHANGE_PASSWORD) is due at once: the harness lets time jump
+ * instead of sleeping.  The idle timers are left alone (they are far
+ * away).  The timer's fields are the reactor's; we only read them to
+ * re-arm it with its own callback.
  */
 static void
 fast_forward_one(struct conn *c, void *arg)

@@ -84,7 +84,7 @@ void fuzz_peer_open(struct fuzz_peer *p, int (*start)(int fd, void *arg),
  * Runs the conversation: every peer sends its input in chunks of sizes
  * drawn from `seed`, then shuts its write side; reactor passes run in
  * between and all output is read.  Timers that delay a reply (failed
- * logins, MGMT TIMEOUT) are fast-forwarded.  Stops when no session is
+ * logins, a failed CHANGE_PASSWORD) are fast-forwarded.  Stops when no session is
  * left or nothing moves any more.
  */
 void fuzz_converse(struct fuzz_world *w, struct fuzz_peer *peers,

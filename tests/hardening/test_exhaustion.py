@@ -421,11 +421,12 @@ class NonReaders(HardTest):
                                 "server grew %.1f MB while %d clients sent "
                                 "%d MB without reading" % (growth, count,
                                                            sent >> 20))
-                # others are still served at once
+                # others are still served at once (a blocked loop would
+                # never answer; 2 s leaves room for ASan on a busy CI)
                 for _ in range(3):
                     t0 = time.monotonic()
                     self.assertTrue(other.cmd("NOOP").startswith("+OK"))
-                    self.assertLess(time.monotonic() - t0, 1.0)
+                    self.assertLess(time.monotonic() - t0, 2.0)
                 first_line, body = other.multi("RETR 1")
                 self.assertTrue(first_line.startswith("+OK"), first_line)
                 other.quit()

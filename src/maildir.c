@@ -1498,11 +1498,12 @@ on_msg_file(struct maildrop *md, struct mail_msg *m,
 		 * the message was renamed or expunged) is not m: as for a
 		 * name gone, look for m's file elsewhere.  The inode alone
 		 * decides, so that m's file grown or cut is still m's
-		 * (MAILDIR_CHANGED, never sent).
+		 * (MAILDIR_CHANGED, never sent); a folder or link made under
+		 * the name may have got m's freed inode number.
 		 */
 		if (lstat(path, &sb) == -1)
 			r = -1;
-		else if ((uint64_t)sb.st_ino != m->ino)
+		else if (!S_ISREG(sb.st_mode) || (uint64_t)sb.st_ino != m->ino)
 			r = -1, errno = ENOENT;
 		else
 			r = op(path);

@@ -161,4 +161,10 @@ _Static_assert(SASL_MAX_LINE <= IN_BUF_SIZE / 2,
  */
 #define COMMIT_PER_PASS		((size_t)512)
 
+/*
+ * Readings of cur/ a QUIT slice may make for files another reader keeps
+ * renaming (an IMAP flag storm): a bound on the stall, not on safety.
+ */
+#define COMMIT_REREADS		3
+
 #endif

@@ -107,6 +107,7 @@ struct maildrop {
 	/* UPDATE progress, kept between maildir_commit_step() calls. */
 	size_t commit_next;		/* next message to look at */
 	size_t commit_failed;		/* unlinks that failed */
+	size_t sightings;		/* files a reading of cur/ held */
 	struct cur_index commit_ix;	/* cur/ by inode, once needed in a pass */
 	struct cur_index open_ix;	/* cur/ by inode, kept between opens */
 };
@@ -1438,6 +1439,22 @@ index_lookup(const struct maildrop *md, const struct cur_index *ix,
 }
 
 /*
+ * ix holds m's file under a name gone since: renamed again after the
+ * reading, so not gone itself (retry_missed looks once more).
+ */
+static bool
+renamed_since(const struct maildrop *md, const struct cur_index *ix,
+    const struct mail_msg *m)
+{
+	const char *name = index_find(ix, m);
+	char path[PATH_MAX];
+	struct stat sb;
+
+	return name != NULL && join_path(path, md->cur, name) == 0 &&
+	    lstat(path, &sb) == -1 && errno == ENOENT;
+}
+
+/*
  * m's file is not under its listed name.  Another Maildir reader (an
  * IMAP server, a mail user agent) may have renamed it to change its
  * flags, or moved it from new/, which keeps the file (its inode) and
@@ -1465,6 +1482,8 @@ relocate(struct maildrop *md, struct mail_msg *m, struct cur_index *ix)
 		found = index_lookup(md, ix, m);
 	}
 	if (found == NULL) {
+		if (renamed_since(md, ix, m))
+			md->sightings++;
 		errno = ENOENT;
 		return false;
 	}
@@ -1473,6 +1492,7 @@ relocate(struct maildrop *md, struct mail_msg *m, struct cur_index *ix)
 	free(m->file);
 	m->file = name;
 	m->in_new = false;
+	md->sightings++;
 	return true;
 }
 
@@ -1762,22 +1782,40 @@ maildir_rollback(struct maildrop *md)
  * The slice's deletions from message `from` on that found no file.  One
  * may be a file another reader renamed after cur/ was read for it (an
  * IMAP client changing flags during the QUIT): cur/ is read once more,
- * now, and only a file missing from that reading too is gone.  One
- * reading a slice that missed, never one a miss.
+ * now, and only a file missing from that reading too is gone.  A file
+ * found there but renamed again before its unlink gets another reading,
+ * up to COMMIT_REREADS; one still moving after them counts as failed
+ * (the QUIT answers -ERR, the message stays), never as deleted.  One
+ * reading a round, never one a miss.
  */
 static void
 retry_missed(struct maildrop *md, size_t from)
 {
-	index_free(&md->commit_ix);
-	for (size_t i = from; i < md->commit_next; i++) {
-		struct mail_msg *m = &md->msgs[i];
+	bool again = true;
 
-		if (!m->missed)
-			continue;
-		m->missed = false;
-		if (on_msg_file(md, m, unlink, &md->commit_ix) == -1 &&
-		    errno != ENOENT)
+	for (int round = 0; again && round < COMMIT_REREADS; round++) {
+		again = false;
+		index_free(&md->commit_ix);
+		for (size_t i = from; i < md->commit_next; i++) {
+			struct mail_msg *m = &md->msgs[i];
+			size_t seen = md->sightings;
+
+			if (!m->missed)
+				continue;
+			m->missed = false;
+			if (on_msg_file(md, m, unlink, &md->commit_ix) != -1)
+				continue;
+			if (errno != ENOENT)
+				md->commit_failed++;
+			else if (md->sightings != seen)
+				again = m->missed = true;
+		}
+	}
+	for (size_t i = from; i < md->commit_next; i++) {
+		if (md->msgs[i].missed) {
+			md->msgs[i].missed = false;
 			md->commit_failed++;
+		}
 	}
 }
 

@@ -1220,6 +1220,19 @@ START_TEST(test_scan_follows_renames)
 }
 END_TEST
 
+/* Three messages marked deleted; m1 re-flagged since the listing. */
+static struct maildrop *
+three_deleted_m1_flagged(void)
+{
+	struct maildrop *md = three_in_cur();
+	char a[PATH_MAX], b[PATH_MAX];
+
+	for (size_t n = 1; n <= 3; n++)
+		ck_assert(maildir_mark_deleted(md, n));
+	ck_assert_int_eq(rename(at(a, "u/cur/m1:2,"), at(b, "u/cur/m1:2,S")), 0);
+	return md;
+}
+
 /*
  * A file renamed after cur/ was read for the QUIT's slice is followed
  * and deleted, not taken for gone (and left, under a +OK, to come back
@@ -1227,13 +1240,8 @@ END_TEST
  */
 START_TEST(test_commit_follows_rename_after_reading)
 {
-	struct maildrop *md;
-	char a[PATH_MAX], b[PATH_MAX];
+	struct maildrop *md = three_deleted_m1_flagged();
 
-	md = three_in_cur();
-	for (size_t n = 1; n <= 3; n++)
-		ck_assert(maildir_mark_deleted(md, n));
-	ck_assert_int_eq(rename(at(a, "u/cur/m1:2,"), at(b, "u/cur/m1:2,S")), 0);
 	hook_from = "u/cur/m2:2,";
 	hook_to = "u/cur/m2:2,S";
 	after_closedir = imap_renames;	/* m1's miss reads cur/ */
@@ -1242,6 +1250,76 @@ START_TEST(test_commit_follows_rename_after_reading)
 	ck_assert_uint_eq(maildir_commit_failed(md), 0);
 	ck_assert(!exists("u/cur/m1:2,S"));
 	ck_assert(!exists("u/cur/m2:2,S"));
+	ck_assert(!exists("u/cur/m3:2,"));
+	maildir_close(md);
+}
+END_TEST
+
+/*
+ * Another reader re-flags m1 just after each reading of cur/, `storm`
+ * times (or for ever if negative): m1's name is never the one read.
+ */
+static int storm;
+static unsigned storm_flips;
+
+static void
+flag_storm(void)
+{
+	static const char *names[] = { "u/cur/m1:2,S", "u/cur/m1:2,RS" };
+	char a[PATH_MAX], b[PATH_MAX];
+
+	if (storm == 0)
+		return;
+	if (storm > 0)
+		storm--;
+	ck_assert_int_eq(rename(at(a, names[storm_flips % 2]),
+	    at(b, names[(storm_flips + 1) % 2])), 0);
+	storm_flips++;
+}
+
+/* QUIT with m1 re-flagged after each of `flips` readings of cur/. */
+static struct maildrop *
+commit_in_storm(int flips)
+{
+	struct maildrop *md = three_deleted_m1_flagged();
+
+	storm = flips;
+	storm_flips = 0;
+	after_closedir = flag_storm;
+	ck_assert(maildir_commit_step(md, 0));
+	after_closedir = NULL;
+	return md;
+}
+
+/*
+ * A file renamed again after the reading that found it (a flag storm)
+ * is looked for in another reading and deleted, not taken for gone.
+ */
+START_TEST(test_commit_follows_repeated_renames)
+{
+	struct maildrop *md = commit_in_storm(COMMIT_REREADS - 1);
+
+	ck_assert_uint_eq(storm_flips, COMMIT_REREADS - 1);
+	ck_assert_uint_eq(maildir_commit_failed(md), 0);
+	ck_assert(!exists("u/cur/m1:2,S"));
+	ck_assert(!exists("u/cur/m1:2,RS"));
+	ck_assert(!exists("u/cur/m2:2,"));
+	maildir_close(md);
+}
+END_TEST
+
+/*
+ * One still moving after COMMIT_REREADS readings counts as failed (the
+ * QUIT answers -ERR) and stays, never counted as deleted under a +OK.
+ */
+START_TEST(test_commit_endless_renames_fail)
+{
+	struct maildrop *md = commit_in_storm(-1);
+
+	ck_assert_uint_eq(storm_flips, COMMIT_REREADS + 1);
+	ck_assert_uint_eq(maildir_commit_failed(md), 1);
+	ck_assert(exists(storm_flips % 2 ? "u/cur/m1:2,RS" : "u/cur/m1:2,S"));
+	ck_assert(!exists("u/cur/m2:2,"));
 	ck_assert(!exists("u/cur/m3:2,"));
 	maildir_close(md);
 }
@@ -1821,6 +1899,8 @@ maildir_suite(void)
 	tcase_add_test(core, test_commit_cannot_search_is_failure);
 	tcase_add_test(core, test_commit_follows_rename_between_slices);
 	tcase_add_test(core, test_commit_follows_rename_after_reading);
+	tcase_add_test(core, test_commit_follows_repeated_renames);
+	tcase_add_test(core, test_commit_endless_renames_fail);
 	tcase_add_test(core, test_scan_follows_renames);
 	tcase_add_test(core, test_open_keeps_cur_index);
 	tcase_add_test(core, test_gone_reads_cur_once);

@@ -38,7 +38,11 @@ buffer_read_adv(struct buffer *b, size_t n)
 		b->read = b->write = 0;
 }
 
-/* Moves the readable bytes to the front, reclaiming the consumed part. */
+/*
+ * Moves the readable bytes to the front, reclaiming the consumed part.
+ * The old place of the moved bytes is wiped: a password not yet parsed
+ * must leave no second copy behind (its parsed copy is wiped by proto).
+ */
 static void
 compact(struct buffer *b)
 {
@@ -46,6 +50,7 @@ compact(struct buffer *b)
 		return;
 	memmove(b->data, b->data + b->read, b->write - b->read);
 	b->write -= b->read;
+	memset(b->data + b->write, 0, b->read);
 	b->read = 0;
 }
 

@@ -147,6 +147,23 @@ START_TEST(test_compaction_write_ptr)
 }
 END_TEST
 
+/* Compaction leaves no copy of the moved bytes at their old place. */
+START_TEST(test_compaction_wipes_old_place)
+{
+	uint8_t mem[16];
+	struct buffer b;
+	size_t n;
+
+	buffer_init(&b, mem, sizeof(mem));
+	ck_assert(buffer_put(&b, "0123456789PASS x", 16));
+	buffer_read_adv(&b, 10);
+	(void)buffer_write_ptr(&b, &n);
+	assert_content(&b, "PASS x", 6);
+	for (size_t i = 6; i < sizeof(mem); i++)
+		ck_assert_uint_eq(mem[i], 0);
+}
+END_TEST
+
 START_TEST(test_compaction_put)
 {
 	uint8_t mem[8];
@@ -381,6 +398,7 @@ buffer_suite(void)
 	tcase_add_test(core, test_reset);
 	tcase_add_test(core, test_compaction_write_ptr);
 	tcase_add_test(core, test_compaction_put);
+	tcase_add_test(core, test_compaction_wipes_old_place);
 	tcase_add_test(core, test_move_bigger_and_back);
 	suite_add_tcase(s, core);
 

@@ -346,6 +346,9 @@ parse_options(int argc, char **argv, struct options *o)
 			if (strlen(optarg) > FILTER_MAX)
 				die_usage("-t: the command is longer than %d "
 				    "octets", FILTER_MAX);
+			/* MGMT's FILTER and the log show it as one line. */
+			if (strpbrk(optarg, "\r\n") != NULL)
+				die_usage("-t: the command must be one line");
 			o->server.filter = optarg;
 			break;
 		case 'g':

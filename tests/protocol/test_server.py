@@ -417,6 +417,14 @@ class CommandLine(unittest.TestCase):
             self.assertEqual(rc, 2, err)
             self.assertIn(named, err, args)
 
+    def test_multiline_filter_exits_2(self):
+        # FILTER and the log show the filter as one line: a line break
+        # would end the MGMT reply early and forge log lines.
+        for cmd in ("cat\n.\necho done", "cat\r"):
+            rc, out, err = self.run_server(["-t", cmd])
+            self.assertEqual(rc, 2, err)
+            self.assertIn("-t: the command must be one line", err)
+
     def test_u_typo_does_not_echo_the_password(self):
         rc, out, err = self.run_server(["-u", "alice=S3cretPw"])
         self.assertEqual(rc, 2, err)

@@ -343,6 +343,10 @@ main(int argc, char **argv)
 	}
 	if (argc - i < 4)
 		die_usage("missing arguments", "");
+	/* "-p 6000", pop3server's spelling, is an option, not a version. */
+	if (argv[i][0] == '-' && argv[i][1] != '\0')
+		die_usage("unknown option (options are --host, --port and "
+		    "--timeout): ", argv[i]);
 	if (strcmp(argv[i], PROTOCOL_VERSION) != 0)
 		die_usage("unsupported protocol version: ", argv[i]);
 	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)

@@ -303,7 +303,10 @@ class MonitorUsage(unittest.TestCase):
         # one without its value says so.
         for argv, says in ((["--version"], "unknown option: --version"),
                            (["--verbose", "x"], "unknown option: --verbose"),
-                           (["--port"], "option needs a value: --port")):
+                           (["--port"], "option needs a value: --port"),
+                           (["-p", "6000", "1.0", "admin", "x", "-NOOP"],
+                            "unknown option (options are --host, --port "
+                            "and --timeout): -p")):
             with self.subTest(argv=argv):
                 r = run_monitor([MONITOR_BIN] + argv)
                 self.assertEqual(r.rc, 2, r)

@@ -33,7 +33,8 @@ enum conn_end {
 	END_TIMEOUT,
 	END_DISCONNECT,
 	END_SHUTDOWN,
-	END_ERROR,	/* an I/O error on our side */
+	END_ERROR,	/* a failure on our side (no memory) */
+	END_BROKEN,	/* a message could not be sent whole */
 	END_LIMIT,	/* too many failed logins or bad commands */
 	END_KICKED,	/* closed by the administrator */
 };

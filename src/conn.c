@@ -654,7 +654,8 @@ conn_end_name(enum conn_end why)
 	static const char *const names[] = {
 		[END_QUIT] = "quit", [END_TIMEOUT] = "timeout",
 		[END_DISCONNECT] = "disconnect", [END_SHUTDOWN] = "shutdown",
-		[END_ERROR] = "error", [END_LIMIT] = "limit",
+		[END_ERROR] = "error", [END_BROKEN] = "broken",
+		[END_LIMIT] = "limit",
 		[END_KICKED] = "kicked",
 	};
 

@@ -99,7 +99,7 @@ pop3_abort(struct pop3_session *s)
 {
 	pop3_trans_cleanup(s);
 	s->produce = NULL;
-	conn_close_soon(&s->base.conn, END_ERROR);
+	conn_close_soon(&s->base.conn, END_BROKEN);
 }
 
 /*
@@ -232,14 +232,15 @@ on_timeout(struct conn *c)
 
 /*
  * The logout line's reason is one of the spec's four; a session the
- * server ended for a cause of its own (an I/O error, too many failures,
- * DELETE_USER) is a "disconnect", and a line before says why.
+ * server ended for a cause of its own (a broken stream, too many
+ * failures, DELETE_USER) is a "disconnect", and a line before says why.
  */
 static const char *
 logout_reason(const struct pop3_session *s, enum conn_end why)
 {
 	static const char *const causes[] = {
-		[END_ERROR] = "an I/O error",
+		[END_ERROR] = "a server error (out of memory)",
+		[END_BROKEN] = "a message could not be sent whole",
 		[END_LIMIT] = "too many failed logins or bad commands",
 		[END_KICKED] = "user deleted by the administrator",
 	};

@@ -53,6 +53,9 @@ class Failures(FilterTest):
         self.assertLess(len(got), len(full))
         self.assertEqual(got, full[:len(got)],
                          "what was sent is not a prefix of the message")
+        self.assertTrue(self.srv.wait_log(
+            r"user=alice closed by the server: a message could not be "
+            r"sent whole", 5), "the cause of the close is not logged")
 
     def test_exit_1_at_once(self):
         for n in (1, 2, BIG_N, 1):

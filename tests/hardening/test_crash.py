@@ -513,7 +513,8 @@ class MessageFileChanges(HardTest):
             self.assertLess(len(got), len(stuff(wire_form(data))))
             c.close()
             self.assertTrue(srv.wait_log(
-                r"user=alice closed by the server: an I/O error", 5),
+                r"user=alice closed by the server: a message could not be "
+                r"sent whole", 5),
                 "the cause of the close is not logged")
             self.assertTrue(srv.wait_log(
                 r"user=alice logout .*reason=disconnect$", 5),

@@ -538,6 +538,23 @@ cleanup:
 }
 
 /*
+ * The file a save replaces: the users file reached through a symlink
+ * (kept in /var/lib, linked from /etc) is replaced where it lives, and
+ * the link stays.  NULL when out of memory.
+ */
+static char *
+save_target(const char *path)
+{
+	struct stat sb;
+	char *real;
+
+	if (lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode) &&
+	    (real = realpath(path, NULL)) != NULL)
+		return real;
+	return strdup(path);
+}
+
+/*
  * A save killed between writing and renaming leaves path.tmp.<pid>
  * behind, full of password hashes.  Such a file is removed when its
  * process is gone (or is us: nothing of ours is mid-save while we
@@ -586,7 +603,7 @@ users_load(const char *path, struct users **out, unsigned *line)
 {
 	enum users_status st;
 	struct users *u;
-	char *data = NULL;
+	char *data = NULL, *target;
 	size_t len = 0;
 	int saved;
 
@@ -610,8 +627,10 @@ users_load(const char *path, struct users **out, unsigned *line)
 	st = read_file(path, &data, &len);
 	if (st == USERS_OK && data != NULL)
 		st = parse(u, data, len, line);
-	if (st == USERS_OK)
-		remove_stale_temps(path);
+	if (st == USERS_OK && (target = save_target(path)) != NULL) {
+		remove_stale_temps(target);
+		free(target);
+	}
 cleanup:
 	saved = errno;
 	free(data);
@@ -859,23 +878,23 @@ users_save(struct users *u)
 	enum users_status st = USERS_IO;
 	struct sbuf b = { NULL, 0, 0, false };
 	bool created = false;
-	char *tmp = NULL;
+	char *path = NULL, *tmp = NULL;
 	size_t tlen;
 	int fd = -1, dfd = -1, n, saved;
 
 	assert(u != NULL);
-	if (!serialize(u, &b)) {
+	if (!serialize(u, &b) || (path = save_target(u->path)) == NULL) {
 		st = USERS_NOMEM;
 		errno = ENOMEM;
 		goto cleanup;
 	}
-	tlen = strlen(u->path) + sizeof(".tmp.") + 3 * sizeof(long);
+	tlen = strlen(path) + sizeof(".tmp.") + 3 * sizeof(long);
 	tmp = malloc(tlen);
 	if (tmp == NULL) {
 		st = USERS_NOMEM;
 		goto cleanup;
 	}
-	n = snprintf(tmp, tlen, "%s.tmp.%ld", u->path, (long)getpid());
+	n = snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
 	if (n < 0 || (size_t)n >= tlen) {
 		errno = ENAMETOOLONG;
 		goto cleanup;
@@ -892,7 +911,7 @@ users_save(struct users *u)
 	if (write_all(fd, b.data, b.len) == -1)
 		goto cleanup;
 	/* The umask may have narrowed the mode; the spec wants 0600. */
-	if (fchmod(fd, 0600) == -1 || keep_owner(fd, u->path) == -1)
+	if (fchmod(fd, 0600) == -1 || keep_owner(fd, path) == -1)
 		goto cleanup;
 	if (fsync(fd) == -1)
 		goto cleanup;
@@ -905,10 +924,10 @@ users_save(struct users *u)
 	 * in place: the folder (which needs read permission) is opened
 	 * before the rename, not after.
 	 */
-	dfd = open_dir(u->path);
+	dfd = open_dir(path);
 	if (dfd == -1)
 		goto cleanup;
-	if (rename(tmp, u->path) == -1)
+	if (rename(tmp, path) == -1)
 		goto cleanup;
 	created = false;
 	/* The change is on disk now; only its durability can fail. */
@@ -922,6 +941,7 @@ cleanup:
 	if (created)
 		(void)unlink(tmp);
 	free(tmp);
+	free(path);
 	free(b.data);
 	errno = saved;
 	return st;

@@ -660,6 +660,23 @@ class UsersFile(unittest.TestCase):
             self.assertIn("was open to others (mode 0644)", srv.log_text())
             relogin(srv, "alice", "secret").quit()
 
+    def test_save_through_symlink_keeps_the_link(self):
+        # A users file kept elsewhere and linked (/etc -> /var/lib) is
+        # updated where it lives; the link is not replaced by a file.
+        with Server(users={"alice": "secret"}) as srv:
+            srv.stop()
+            real = os.path.join(srv.tmp, "lib", "users.real")
+            os.mkdir(os.path.dirname(real))
+            os.rename(srv.users_file, real)
+            os.symlink(real, srv.users_file)
+            srv.users = {"bob": "Linked-Pw-7"}
+            srv.start()
+            self.assertTrue(os.path.islink(srv.users_file))
+            with open(real) as f:
+                self.assertIn("\nbob:$6$", f.read())
+            self.assertEqual(stat.S_IMODE(os.stat(real).st_mode), 0o600)
+            relogin(srv, "bob", "Linked-Pw-7").quit()
+
     def test_u_persisted_hashed_and_survives_restart(self):
         pw = "Persist-Me-42"
         with Server(users={"alice": pw}) as srv:

@@ -60,4 +60,10 @@ void filter_destroy(struct filter *f);
 /* Reaps every child that exited (call when SIGCHLD was seen). */
 void filter_reap(void);
 
+/*
+ * True for a command FILTER can show on one line and the log can carry:
+ * 1 to FILTER_MAX octets, no control character but tab.
+ */
+bool filter_command_ok(const char *command);
+
 #endif

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "buffer.h"
+#include "config.h"
 #include "filter.h"
 #include "log.h"
 
@@ -471,4 +472,20 @@ filter_reap(void)
 			break;
 		}
 	}
+}
+
+bool
+filter_command_ok(const char *command)
+{
+	size_t n = strlen(command);
+
+	if (n == 0 || n > FILTER_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)command[i];
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return false;
+	}
+	return true;
 }

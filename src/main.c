@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "filter.h"
 #include "log.h"
 #include "proto.h"
 #include "regfile.h"
@@ -343,12 +344,11 @@ parse_options(int argc, char **argv, struct options *o)
 		case 't':
 			if (*optarg == '\0')
 				die_usage("-t needs a command");
-			if (strlen(optarg) > FILTER_MAX)
-				die_usage("-t: the command is longer than %d "
-				    "octets", FILTER_MAX);
 			/* MGMT's FILTER and the log show it as one line. */
-			if (strpbrk(optarg, "\r\n") != NULL)
-				die_usage("-t: the command must be one line");
+			if (!filter_command_ok(optarg))
+				die_usage("-t: the command must be one line of "
+				    "at most %d octets, without control "
+				    "characters", FILTER_MAX);
 			o->server.filter = optarg;
 			break;
 		case 'g':

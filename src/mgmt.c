@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "filter.h"
 #include "log.h"
 #include "mgmt.h"
 #include "pop3.h"
@@ -428,7 +429,8 @@ cmd_filter(void *sp, int argc, char **argv)
 			return CMD_ERR;
 		}
 		/* "-" is saved too: no filter wins over -t at restart. */
-		if ((want != NULL && copy == NULL) ||
+		if ((want != NULL && (copy == NULL ||
+		    !filter_command_ok(want))) ||
 		    users_set_setting_text(s->env->users, SETTING_FILTER,
 		    want != NULL ? want : "-") != USERS_OK) {
 			free(copy);

@@ -511,9 +511,9 @@ load_settings(const struct server_config *cfg, struct users *users,
 	set->filter_limit_s = cfg->filter_limit_s;
 	if (want_filter == NULL)
 		return true;
-	if (strlen(want_filter) > FILTER_MAX) {
-		log_err("the saved RETR filter is longer than %d octets",
-		    FILTER_MAX);
+	if (!filter_command_ok(want_filter)) {
+		log_err("the users file's %%filter line is longer than %d "
+		    "octets or holds control characters", FILTER_MAX);
 		return false;
 	}
 	/* Never serve unfiltered mail because a copy failed. */

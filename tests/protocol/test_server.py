@@ -420,7 +420,7 @@ class CommandLine(unittest.TestCase):
     def test_multiline_filter_exits_2(self):
         # FILTER and the log show the filter as one line: a line break
         # would end the MGMT reply early and forge log lines.
-        for cmd in ("cat\n.\necho done", "cat\r"):
+        for cmd in ("cat\n.\necho done", "cat\r", "cat #\x1b[2J"):
             rc, out, err = self.run_server(["-t", cmd])
             self.assertEqual(rc, 2, err)
             self.assertIn("-t: the command must be one line", err)

@@ -1082,6 +1082,19 @@ START_TEST(test_filter)
 }
 END_TEST
 
+/* Control characters would reach the log and the admin's terminal. */
+START_TEST(test_filter_control_characters_refused)
+{
+	struct peer *p = login();
+
+	CMD(p, "FILTER cat #\x1b[2J\b", "-ERR INVALID FILTER");
+	CMD(p, "FILTER cat\x7f", "-ERR INVALID FILTER");
+	ck_assert_ptr_null(settings.filter);
+	FILTER_SHOWS(p, "FILTER tr '\t' ' '", "tr '\t' ' '");
+	free_peer(p);
+}
+END_TEST
+
 /* The spaces after FILTER separate: they are no part of the command. */
 START_TEST(test_filter_after_spaces)
 {
@@ -1576,6 +1589,7 @@ mgmt_suite(void)
 	tcase_add_test(core, test_passwords);
 	tcase_add_test(core, test_filter);
 	tcase_add_test(core, test_filter_after_spaces);
+	tcase_add_test(core, test_filter_control_characters_refused);
 	tcase_add_test(core, test_failed_pass_delayed);
 	tcase_add_test(core, test_pass_without_user);
 	tcase_add_test(core, test_quit);

@@ -176,18 +176,21 @@ refuse(int fd, const char *line, bool pop3, const char *peer,
 static bool
 refuse_at_limit(int lfd, bool pop3)
 {
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char peer[64];
 	int fd;
 
 	if (srv.spare_fd >= 0) {
 		close(srv.spare_fd);
 		srv.spare_fd = -1;
 	}
-	fd = accept(lfd, NULL, NULL);
+	fd = accept(lfd, (struct sockaddr *)&ss, &len);
 	if (fd >= 0) {
 		if (pop3)
 			stats_accepted();
-		refuse(fd, BUSY, pop3, "-",
-		    "out of descriptors");
+		peer_text(&ss, peer, sizeof(peer));
+		refuse(fd, BUSY, pop3, peer, "out of descriptors");
 	}
 	srv.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	return fd >= 0 && srv.spare_fd >= 0;

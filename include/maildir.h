@@ -119,6 +119,12 @@ void maildir_rollback(struct maildrop *md);
 bool maildir_commit_step(struct maildrop *md, size_t max);
 /* How many unlinks failed so far (0 = every one done). */
 size_t maildir_commit_failed(const struct maildrop *md);
+/*
+ * The file name of the first failed unlink, or NULL if none failed;
+ * *err is its errno, or 0 when another reader kept renaming the file.
+ */
+const char *maildir_commit_first_failure(const struct maildrop *md,
+    int *err);
 
 /* Releases the maildrop (no deletion happens here); NULL is fine. */
 void maildir_close(struct maildrop *md);

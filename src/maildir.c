@@ -107,6 +107,8 @@ struct maildrop {
 	/* UPDATE progress, kept between maildir_commit_step() calls. */
 	size_t commit_next;		/* next message to look at */
 	size_t commit_failed;		/* unlinks that failed */
+	size_t first_failed;		/* the message of the first one */
+	int first_failed_errno;		/* and why (0: kept being renamed) */
 	size_t sightings;		/* files a reading of cur/ held */
 	struct cur_index commit_ix;	/* cur/ by inode, once needed in a pass */
 	struct cur_index open_ix;	/* cur/ by inode, kept between opens */
@@ -1788,6 +1790,16 @@ maildir_rollback(struct maildrop *md)
  * (the QUIT answers -ERR, the message stays), never as deleted.  One
  * reading a round, never one a miss.
  */
+/* An unlink of message i that failed with err: counted, the first kept. */
+static void
+commit_fail(struct maildrop *md, size_t i, int err)
+{
+	if (md->commit_failed++ == 0) {
+		md->first_failed = i;
+		md->first_failed_errno = err;
+	}
+}
+
 static void
 retry_missed(struct maildrop *md, size_t from)
 {
@@ -1806,7 +1818,7 @@ retry_missed(struct maildrop *md, size_t from)
 			if (on_msg_file(md, m, unlink, &md->commit_ix) != -1)
 				continue;
 			if (errno != ENOENT)
-				md->commit_failed++;
+				commit_fail(md, i, errno);
 			else if (md->sightings != seen)
 				again = m->missed = true;
 		}
@@ -1814,7 +1826,7 @@ retry_missed(struct maildrop *md, size_t from)
 	for (size_t i = from; i < md->commit_next; i++) {
 		if (md->msgs[i].missed) {
 			md->msgs[i].missed = false;
-			md->commit_failed++;
+			commit_fail(md, i, 0);
 		}
 	}
 }
@@ -1838,7 +1850,7 @@ maildir_commit_step(struct maildrop *md, size_t max)
 			if (errno == ENOENT)
 				missed = m->missed = true;
 			else
-				md->commit_failed++;
+				commit_fail(md, md->commit_next, errno);
 		}
 	}
 	if (missed)
@@ -1852,6 +1864,15 @@ size_t
 maildir_commit_failed(const struct maildrop *md)
 {
 	return md->commit_failed;
+}
+
+const char *
+maildir_commit_first_failure(const struct maildrop *md, int *err)
+{
+	if (md->commit_failed == 0)
+		return NULL;
+	*err = md->first_failed_errno;
+	return md->msgs[md->first_failed].file;
 }
 
 void

@@ -63,9 +63,17 @@ quit_outcome(struct pop3_session *s)
 	size_t marked = maildir_count(s->md) - maildir_live_count(s->md);
 
 	s->dele_count = (unsigned)(marked - failed);
-	if (failed > 0)
-		log_warn("pop3[%lu] user=%s %zu deletions failed", s->id,
-		    s->user, failed);
+	if (failed > 0) {
+		int err = 0;
+		char file[256];
+
+		log_sanitize(file, sizeof(file),
+		    maildir_commit_first_failure(s->md, &err));
+		log_warn("pop3[%lu] user=%s %zu deletions failed (the first, "
+		    "%s: %s)", s->id, s->user, failed, file,
+		    err != 0 ? strerror(err) : "renamed again and again by "
+		    "another program");
+	}
 	return failed;
 }
 

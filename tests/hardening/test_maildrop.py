@@ -73,6 +73,11 @@ class ReadOnlyMaildrop(HardTest):
             r"warning: pop3\[\d+\] user=alice \d+ messages could not be "
             r"moved from new/ to cur/ \(Read-only file system\)"),
             self.srv.log_text())
+        # The failed deletion names its file and the system's reason.
+        self.assertTrue(self.srv.wait_log(
+            r"warning: pop3\[\d+\] user=alice 1 deletions failed \(the "
+            r"first, 1800000001\.M1P1\.host: Read-only file system\)$"),
+            self.srv.log_text())
 
         umount(self.dir)
         c = self.srv.client()

@@ -1081,7 +1081,7 @@ START_TEST(test_commit_cannot_search_is_failure)
 {
 	struct maildrop *md;
 	char a[PATH_MAX], b[PATH_MAX];
-	int fd = -1;
+	int fd = -1, err = 0;
 
 	make_user("u");
 	put_str("u/cur/m:2,", "renamed\n", 1);
@@ -1093,6 +1093,8 @@ START_TEST(test_commit_cannot_search_is_failure)
 	ck_assert(maildir_commit_step(md, 0));
 	release_fds();
 	ck_assert_uint_eq(maildir_commit_failed(md), 1);
+	ck_assert_str_eq(maildir_commit_first_failure(md, &err), "m:2,");
+	ck_assert_int_eq(err, EMFILE);
 	ck_assert(exists("u/cur/m:2,S"));
 	maildir_close(md);
 }
@@ -1298,9 +1300,11 @@ commit_in_storm(int flips)
 START_TEST(test_commit_follows_repeated_renames)
 {
 	struct maildrop *md = commit_in_storm(COMMIT_REREADS - 1);
+	int err = 0;
 
 	ck_assert_uint_eq(storm_flips, COMMIT_REREADS - 1);
 	ck_assert_uint_eq(maildir_commit_failed(md), 0);
+	ck_assert_ptr_null(maildir_commit_first_failure(md, &err));
 	ck_assert(!exists("u/cur/m1:2,S"));
 	ck_assert(!exists("u/cur/m1:2,RS"));
 	ck_assert(!exists("u/cur/m2:2,"));
@@ -1315,9 +1319,12 @@ END_TEST
 START_TEST(test_commit_endless_renames_fail)
 {
 	struct maildrop *md = commit_in_storm(-1);
+	int err = -1;
 
 	ck_assert_uint_eq(storm_flips, COMMIT_REREADS + 1);
 	ck_assert_uint_eq(maildir_commit_failed(md), 1);
+	ck_assert_ptr_nonnull(maildir_commit_first_failure(md, &err));
+	ck_assert_int_eq(err, 0);
 	ck_assert(exists(storm_flips % 2 ? "u/cur/m1:2,RS" : "u/cur/m1:2,S"));
 	ck_assert(!exists("u/cur/m2:2,"));
 	ck_assert(!exists("u/cur/m3:2,"));

@@ -53,7 +53,10 @@ class FetchmailTests(E2ETest):
         return self.wd.write("fetchmailrc", text, 0o600)
 
     def fetch(self, rc, ok=(0,), busy_ok=False):
+        # Its own lock file: as root, fetchmail locks /var/run, so
+        # another fetchmail on the host would make it exit 8.
         r = run([self.fetchmail, "--nosyslog", "--invisible", "-v",
+                 "--pidfile", os.path.join(self.wd.path, "fetchmail.pid"),
                  "--idfile", self.idfile, "-f", rc], env=self.wd.env)
         self.check_run(r, ok)
         if not busy_ok:

@@ -141,7 +141,7 @@ DOCS     := README.md $(notdir $(wildcard docs/*.md))
 INSTALL_SED := s|/usr/local/share/doc/pop3server/|$(DOCDIR)/|g; \
     s|/usr/local/share/man/|$(MANDIR)/|g; \
     s|/usr/local/sbin/|$(PREFIX)/sbin/|g; s|/usr/local/bin/|$(PREFIX)/bin/|g
-README_SED := ; s|](docs/|](|g
+README_SED := ; s|](docs/|](|g; s|^bin/||; s|man -l docs/\([a-z0-9_]*\)\.\([18]\)|man \2 \1|g
 define install_text
 for f in $(1); do sed '$(INSTALL_SED)$(3)' "$$f" > "$(DESTDIR)$(2)/$${f##*/}" && \
     chmod 0644 "$(DESTDIR)$(2)/$${f##*/}" || exit 1; done

@@ -15,15 +15,20 @@ EXAMPLES = ("pop3server.service", "stunnel-pop3s.conf", "fetchmailrc")
 
 def naming(prefix, mandir, docdir, readme=False):
     """What make install does to a text file: the default install's
-    paths become this one's, and the README's links into docs/ point
-    beside it (the docs are installed next to it)."""
+    paths become this one's; in the README, links into docs/ point
+    beside it (the docs are installed next to it), and the programs and
+    manual pages are named as installed, not in the source tree."""
     def edit(data):
         for old, new in (("/usr/local/share/doc/pop3server/", docdir + "/"),
                          ("/usr/local/share/man/", mandir + "/"),
                          ("/usr/local/sbin/", prefix + "/sbin/"),
                          ("/usr/local/bin/", prefix + "/bin/")):
             data = data.replace(old.encode(), new.encode())
-        return data.replace(b"](docs/", b"](") if readme else data
+        if not readme:
+            return data
+        data = re.sub(rb"(?m)^bin/", b"", data.replace(b"](docs/", b"]("))
+        return re.sub(rb"man -l docs/([a-z0-9_]*)\.([18])", rb"man \2 \1",
+                      data)
     return edit
 
 
@@ -153,7 +158,12 @@ class Install(unittest.TestCase):
         self.assertIn("/usr/share/doc/pop3server/", page)
         self.assertNotIn("/usr/local/", page)
         with open(os.path.join(doc, "README.md")) as f:
-            links = re.findall(r"\]\(([^)#]+)", f.read())
+            readme = f.read()
+        # and it names the installed programs and manual pages
+        self.assertIn("man 8 pop3server", readme)
+        self.assertNotIn("man -l docs/", readme)
+        self.assertNotRegex(readme, r"(?m)^bin/")
+        links = re.findall(r"\]\(([^)#]+)", readme)
         self.assertTrue(links)
         for link in links:
             self.assertTrue(os.path.isfile(os.path.join(doc, link)), link)

@@ -62,7 +62,7 @@ void filter_reap(void);
 
 /*
  * True for a command FILTER can show on one line and the log can carry:
- * 1 to FILTER_MAX octets, no control character but tab.
+ * at most FILTER_MAX octets, not blank, no control character but tab.
  */
 bool filter_command_ok(const char *command);
 

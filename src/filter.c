@@ -479,7 +479,8 @@ filter_command_ok(const char *command)
 {
 	size_t n = strlen(command);
 
-	if (n == 0 || n > FILTER_MAX)
+	/* Blank, the shell runs nothing: every RETR an empty message. */
+	if (n > FILTER_MAX || strspn(command, " \t") == n)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)command[i];

@@ -73,6 +73,7 @@ struct cur_index {
 	bool stale;
 	bool stamped;		/* dir_mtime_ns was taken */
 	bool settled;		/* cur/'s mtime was old when read */
+	bool steady;		/* and did not move while it was read */
 	int64_t dir_mtime_ns;	/* cur/'s mtime when read */
 	int64_t read_end_ns;	/* monotonic clock when the reading ended */
 	int64_t read_cost_ns;	/* how long the reading took */
@@ -1375,6 +1376,7 @@ index_read(const struct maildrop *md, struct cur_index *ix)
 	}
 	if (ix->n > 1)
 		qsort(ix->files, ix->n, sizeof(*ix->files), cur_file_cmp);
+	ix->steady = cur_as_read(md, ix);
 	ix->read = true;
 	ix->read_end_ns = now_ns(CLOCK_MONOTONIC);
 	ix->read_cost_ns = ix->read_end_ns - start;
@@ -1441,19 +1443,24 @@ index_lookup(const struct maildrop *md, const struct cur_index *ix,
 }
 
 /*
- * ix holds m's file under a name gone since: renamed again after the
- * reading, so not gone itself (retry_missed looks once more).
+ * ix holds m's file, though relocate could not take it: under a name
+ * gone since (renamed again after the reading) or under one already
+ * tried (renamed back to it).  Either way it is not gone; retry_missed
+ * looks once more.  A name that now holds another file is no sighting.
  */
 static bool
-renamed_since(const struct maildrop *md, const struct cur_index *ix,
+seen_in(const struct maildrop *md, const struct cur_index *ix,
     const struct mail_msg *m)
 {
 	const char *name = index_find(ix, m);
 	char path[PATH_MAX];
 	struct stat sb;
 
-	return name != NULL && join_path(path, md->cur, name) == 0 &&
-	    lstat(path, &sb) == -1 && errno == ENOENT;
+	if (name == NULL || join_path(path, md->cur, name) == -1)
+		return false;
+	if (lstat(path, &sb) == -1)
+		return errno == ENOENT;
+	return is_msg_file(&sb, m);
 }
 
 /*
@@ -1484,7 +1491,7 @@ relocate(struct maildrop *md, struct mail_msg *m, struct cur_index *ix)
 		found = index_lookup(md, ix, m);
 	}
 	if (found == NULL) {
-		if (renamed_since(md, ix, m))
+		if (seen_in(md, ix, m))
 			md->sightings++;
 		errno = ENOENT;
 		return false;
@@ -1785,10 +1792,12 @@ maildir_rollback(struct maildrop *md)
  * may be a file another reader renamed after cur/ was read for it (an
  * IMAP client changing flags during the QUIT): cur/ is read once more,
  * now, and only a file missing from that reading too is gone.  A file
- * found there but renamed again before its unlink gets another reading,
- * up to COMMIT_REREADS; one still moving after them counts as failed
- * (the QUIT answers -ERR, the message stays), never as deleted.  One
- * reading a round, never one a miss.
+ * found there but renamed again before its unlink, or missing from a
+ * reading that cur/ changed under (a rename can hide an entry from
+ * readdir), is looked for again: up to COMMIT_REREADS readings in all.
+ * One still moving after them counts as failed (the QUIT answers -ERR,
+ * the message stays), never as deleted.  One reading a round, never one
+ * a miss.
  */
 /* An unlink of message i that failed with err: counted, the first kept. */
 static void
@@ -1819,7 +1828,8 @@ retry_missed(struct maildrop *md, size_t from)
 				continue;
 			if (errno != ENOENT)
 				commit_fail(md, i, errno);
-			else if (md->sightings != seen)
+			else if (md->sightings != seen ||
+			    !md->commit_ix.steady)
 				again = m->missed = true;
 		}
 	}

@@ -347,8 +347,8 @@ parse_options(int argc, char **argv, struct options *o)
 			/* MGMT's FILTER and the log show it as one line. */
 			if (!filter_command_ok(optarg))
 				die_usage("-t: the command must be one line of "
-				    "at most %d octets, without control "
-				    "characters", FILTER_MAX);
+				    "at most %d octets, not blank, without "
+				    "control characters", FILTER_MAX);
 			o->server.filter = optarg;
 			break;
 		case 'g':

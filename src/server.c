@@ -515,8 +515,9 @@ load_settings(const struct server_config *cfg, struct users *users,
 	if (want_filter == NULL)
 		return true;
 	if (!filter_command_ok(want_filter)) {
-		log_err("the users file's %%filter line is longer than %d "
-		    "octets or holds control characters", FILTER_MAX);
+		log_err("the users file's %%filter line is no filter "
+		    "command: one line of at most %d octets, not blank, "
+		    "without control characters", FILTER_MAX);
 		return false;
 	}
 	/* Never serve unfiltered mail because a copy failed. */

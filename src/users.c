@@ -538,9 +538,33 @@ cleanup:
 }
 
 /*
+ * Where a link at `path` points, relative to the link's folder; NULL if
+ * it cannot be read.
+ */
+static char *
+link_target(const char *path)
+{
+	char to[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	ssize_t n = readlink(path, to, sizeof(to) - 1);
+	int dirlen = slash != NULL ? (int)(slash - path) + 1 : 0;
+	char *out;
+
+	if (n <= 0 || (size_t)n >= sizeof(to) - 1)
+		return NULL;
+	to[n] = '\0';
+	if (to[0] == '/')
+		dirlen = 0;
+	if ((out = malloc((size_t)dirlen + (size_t)n + 1)) != NULL)
+		(void)sprintf(out, "%.*s%s", dirlen, path, to);
+	return out;
+}
+
+/*
  * The file a save replaces: the users file reached through a symlink
  * (kept in /var/lib, linked from /etc) is replaced where it lives, and
- * the link stays.  NULL when out of memory.
+ * the link stays, also when it does not exist yet (the link dangles).
+ * NULL when out of memory.
  */
 static char *
 save_target(const char *path)
@@ -549,7 +573,8 @@ save_target(const char *path)
 	char *real;
 
 	if (lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode) &&
-	    (real = realpath(path, NULL)) != NULL)
+	    ((real = realpath(path, NULL)) != NULL ||
+	    (real = link_target(path)) != NULL))
 		return real;
 	return strdup(path);
 }

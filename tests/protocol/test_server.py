@@ -420,7 +420,7 @@ class CommandLine(unittest.TestCase):
     def test_multiline_filter_exits_2(self):
         # FILTER and the log show the filter as one line: a line break
         # would end the MGMT reply early and forge log lines.
-        for cmd in ("cat\n.\necho done", "cat\r", "cat #\x1b[2J"):
+        for cmd in ("cat\n.\necho done", "cat\r", "cat #\x1b[2J", " \t "):
             rc, out, err = self.run_server(["-t", cmd])
             self.assertEqual(rc, 2, err)
             self.assertIn("-t: the command must be one line", err)
@@ -676,6 +676,20 @@ class UsersFile(unittest.TestCase):
                 self.assertIn("\nbob:$6$", f.read())
             self.assertEqual(stat.S_IMODE(os.stat(real).st_mode), 0o600)
             relogin(srv, "bob", "Linked-Pw-7").quit()
+
+    def test_first_save_through_dangling_relative_symlink(self):
+        # A fresh install: the link is made before the file it names.
+        with Server(users={"alice": "secret"}) as srv:
+            srv.stop()
+            os.unlink(srv.users_file)
+            os.mkdir(os.path.join(srv.tmp, "lib"))
+            os.symlink("lib/users.real", srv.users_file)
+            srv.users = {"bob": "Linked-Pw-8"}
+            srv.start()
+            self.assertTrue(os.path.islink(srv.users_file))
+            with open(os.path.join(srv.tmp, "lib", "users.real")) as f:
+                self.assertIn("\nbob:$6$", f.read())
+            relogin(srv, "bob", "Linked-Pw-8").quit()
 
     def test_u_persisted_hashed_and_survives_restart(self):
         pw = "Persist-Me-42"

@@ -1143,11 +1143,15 @@ END_TEST
 DIR *__real_opendir(const char *name);
 DIR *__wrap_opendir(const char *name);
 static unsigned opendirs;
+/* A test's hook, run just before the library opens a folder. */
+static void (*before_opendir)(void);
 
 DIR *
 __wrap_opendir(const char *name)
 {
 	opendirs++;
+	if (before_opendir != NULL)
+		before_opendir();
 	return __real_opendir(name);
 }
 
@@ -1328,6 +1332,90 @@ START_TEST(test_commit_endless_renames_fail)
 	ck_assert(exists(storm_flips % 2 ? "u/cur/m1:2,RS" : "u/cur/m1:2,S"));
 	ck_assert(!exists("u/cur/m2:2,"));
 	ck_assert(!exists("u/cur/m3:2,"));
+	maildir_close(md);
+}
+END_TEST
+
+/*
+ * Another reader renames m1 just before a reading of cur/ and back just
+ * after: the reading holds m1 under the name the QUIT just failed on.
+ */
+static const char *const *flip_steps;
+
+static void
+flip_step(void)
+{
+	char a[PATH_MAX], b[PATH_MAX];
+	const char *step = *flip_steps;
+
+	if (step == NULL)
+		return;
+	flip_steps++;
+	ck_assert_int_eq(rename(at(a, step), at(b, step + strlen(step) + 1)),
+	    0);
+}
+
+/*
+ * A file renamed back to a name the QUIT already failed on is seen in
+ * the reading and deleted, not taken for gone under a +OK.
+ */
+START_TEST(test_commit_follows_rename_back)
+{
+	/* "from\0to": before and after each reading of cur/. */
+	static const char *const steps[] = {
+		"u/cur/m1:2,S\0u/cur/m1:2,", "u/cur/m1:2,\0u/cur/m1:2,S",
+		"u/cur/m1:2,S\0u/cur/m1:2,", NULL,
+	};
+	struct maildrop *md = three_deleted_m1_flagged();
+
+	flip_steps = steps;
+	before_opendir = after_closedir = flip_step;
+	ck_assert(maildir_commit_step(md, 0));
+	before_opendir = after_closedir = NULL;
+	ck_assert(*flip_steps == NULL);
+	ck_assert_uint_eq(maildir_commit_failed(md), 0);
+	ck_assert(!exists("u/cur/m1:2,"));
+	ck_assert(!exists("u/cur/m1:2,S"));
+	maildir_close(md);
+}
+END_TEST
+
+/*
+ * Another reader changes cur/ while the second reading of it runs (its
+ * mtime moves).
+ */
+static void
+cur_changes(void)
+{
+	char p[PATH_MAX];
+	const struct timespec past[2] = { { 1000000000, 0 },
+	    { 1000000000, 0 } };
+
+	if (opendirs < 2)
+		return;
+	before_opendir = NULL;
+	ck_assert_int_eq(utimensat(AT_FDCWD, at(p, "u/cur"), past, 0), 0);
+}
+
+/*
+ * A file missing from a reading that cur/ changed under (a rename can
+ * hide an entry from readdir) is looked for in one more reading before
+ * it counts as deleted.
+ */
+START_TEST(test_commit_rereads_after_unsteady_reading)
+{
+	struct maildrop *md = three_deleted_m1_flagged();
+	char p[PATH_MAX];
+
+	ck_assert_int_eq(unlink(at(p, "u/cur/m1:2,S")), 0);
+	opendirs = 0;
+	before_opendir = cur_changes;
+	after_closedir = NULL;
+	ck_assert(maildir_commit_step(md, 0));
+	ck_assert(before_opendir == NULL);
+	/* The miss's reading, the retry's (moved), and one more. */
+	ck_assert_uint_eq(opendirs, 3);
+	ck_assert_uint_eq(maildir_commit_failed(md), 0);
 	maildir_close(md);
 }
 END_TEST
@@ -1908,6 +1996,8 @@ maildir_suite(void)
 	tcase_add_test(core, test_commit_follows_rename_after_reading);
 	tcase_add_test(core, test_commit_follows_repeated_renames);
 	tcase_add_test(core, test_commit_endless_renames_fail);
+	tcase_add_test(core, test_commit_follows_rename_back);
+	tcase_add_test(core, test_commit_rereads_after_unsteady_reading);
 	tcase_add_test(core, test_scan_follows_renames);
 	tcase_add_test(core, test_open_keeps_cur_index);
 	tcase_add_test(core, test_gone_reads_cur_once);

@@ -1089,6 +1089,7 @@ START_TEST(test_filter_control_characters_refused)
 
 	CMD(p, "FILTER cat #\x1b[2J\b", "-ERR INVALID FILTER");
 	CMD(p, "FILTER cat\x7f", "-ERR INVALID FILTER");
+	CMD(p, "FILTER \t ", "-ERR INVALID FILTER");	/* blank: runs nothing */
 	ck_assert_ptr_null(settings.filter);
 	FILTER_SHOWS(p, "FILTER tr '\t' ' '", "tr '\t' ' '");
 	free_peer(p);

@@ -121,7 +121,8 @@ bool maildir_commit_step(struct maildrop *md, size_t max);
 size_t maildir_commit_failed(const struct maildrop *md);
 /*
  * The file name of the first failed unlink, or NULL if none failed;
- * *err is its errno, or 0 when another reader kept renaming the file.
+ * *err is its errno, or 0 when cur/ kept changing while it was looked
+ * for (another reader renaming it, or busy with other files).
  */
 const char *maildir_commit_first_failure(const struct maildrop *md,
     int *err);

@@ -109,7 +109,7 @@ struct maildrop {
 	size_t commit_next;		/* next message to look at */
 	size_t commit_failed;		/* unlinks that failed */
 	size_t first_failed;		/* the message of the first one */
-	int first_failed_errno;		/* and why (0: kept being renamed) */
+	int first_failed_errno;		/* and why (0: cur/ kept changing) */
 	size_t sightings;		/* files a reading of cur/ held */
 	struct cur_index commit_ix;	/* cur/ by inode, once needed in a pass */
 	struct cur_index open_ix;	/* cur/ by inode, kept between opens */

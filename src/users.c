@@ -563,20 +563,29 @@ link_target(const char *path)
 /*
  * The file a save replaces: the users file reached through a symlink
  * (kept in /var/lib, linked from /etc) is replaced where it lives, and
- * the link stays, also when it does not exist yet (the link dangles).
+ * the links stay, also when it does not exist yet (the links dangle).
  * NULL when out of memory.
  */
 static char *
 save_target(const char *path)
 {
 	struct stat sb;
-	char *real;
+	char *real = NULL, *next;
 
-	if (lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode) &&
-	    ((real = realpath(path, NULL)) != NULL ||
-	    (real = link_target(path)) != NULL))
+	if (lstat(path, &sb) == -1 || !S_ISLNK(sb.st_mode))
+		return strdup(path);
+	if ((real = realpath(path, NULL)) != NULL)
 		return real;
-	return strdup(path);
+	/* Dangling: follow the chain by hand, as far as realpath would. */
+	real = strdup(path);
+	for (int hops = 0; real != NULL && hops < 40 &&
+	    lstat(real, &sb) == 0 && S_ISLNK(sb.st_mode); hops++) {
+		if ((next = link_target(real)) == NULL)
+			break;
+		free(real);
+		real = next;
+	}
+	return real;
 }
 
 /*

@@ -677,16 +677,20 @@ class UsersFile(unittest.TestCase):
             self.assertEqual(stat.S_IMODE(os.stat(real).st_mode), 0o600)
             relogin(srv, "bob", "Linked-Pw-7").quit()
 
-    def test_first_save_through_dangling_relative_symlink(self):
-        # A fresh install: the link is made before the file it names.
+    def test_first_save_through_dangling_relative_symlinks(self):
+        # A fresh install: the links are made before the file they name
+        # (users -> lib/link2 -> users.real, each relative to its folder).
         with Server(users={"alice": "secret"}) as srv:
             srv.stop()
             os.unlink(srv.users_file)
             os.mkdir(os.path.join(srv.tmp, "lib"))
-            os.symlink("lib/users.real", srv.users_file)
+            os.symlink("lib/link2", srv.users_file)
+            os.symlink("users.real", os.path.join(srv.tmp, "lib", "link2"))
             srv.users = {"bob": "Linked-Pw-8"}
             srv.start()
             self.assertTrue(os.path.islink(srv.users_file))
+            self.assertTrue(os.path.islink(os.path.join(srv.tmp, "lib",
+                                                        "link2")))
             with open(os.path.join(srv.tmp, "lib", "users.real")) as f:
                 self.assertIn("\nbob:$6$", f.read())
             relogin(srv, "bob", "Linked-Pw-8").quit()

@@ -1787,18 +1787,6 @@ maildir_rollback(struct maildrop *md)
 		md->msgs[i].deleted = false;
 }
 
-/*
- * The slice's deletions from message `from` on that found no file.  One
- * may be a file another reader renamed after cur/ was read for it (an
- * IMAP client changing flags during the QUIT): cur/ is read once more,
- * now, and only a file missing from that reading too is gone.  A file
- * found there but renamed again before its unlink, or missing from a
- * reading that cur/ changed under (a rename can hide an entry from
- * readdir), is looked for again: up to COMMIT_REREADS readings in all.
- * One still moving after them counts as failed (the QUIT answers -ERR,
- * the message stays), never as deleted.  One reading a round, never one
- * a miss.
- */
 /* An unlink of message i that failed with err: counted, the first kept. */
 static void
 commit_fail(struct maildrop *md, size_t i, int err)
@@ -1809,6 +1797,19 @@ commit_fail(struct maildrop *md, size_t i, int err)
 	}
 }
 
+/*
+ * The slice's deletions from message `from` on that found no file.  One
+ * may be a file another reader renamed after cur/ was read for it (an
+ * IMAP client changing flags during the QUIT): cur/ is read once more,
+ * now, and only a file missing from that reading too is gone.  A file
+ * found there but renamed again before its unlink, or missing from a
+ * reading that cur/ changed under (a rename can hide an entry from
+ * readdir), is looked for again: up to COMMIT_REREADS readings in all.
+ * One not proven gone after them counts as failed (the QUIT answers
+ * -ERR, the message stays), never as deleted: on the safe side, also
+ * for a file long gone from a cur/ that kept changing.  One reading a
+ * round, never one a miss.
+ */
 static void
 retry_missed(struct maildrop *md, size_t from)
 {

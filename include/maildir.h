@@ -29,6 +29,7 @@ struct mail_msg {
 	int64_t ctime_ns;		/* st_ctim when listed */
 	bool deleted;			/* marked by DELE */
 	bool missed;			/* commit: not found; try again */
+	bool moving;			/* commit: and seen since its miss */
 };
 
 enum maildir_status {
@@ -121,8 +122,7 @@ bool maildir_commit_step(struct maildrop *md, size_t max);
 size_t maildir_commit_failed(const struct maildrop *md);
 /*
  * The file name of the first failed unlink, or NULL if none failed;
- * *err is its errno, or 0 when cur/ kept changing while it was looked
- * for (another reader renaming it, or busy with other files).
+ * *err is its errno, or 0 when another program kept renaming it.
  */
 const char *maildir_commit_first_failure(const struct maildrop *md,
     int *err);

@@ -109,7 +109,7 @@ struct maildrop {
 	size_t commit_next;		/* next message to look at */
 	size_t commit_failed;		/* unlinks that failed */
 	size_t first_failed;		/* the message of the first one */
-	int first_failed_errno;		/* and why (0: cur/ kept changing) */
+	int first_failed_errno;		/* and why (0: kept being renamed) */
 	size_t sightings;		/* files a reading of cur/ held */
 	struct cur_index commit_ix;	/* cur/ by inode, once needed in a pass */
 	struct cur_index open_ix;	/* cur/ by inode, kept between opens */
@@ -1805,9 +1805,10 @@ commit_fail(struct maildrop *md, size_t i, int err)
  * found there but renamed again before its unlink, or missing from a
  * reading that cur/ changed under (a rename can hide an entry from
  * readdir), is looked for again: up to COMMIT_REREADS readings in all.
- * One not proven gone after them counts as failed (the QUIT answers
- * -ERR, the message stays), never as deleted: on the safe side, also
- * for a file long gone from a cur/ that kept changing.  One reading a
+ * One seen in the last of them counts as failed (the QUIT answers -ERR,
+ * the message stays), never as deleted.  One missing from every one is
+ * gone (expunged by another client while cur/ was busy): for a file a
+ * storm hid, that takes COMMIT_REREADS misses in a row.  One reading a
  * round, never one a miss.
  */
 static void
@@ -1829,16 +1830,17 @@ retry_missed(struct maildrop *md, size_t from)
 				continue;
 			if (errno != ENOENT)
 				commit_fail(md, i, errno);
-			else if (md->sightings != seen ||
+			else if ((m->moving = md->sightings != seen) ||
 			    !md->commit_ix.steady)
 				again = m->missed = true;
 		}
 	}
 	for (size_t i = from; i < md->commit_next; i++) {
-		if (md->msgs[i].missed) {
-			md->msgs[i].missed = false;
+		struct mail_msg *m = &md->msgs[i];
+
+		if (m->missed && m->moving)
 			commit_fail(md, i, 0);
-		}
+		m->missed = m->moving = false;
 	}
 }
 

@@ -71,8 +71,8 @@ quit_outcome(struct pop3_session *s)
 		    maildir_commit_first_failure(s->md, &err));
 		log_warn("pop3[%lu] user=%s %zu deletions failed (the first, "
 		    "%s: %s)", s->id, s->user, failed, file,
-		    err != 0 ? strerror(err) : "cur/ kept changing while it "
-		    "was looked for");
+		    err != 0 ? strerror(err) : "another program kept "
+		    "renaming it");
 	}
 	return failed;
 }

@@ -1402,21 +1402,57 @@ cur_changes(void)
  * hide an entry from readdir) is looked for in one more reading before
  * it counts as deleted.
  */
-START_TEST(test_commit_rereads_after_unsteady_reading)
+/*
+ * QUIT of three messages, m1 expunged by another client first, with
+ * `hook` run before each reading of cur/: how many readings it took.
+ * Every file is gone, so none may count as failed.
+ */
+static unsigned
+commit_m1_expunged(void (*hook)(void))
 {
 	struct maildrop *md = three_deleted_m1_flagged();
 	char p[PATH_MAX];
 
 	ck_assert_int_eq(unlink(at(p, "u/cur/m1:2,S")), 0);
 	opendirs = 0;
-	before_opendir = cur_changes;
+	before_opendir = hook;
 	after_closedir = NULL;
 	ck_assert(maildir_commit_step(md, 0));
-	ck_assert(before_opendir == NULL);
-	/* The miss's reading, the retry's (moved), and one more. */
-	ck_assert_uint_eq(opendirs, 3);
+	before_opendir = NULL;
 	ck_assert_uint_eq(maildir_commit_failed(md), 0);
+	ck_assert(!exists("u/cur/m2:2,"));
 	maildir_close(md);
+	return opendirs;
+}
+
+START_TEST(test_commit_rereads_after_unsteady_reading)
+{
+	/* The miss's reading, the retry's (moved), and one more. */
+	ck_assert_uint_eq(commit_m1_expunged(cur_changes), 3);
+}
+END_TEST
+
+/* cur/ changes during every reading (its mtime moves each time). */
+static void
+cur_keeps_changing(void)
+{
+	static time_t t = 1000000000;
+	char p[PATH_MAX];
+	struct timespec when[2] = { { 0, 0 }, { 0, 0 } };
+
+	when[0].tv_sec = when[1].tv_sec = t++;
+	ck_assert_int_eq(utimensat(AT_FDCWD, at(p, "u/cur"), when, 0), 0);
+}
+
+/*
+ * A file another client expunged counts as deleted even while cur/ is
+ * busy for the whole QUIT (an IMAP client changing flags): missing
+ * from every reading, it is gone; the QUIT must not answer -ERR.
+ */
+START_TEST(test_commit_gone_from_a_busy_cur)
+{
+	ck_assert_uint_eq(commit_m1_expunged(cur_keeps_changing),
+	    1 + COMMIT_REREADS);
 }
 END_TEST
 
@@ -1998,6 +2034,7 @@ maildir_suite(void)
 	tcase_add_test(core, test_commit_endless_renames_fail);
 	tcase_add_test(core, test_commit_follows_rename_back);
 	tcase_add_test(core, test_commit_rereads_after_unsteady_reading);
+	tcase_add_test(core, test_commit_gone_from_a_busy_cur);
 	tcase_add_test(core, test_scan_follows_renames);
 	tcase_add_test(core, test_open_keeps_cur_index);
 	tcase_add_test(core, test_gone_reads_cur_once);

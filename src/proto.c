@@ -87,9 +87,12 @@ call(const struct cmd *c, void *session, char *word, char *args)
 		if ((c->flags & CMD_REST) && *args != '\0') {
 			argv[argc++] = args;
 		} else {
-			int n = split(args, argv + 1, c->max_args);
+			/* argv's size bounds the words, whatever a row says. */
+			int max = c->max_args < PROTO_MAX_ARGS ? c->max_args :
+			    PROTO_MAX_ARGS;
+			int n = split(args, argv + 1, max);
 
-			if (n > c->max_args)
+			if (n > max)
 				return CMD_BAD_ARGS;
 			argc += n;
 		}

@@ -318,18 +318,18 @@ filter_start(struct selector *sel, const struct filter_job *job,
 	pid_t pid;
 
 	if (f == NULL || pipe(pin) < 0 || pipe(pout) < 0 || pipe(perr) < 0)
-		goto fail;
+		goto not_started;
 	/* Every end close-on-exec; only the parent's ends non-blocking. */
 	if (set_flags(pin[0], false) < 0 || set_flags(pin[1], true) < 0 ||
 	    set_flags(pout[0], true) < 0 || set_flags(pout[1], false) < 0 ||
 	    set_flags(perr[0], true) < 0 || set_flags(perr[1], false) < 0)
-		goto fail;
+		goto not_started;
 	/* Room first, so that recording the child cannot fail after fork. */
 	if (!reserve_child())
-		goto fail;
+		goto not_started;
 	pid = fork();
 	if (pid < 0)
-		goto fail;
+		goto not_started;
 	if (pid == 0)
 		run_child(job, pin[0], pout[1], perr[1]);
 	setpgid(pid, pid);
@@ -369,7 +369,7 @@ filter_start(struct selector *sel, const struct filter_job *job,
 		fail(f, "no room in the reactor");
 	touch(f);
 	return f;
-fail:
+not_started:
 	log_warn("pop3[%lu] filter cannot start: %s", job->log_id,
 	    strerror(errno));
 	close_pair(pin);

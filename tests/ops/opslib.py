@@ -8,7 +8,6 @@ changed here.  Python standard library only; the outside programs
 (make, groff, man, openssl, stunnel, curl, mpop) are found with need(),
 and a missing one is a FAILURE, never a skip.
 """
-import grp
 import os
 import pwd
 import re
@@ -179,13 +178,6 @@ def account(name=RUN_AS):
     except KeyError:
         raise AssertionError("no user %r on this system" % name)
     return pw.pw_uid, pw.pw_gid
-
-
-def group_name(gid):
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)
 
 
 def chown_tree(path, uid, gid):

@@ -1805,8 +1805,9 @@ commit_fail(struct maildrop *md, size_t i, int err)
  * found there but renamed again before its unlink, or missing from a
  * reading that cur/ changed under (a rename can hide an entry from
  * readdir), is looked for again: up to COMMIT_REREADS readings in all.
- * One seen in the last of them counts as failed (the QUIT answers -ERR,
- * the message stays), never as deleted.  One missing from every one is
+ * One still unresolved after the last of them and seen in any of them
+ * counts as failed (the QUIT answers -ERR, the message stays), never as
+ * deleted.  One missing from a steady reading, or from every one, is
  * gone (expunged by another client while cur/ was busy): for a file a
  * storm hid, that takes COMMIT_REREADS misses in a row.  One reading a
  * round, never one a miss.
@@ -1830,9 +1831,11 @@ retry_missed(struct maildrop *md, size_t from)
 				continue;
 			if (errno != ENOENT)
 				commit_fail(md, i, errno);
-			else if ((m->moving = md->sightings != seen) ||
-			    !md->commit_ix.steady)
+			else if (md->sightings != seen ||
+			    !md->commit_ix.steady) {
+				m->moving = m->moving || md->sightings != seen;
 				again = m->missed = true;
+			}
 		}
 	}
 	for (size_t i = from; i < md->commit_next; i++) {

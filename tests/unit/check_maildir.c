@@ -1336,6 +1336,64 @@ START_TEST(test_commit_endless_renames_fail)
 }
 END_TEST
 
+/* m1's name now, after storm_flips re-flaggings by flag_storm. */
+static const char *
+storm_name(void)
+{
+	return storm_flips % 2 ? "u/cur/m1:2,RS" : "u/cur/m1:2,S";
+}
+
+/* Before the last reading: m1 leaves cur/ (its mtime moves). */
+static void
+hide_from_last_reading(void)
+{
+	char a[PATH_MAX], b[PATH_MAX];
+
+	if (opendirs == 1 + COMMIT_REREADS)
+		ck_assert_int_eq(rename(at(a, storm_name()), at(b, "u/tmp/m1")),
+		    0);
+}
+
+/* After each reading but the last, m1 is re-flagged; then it is back. */
+static void
+storm_then_back(void)
+{
+	char a[PATH_MAX], b[PATH_MAX];
+
+	if (opendirs < 1 + COMMIT_REREADS)
+		flag_storm();
+	else
+		ck_assert_int_eq(rename(at(a, "u/tmp/m1"), at(b, storm_name())),
+		    0);
+}
+
+/*
+ * A file seen in the re-readings but missing from the last one, which
+ * cur/ changed under, was not shown gone: it counts as failed and
+ * stays, never as deleted under a +OK.
+ */
+START_TEST(test_commit_seen_then_hidden_fails)
+{
+	struct maildrop *md = three_deleted_m1_flagged();
+	int err = -1;
+
+	storm = -1;
+	storm_flips = 0;
+	opendirs = 0;
+	before_opendir = hide_from_last_reading;
+	after_closedir = storm_then_back;
+	ck_assert(maildir_commit_step(md, 0));
+	before_opendir = after_closedir = NULL;
+	ck_assert_uint_eq(opendirs, 1 + COMMIT_REREADS);
+	ck_assert_uint_eq(maildir_commit_failed(md), 1);
+	ck_assert_ptr_nonnull(maildir_commit_first_failure(md, &err));
+	ck_assert_int_eq(err, 0);
+	ck_assert(exists(storm_name()));
+	ck_assert(!exists("u/cur/m2:2,"));
+	maildir_close(md);
+}
+END_TEST
+
 /*
  * Another reader renames m1 just before a reading of cur/ and back just
  * after: the reading holds m1 under the name the QUIT just failed on.
@@ -1398,11 +1456,6 @@ cur_changes(void)
 }
 
 /*
- * A file missing from a reading that cur/ changed under (a rename can
- * hide an entry from readdir) is looked for in one more reading before
- * it counts as deleted.
- */
-/*
  * QUIT of three messages, m1 expunged by another client first, with
  * `hook` run before each reading of cur/: how many readings it took.
  * Every file is gone, so none may count as failed.
@@ -1425,6 +1478,11 @@ commit_m1_expunged(void (*hook)(void))
 	return opendirs;
 }
 
+/*
+ * A file missing from a reading that cur/ changed under (a rename can
+ * hide an entry from readdir) is looked for in one more reading before
+ * it counts as deleted.
+ */
 START_TEST(test_commit_rereads_after_unsteady_reading)
 {
 	/* The miss's reading, the retry's (moved), and one more. */
@@ -2032,6 +2090,7 @@ maildir_suite(void)
 	tcase_add_test(core, test_commit_follows_rename_after_reading);
 	tcase_add_test(core, test_commit_follows_repeated_renames);
 	tcase_add_test(core, test_commit_endless_renames_fail);
+	tcase_add_test(core, test_commit_seen_then_hidden_fails);
 	tcase_add_test(core, test_commit_follows_rename_back);
 	tcase_add_test(core, test_commit_rereads_after_unsteady_reading);
 	tcase_add_test(core, test_commit_gone_from_a_busy_cur);

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "selector.h"
 
 struct filter;
@@ -63,7 +64,13 @@ void filter_reap(void);
 /*
  * True for a command FILTER can show on one line and the log can carry:
  * at most FILTER_MAX octets, not blank, no control character but tab.
+ * FILTER_RULE says so to a user: "the command " FILTER_RULE.
  */
 bool filter_command_ok(const char *command);
+
+#define FILTER_TEXT_(n) #n
+#define FILTER_TEXT(n) FILTER_TEXT_(n)
+#define FILTER_RULE "must be one line of at most " FILTER_TEXT(FILTER_MAX) \
+	" octets, not blank, without control characters"
 
 #endif

@@ -346,9 +346,7 @@ parse_options(int argc, char **argv, struct options *o)
 				die_usage("-t needs a command");
 			/* MGMT's FILTER and the log show it as one line. */
 			if (!filter_command_ok(optarg))
-				die_usage("-t: the command must be one line of "
-				    "at most %d octets, not blank, without "
-				    "control characters", FILTER_MAX);
+				die_usage("-t: the command %s", FILTER_RULE);
 			o->server.filter = optarg;
 			break;
 		case 'g':
@@ -448,6 +446,23 @@ protect_users_file(const char *file)
 	(void)close(fd);
 }
 
+/*
+ * A filter saved by an older version, or by hand, that is no longer
+ * one: refused before anything is created or saved.  "-" records a
+ * removal.
+ */
+static bool
+saved_filter_ok(const char *file, const struct users *u)
+{
+	const char *f = users_setting_text(u, SETTING_FILTER);
+
+	if (f == NULL || strcmp(f, "-") == 0 || filter_command_ok(f))
+		return true;
+	fprintf(stderr, "pop3server: %s: the %%filter line's command %s; "
+	    "fix or delete that line\n", file, FILTER_RULE);
+	return false;
+}
+
 /* Applies -u and creates a missing admin; saves if anything changed. */
 static int
 prepare_users(struct options *o, struct users **out)
@@ -460,6 +475,10 @@ prepare_users(struct options *o, struct users **out)
 
 	if (st != USERS_OK) {
 		load_failed(o->users_file, st, line, errno);
+		return -1;
+	}
+	if (!saved_filter_ok(o->users_file, u)) {
+		users_free(u);
 		return -1;
 	}
 	protect_users_file(o->users_file);

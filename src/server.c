@@ -514,12 +514,6 @@ load_settings(const struct server_config *cfg, struct users *users,
 	set->filter_limit_s = cfg->filter_limit_s;
 	if (want_filter == NULL)
 		return true;
-	if (!filter_command_ok(want_filter)) {
-		log_err("the users file's %%filter line is no filter "
-		    "command: one line of at most %d octets, not blank, "
-		    "without control characters", FILTER_MAX);
-		return false;
-	}
 	/* Never serve unfiltered mail because a copy failed. */
 	if ((set->filter = strdup(want_filter)) == NULL) {
 		log_err("cannot keep the RETR filter: %s", strerror(errno));

@@ -614,6 +614,17 @@ class UsersFile(unittest.TestCase):
         self.assertEqual(rc, 1, err)
         return err
 
+    def refused_users_text(self, text):
+        """A users file holding text must stop the start with status 1:
+        returns its path and the standard error."""
+        tmp = self.tmpdir()
+        users = os.path.join(tmp, "users")
+        with open(users, "w") as f:
+            f.write(text)
+        rc, err = failed_start(tmp, users)
+        self.assertEqual(rc, 1, err)
+        return users, err
+
     def test_users_file_a_directory_names_the_cause(self):
         # The system's reason, and no "(line 0)" where no line is at fault.
         err = self.start_with_users_file("users.d", os.mkdir)
@@ -637,14 +648,23 @@ class UsersFile(unittest.TestCase):
                     "bob:$6$trunc", "max_users=1\n" + fine.replace("alice",
                                                                   "bob")):
             with self.subTest(line=bad):
-                tmp = self.tmpdir()
-                users = os.path.join(tmp, "users")
-                with open(users, "w") as f:
-                    f.write(fine + bad + "\n")
-                rc, err = failed_start(tmp, users)
-                self.assertEqual(rc, 1, err)
+                users, err = self.refused_users_text(fine + bad + "\n")
                 self.assertIn("%s: malformed line, or a value out of range, "
                               "in users file (line 2)" % users, err)
+
+    def test_saved_filter_no_longer_valid_stops_the_start(self):
+        # Saved by MGMT FILTER before it checked its command (a tab made
+        # every RETR an empty message) or by hand: refused before an
+        # administrator is created, so the file is left as it was.
+        fine = "alice:$6$abcdefghijklmnop$" + "x" * 86 + "\n"
+        for bad in ("%filter \t", "%filter tr \x01 x", "%filter " + "y" * 401):
+            with self.subTest(line=bad):
+                users, err = self.refused_users_text(fine + bad + "\n")
+                self.assertIn("%s: the %%filter line's command must be one "
+                              "line of at most 400 octets" % users, err)
+                self.assertNotIn("password", err)
+                with open(users) as f:
+                    self.assertEqual(f.read(), fine + bad + "\n")
 
     def test_users_file_open_to_others_made_0600(self):
         # A users file copied in by hand with mode 0644 showed every

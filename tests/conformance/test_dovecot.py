@@ -134,6 +134,8 @@ CASES = {
     "top_count_past_64_bits": [login("alice") +
                                ["TOP 1 18446744073709551616",
                                 "TOP 1 " + "9" * 40]],
+    "leading_space_before_the_command": [login("alice") + [" RETR 1",
+                                                           " LIST 2"]],
     "user_with_two_words": [["USER alice bob"]],
     "user_without_a_name": [["USER"] + login("alice")],
     "overlong_user_line": [["USER " + "a" * 300]],
@@ -149,6 +151,8 @@ CASES = {
     "auth_plain_bad_base64": [["AUTH PLAIN !!!!"] + login("alice")],
     "auth_plain_without_nuls": [["AUTH PLAIN " + plain("alicesecret")]],
     "auth_plain_empty_response": [["AUTH PLAIN", "="]],
+    "auth_plain_extra_word": [["AUTH PLAIN " + plain("", "alice", "secret")
+                               + " extra"] + login("alice")],
 }
 
 # Dovecot delays every login from an address that failed one: cases
@@ -159,7 +163,8 @@ SOURCES = {"wrong_password": "127.0.0.2", "unknown_user": "127.0.0.3",
            "auth_plain_without_nuls": "127.0.0.6",
            "auth_plain_empty_response": "127.0.0.7",
            "empty_password": "127.0.0.8",
-           "password_after_two_spaces": "127.0.0.9"}
+           "password_after_two_spaces": "127.0.0.9",
+           "auth_plain_extra_word": "127.0.0.10"}
 
 # (case, command) -> (our reply's start, why).  Dovecot must answer
 # otherwise; we must answer this.
@@ -175,6 +180,9 @@ DEVIATIONS = {
         ("+OK", "spaces separate words, trailing ones too (typed by hand "
                 "in telnet); Dovecot calls it noise after the number"),
     ("trailing_space_after_an_argument", "LIST 2 "): ("+OK 2 ", "as RETR"),
+    ("leading_space_before_the_command", " RETR 1"):
+        ("+OK", "as a trailing space; Dovecot: unknown command"),
+    ("leading_space_before_the_command", " LIST 2"): ("+OK 2 ", "as RETR"),
     ("top_count_past_64_bits", "TOP 1 18446744073709551616"):
         ("+OK", "a line count larger than the body gives the whole "
                 "message (spec), however large; Dovecot: 'Size too large'"),

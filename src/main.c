@@ -121,7 +121,11 @@ connections(const char *arg)
 	return v > SIZE_MAX ? SIZE_MAX : (size_t)v;
 }
 
-/* An address to listen on must resolve now: a bad one is a usage error. */
+/*
+ * An address to listen on must resolve now: a bad one is a usage error.
+ * A resolver that cannot answer yet (DNS not up at boot) is a run-time
+ * failure, status 1, which a service manager retries.
+ */
 static const char *
 listen_address(const char *addr, const char *what)
 {
@@ -131,6 +135,12 @@ listen_address(const char *addr, const char *what)
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE;
 	rc = getaddrinfo(addr, NULL, &hints, &res);
+	if (rc == EAI_AGAIN || rc == EAI_MEMORY || rc == EAI_SYSTEM) {
+		fprintf(stderr, "pop3server: %s: cannot resolve '%s' now: %s\n",
+		    what, addr, rc == EAI_SYSTEM ? strerror(errno) :
+		    gai_strerror(rc));
+		exit(EXIT_FAILURE);
+	}
 	if (rc != 0)
 		die_usage("%s: cannot use address '%s': %s", what, addr,
 		    gai_strerror(rc));

@@ -1,11 +1,14 @@
 """The manual pages (docs/pop3server.8, docs/admin_monitor.1) format
 without a single groff warning, render with man(1), and document every
-option and command the programs' own help lists."""
+option and command the programs' own help lists; the filter example
+does what it says."""
 import os
 import re
+import textwrap
 import unittest
 
-from opslib import MONITOR_BIN, ROOT, SERVER_BIN, clean_env, need, run
+from opslib import (MONITOR_BIN, ROOT, SERVER_BIN, Server, clean_env, need,
+                    run, tmpdir, unstuff)
 
 PAGES = (("docs/pop3server.8", "POP3SERVER(8)"),
          ("docs/admin_monitor.1", "ADMIN_MONITOR(1)"))
@@ -80,3 +83,37 @@ class ManPages(unittest.TestCase):
             with self.subTest(command=c):
                 self.assertRegex(body, r"(?m)^ {7}%s\b" % re.escape(c),
                                  "%s not an item of COMMANDS" % c)
+
+    def test_filter_example_drops_a_folded_field(self):
+        # The example as printed: a field's continuation lines go with
+        # it, and a message stored with CR LF is handled the same.
+        text = section(render("docs/pop3server.8").stdout, "EXAMPLES")
+        command = re.search(r"-t '(awk -f (\S+))'", text)
+        program = re.search(r"holds:\n\n(.*?)\n\n", text, re.S)
+        self.assertTrue(command and program, text)
+        script = os.path.join(tmpdir(self), "example.awk")
+        with open(script, "w") as f:
+            f.write(textwrap.dedent(program.group(1)) + "\n")
+        stored = (b"From: a@b\nX-Spam-Report: \n\t* 0.1 RCVD blah\n"
+                  b"\t* 1.0 FOO bar\nSubject: hi\n\nX-Spam-Report: body\n")
+        want = (b"From: a@b\r\nSubject: hi\r\n\r\nX-Spam-Report: body"
+                b"\r\n")
+        filt = command.group(1).replace(command.group(2), script)
+        with Server(mail=None, args=["-t", filt]) as s:
+            cur = os.path.join(s.maildir, "alice", "cur")
+            for sub in ("cur", "new", "tmp"):
+                os.makedirs(os.path.join(s.maildir, "alice", sub))
+            with open(os.path.join(cur, "1.lf:2,"), "wb") as f:
+                f.write(stored)
+            with open(os.path.join(cur, "2.crlf:2,"), "wb") as f:
+                f.write(stored.replace(b"\n", b"\r\n"))
+            c = s.client()
+            try:
+                c.login()
+                for n in (1, 2):
+                    with self.subTest(message=n):
+                        first, body = c.multi("RETR %d" % n)
+                        self.assertTrue(first.startswith("+OK"), first)
+                        self.assertEqual(unstuff(body), want)
+            finally:
+                c.close()

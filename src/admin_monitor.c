@@ -90,6 +90,7 @@ usage(FILE *f)
 	    "  <version>   protocol version: " PROTOCOL_VERSION "\n"
 	    "  <password>  '-' reads it from standard input\n"
 	    "  defaults: --host localhost --port %d --timeout %d\n"
+	    "  --help      this text (so does -HELP)\n"
 	    "commands:\n", DEFAULT_MGMT_PORT, DEFAULT_TIMEOUT);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %s%s\n", commands[i].flag, commands[i].usage);
@@ -341,12 +342,15 @@ main(int argc, char **argv)
 		usage(stdout);
 		return flushed(0);
 	}
+	/*
+	 * "-p 6000" or "-h", pop3server's spellings, are options, not a
+	 * version, even alone on the line.
+	 */
+	if (i < argc && argv[i][0] == '-' && argv[i][1] != '\0')
+		die_usage("unknown option (options are --host, --port, "
+		    "--timeout and --help): ", argv[i]);
 	if (argc - i < 4)
 		die_usage("missing arguments", "");
-	/* "-p 6000", pop3server's spelling, is an option, not a version. */
-	if (argv[i][0] == '-' && argv[i][1] != '\0')
-		die_usage("unknown option (options are --host, --port and "
-		    "--timeout): ", argv[i]);
 	if (strcmp(argv[i], PROTOCOL_VERSION) != 0)
 		die_usage("unsupported protocol version: ", argv[i]);
 	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)

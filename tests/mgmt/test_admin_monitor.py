@@ -305,8 +305,10 @@ class MonitorUsage(unittest.TestCase):
                            (["--verbose", "x"], "unknown option: --verbose"),
                            (["--port"], "option needs a value: --port"),
                            (["-p", "6000", "1.0", "admin", "x", "-NOOP"],
-                            "unknown option (options are --host, --port "
-                            "and --timeout): -p")):
+                            "unknown option (options are --host, --port, "
+                            "--timeout and --help): -p"),
+                           (["-h"], "unknown option (options are --host, "
+                            "--port, --timeout and --help): -h")):
             with self.subTest(argv=argv):
                 r = run_monitor([MONITOR_BIN] + argv)
                 self.assertEqual(r.rc, 2, r)

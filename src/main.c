@@ -50,6 +50,18 @@ struct options {
 static struct server_signals signals;
 static int signal_pipe[2] = { -1, -1 };
 
+/* After -h or -v: success only if what was asked for was written. */
+static _Noreturn void
+exit_printed(void)
+{
+	if (fflush(stdout) == EOF || ferror(stdout)) {
+		fprintf(stderr, "pop3server: cannot write the output: %s\n",
+		    strerror(errno));
+		exit(EXIT_FAILURE);
+	}
+	exit(EXIT_SUCCESS);
+}
+
 static void
 usage(FILE *f)
 {
@@ -371,10 +383,10 @@ parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'v':
 			printf(POP3D_NAME " " POP3D_VERSION "\n");
-			exit(EXIT_SUCCESS);
+			exit_printed();
 		case 'h':
 			usage(stdout);
-			exit(EXIT_SUCCESS);
+			exit_printed();
 		case ':':
 			die_bad_option(argv, true);
 			break;

@@ -486,6 +486,16 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(rc, 0, err)
         self.assertRegex(out + err, r"\d+\.\d+")
 
+    def test_help_and_version_unwritten_fail(self):
+        # A script that checks the status must not take a lost answer
+        # for one given (/dev/full: every write fails).
+        for opt in ("-h", "-v"):
+            with self.subTest(option=opt), open("/dev/full", "wb") as full:
+                p = subprocess.run([SERVER_BIN, opt], stdout=full,
+                                   stderr=subprocess.PIPE, timeout=10)
+                self.assertEqual(p.returncode, 1, p.stderr)
+                self.assertIn(b"cannot write the output", p.stderr)
+
     def test_restart_right_after_kill_binds_at_once(self):
         with Server(users=USERS) as srv:
             c = srv.client()

@@ -146,7 +146,12 @@ class DescriptorExhaustion(HardTest):
             first, body = bob.multi("RETR 1")
             self.assertTrue(first.startswith("+OK"), first)
             self.assertEqual(body, stuff(BOB_WIRES[0]))
-            # the failed login released alice's lock: same connection
+            # the failed login released alice's lock: another
+            # connection gets it (the lock lets its holder back in,
+            # released or not), then the same one does
+            other = srv.client()
+            other.login("alice", "secret")
+            other.quit()
             self.assertTrue(waiting.cmd("USER alice").startswith("+OK"))
             r = waiting.cmd("PASS secret")
             self.assertTrue(r.startswith("+OK"), "login after EMFILE: " + r)

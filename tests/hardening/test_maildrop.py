@@ -78,6 +78,10 @@ class ReadOnlyMaildrop(HardTest):
             r"warning: pop3\[\d+\] user=alice 1 deletions failed \(the "
             r"first, 1800000001\.M1P1\.host: Read-only file system\)$"),
             self.srv.log_text())
+        # The access log's dele= counts what was removed: nothing.
+        self.assertTrue(self.srv.wait_log(
+            r"user=alice logout .* dele=0/%d .*reason=quit" % n),
+            self.srv.log_text())
 
         umount(self.dir)
         c = self.srv.client()

@@ -304,6 +304,10 @@ class MonitorUsage(unittest.TestCase):
         for argv, says in ((["--version"], "unknown option: --version"),
                            (["--verbose", "x"], "unknown option: --verbose"),
                            (["--port"], "option needs a value: --port"),
+                           (["--port", "0", "1.0", "admin", "x", "-NOOP"],
+                            "invalid port: 0"),
+                           (["--timeout", "0", "1.0", "admin", "x",
+                             "-NOOP"], "invalid timeout: 0"),
                            (["-p", "6000", "1.0", "admin", "x", "-NOOP"],
                             "unknown option (options are --host, --port, "
                             "--timeout and --help): -p"),

@@ -530,6 +530,9 @@ BAD_OPTIONS = {
     "mail_root_is_a_file": ["-d", "@TMP@/regular-file"],
     "idle_abc": ["-T", "abc"],
     "idle_negative": ["-T", "-1"],
+    # the range is 1 to 86400 (pop3server(8))
+    "idle_0": ["-T", "0"],
+    "idle_86401": ["-T", "86401"],
     "max_conn_0": ["-m", "0"],
     "max_conn_abc": ["-m", "abc"],
     "run_as_unknown_user": ["-g", "no-such-user-x9"],

@@ -298,6 +298,11 @@ on_destroy(struct conn *c, enum conn_end why)
 	 * as an orphan otherwise): that session quit.
 	 */
 	s->end_reason = logout_reason(s, quitting ? END_QUIT : why);
+	/* As Dovecot, the client learns why, unless a message is half-sent. */
+	if (why == END_SHUTDOWN && !quitting && !c->streaming) {
+		pop3_reply(s, "-ERR [SYS/TEMP] server shutting down");
+		conn_last_words(c);
+	}
 	if (why != END_SHUTDOWN && quitting) {
 		s->next_orphan = orphans;
 		orphans = s;

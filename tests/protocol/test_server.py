@@ -35,6 +35,9 @@ TOTAL = sum(len(w) for w in WIRES)
 ISO = re.compile(r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d")
 
 
+GOODBYE = b"-ERR [SYS/TEMP] server shutting down\r\n"
+
+
 def relogin(srv, user="alice", password="secret", timeout=5):
     deadline = time.monotonic() + timeout
     while True:
@@ -73,6 +76,9 @@ class Signals(unittest.TestCase):
             self.assertEqual(rc, 0)
             self.assertTrue(c.closed(2), "session not closed at shutdown")
             self.assertTrue(idle.closed(2))
+            # Logged in or not, each learns why, as from Dovecot.
+            self.assertEqual(c.buf, GOODBYE)
+            self.assertEqual(idle.buf, GOODBYE)
             self.assertEqual(srv.cur_files("alice"), names)
             log = srv.log_text()
             self.assertTrue(any("user=alice" in l and "reason=shutdown" in l
@@ -80,6 +86,31 @@ class Signals(unittest.TestCase):
                             "no reason=shutdown summary for alice:\n" + log)
             c.close()
             idle.close()
+
+    def test_sigterm_mid_retr_adds_nothing_to_the_message(self):
+        # A line after half a message would read as part of it: the
+        # client sees the message cut short (no final ".") and nothing
+        # else.
+        with Server(users=USERS) as srv:
+            path = os.path.join(srv.user_dir("alice"), "cur",
+                                "1800000000.Mbig.test:2,")
+            with open(path, "wb") as f:
+                f.write(b"Subject: big\n\n" + (b"y" * 79 + b"\n") * 100000)
+            c = srv.client()
+            # A small window, so that most of the 8 MB is still unsent.
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            c.login()
+            c.send("RETR %d\r\n" % (N + 1))
+            self.assertTrue(c.line().startswith(b"+OK"))
+            srv.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(srv.proc.wait(10), 0)
+            self.assertTrue(c.closed(5), "session not closed at shutdown")
+            self.assertGreater(len(c.buf), 0)
+            self.assertTrue((b"y" * 79 + b"\r\n").startswith(
+                c.buf.rsplit(b"\r\n", 1)[-1]), c.buf[-200:])
+            self.assertNotIn(b"-ERR", c.buf)
+            self.assertFalse(c.buf.endswith(b"\r\n.\r\n"))
+            c.close()
 
     def test_sigterm_with_pending_dele(self):
         self.check_signal_keeps_mail(signal.SIGTERM)

@@ -46,6 +46,7 @@ struct pop3_session {
 	bool have_user;
 	bool sasl_wait;			/* AUTH PLAIN awaits its response */
 	bool locked;
+	bool answered;			/* the command's reply has begun */
 	struct verify *pending_login;	/* queued password check */
 	struct maildrop *md;
 

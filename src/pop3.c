@@ -49,6 +49,7 @@ pop3_reply(struct pop3_session *s, const char *fmt, ...)
 	va_list ap;
 	bool ok;
 
+	s->answered = true;
 	va_start(ap, fmt);
 	ok = conn_vreply(&s->base.conn, fmt, ap);
 	va_end(ap);
@@ -183,6 +184,7 @@ pop3_read(void *ctx)
 	bool sasl = s->sasl_wait;
 	enum cmd_result r;
 
+	s->answered = false;
 	/* One line answers the "+ "; even a broken one ends the exchange. */
 	if (sasl) {
 		s->sasl_wait = false;
@@ -298,8 +300,12 @@ on_destroy(struct conn *c, enum conn_end why)
 	 * as an orphan otherwise): that session quit.
 	 */
 	s->end_reason = logout_reason(s, quitting ? END_QUIT : why);
-	/* As Dovecot, the client learns why, unless a message is half-sent. */
-	if (why == END_SHUTDOWN && !quitting && !c->streaming) {
+	/*
+	 * As Dovecot, the client learns why, unless a multi-line reply has
+	 * begun: a line in it would read as part of the message or list.
+	 */
+	if (why == END_SHUTDOWN && !quitting &&
+	    !(c->streaming && s->answered)) {
 		pop3_reply(s, "-ERR [SYS/TEMP] server shutting down");
 		conn_last_words(c);
 	}

@@ -2,6 +2,7 @@
 other clients, 50 filtered RETRs run at once, and a client that goes away
 mid-filter gets its child killed (whole process group) and reaped within
 a second."""
+import signal
 import socket
 import threading
 import time
@@ -9,13 +10,27 @@ import unittest
 
 from filterlib import (ALICE, BOB, OK_FILTERED, UPPER, FilterServer,
                        FilterTest, ascii_upper, big_message, children_of,
-                       expected_body, group_members, read_multiline_or_close,
-                       recv_some, wait_for)
+                       expected_body, group_members, line_or_eof,
+                       read_multiline_or_close, recv_some, wait_for)
 
 SLOW = ('if [ "$POP3_USERNAME" = alice ]; then sleep 5; fi; ' + UPPER)
 
 
 class SlowFilter(FilterTest):
+
+    def test_shutdown_while_the_filter_thinks_answers_the_retr(self):
+        # Nothing of the RETR's reply is out yet: the stopping server
+        # answers it with its notice, as it would any other command.
+        with FilterServer(filter="sleep 5; cat") as srv:
+            a = srv.pop3("alice")
+            a.send("RETR 1\r\n")
+            self.wait_child(srv, min_group=2)     # sh and its sleep
+            srv.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(srv.proc.wait(10), 0)
+            self.assertEqual(line_or_eof(a),
+                             "-ERR [SYS/TEMP] server shutting down\r\n")
+            self.assertIsNone(line_or_eof(a))
+            a.close()
 
     def test_sleeping_filter_does_not_stall_others(self):
         with FilterServer(filter=SLOW) as srv:

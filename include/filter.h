@@ -71,6 +71,6 @@ bool filter_command_ok(const char *command);
 #define FILTER_TEXT_(n) #n
 #define FILTER_TEXT(n) FILTER_TEXT_(n)
 #define FILTER_RULE "must be one line of at most " FILTER_TEXT(FILTER_MAX) \
-	" octets, not blank, without control characters"
+	" octets, not blank, without control characters other than tab"
 
 #endif

@@ -469,19 +469,22 @@ protect_users_file(const char *file)
 }
 
 /*
- * A filter saved by an older version, or by hand, that is no longer
- * one: refused before anything is created or saved.  "-" records a
- * removal.
+ * A filter saved by an older version, or by hand, that MGMT's FILTER
+ * would not save as it is: refused before anything is created or saved.
+ * "-" records a removal; an older version saved "- " for it, which the
+ * shell would run.
  */
 static bool
 saved_filter_ok(const char *file, const struct users *u)
 {
 	const char *f = users_setting_text(u, SETTING_FILTER);
 
-	if (f == NULL || strcmp(f, "-") == 0 || filter_command_ok(f))
+	if (f == NULL || strcmp(f, "-") == 0 || (filter_command_ok(f) &&
+	    f[0] != ' ' && f[strlen(f) - 1] != ' '))
 		return true;
-	fprintf(stderr, "pop3server: %s: the %%filter line's command %s; "
-	    "fix or delete that line\n", file, FILTER_RULE);
+	fprintf(stderr, "pop3server: %s: the %%filter line's command %s, "
+	    "and neither starts nor ends with a space; fix or delete that "
+	    "line\n", file, FILTER_RULE);
 	return false;
 }
 

@@ -701,7 +701,8 @@ class UsersFile(unittest.TestCase):
         # every RETR an empty message) or by hand: refused before an
         # administrator is created, so the file is left as it was.
         fine = "alice:$6$abcdefghijklmnop$" + "x" * 86 + "\n"
-        for bad in ("%filter \t", "%filter tr \x01 x", "%filter " + "y" * 401):
+        for bad in ("%filter \t", "%filter tr \x01 x", "%filter " + "y" * 401,
+                    "%filter - "):
             with self.subTest(line=bad):
                 users, err = self.refused_users_text(fine + bad + "\n")
                 self.assertIn("%s: the %%filter line's command must be one "

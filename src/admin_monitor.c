@@ -96,6 +96,16 @@ usage(FILE *f)
 		fprintf(f, "  %s%s\n", commands[i].flag, commands[i].usage);
 }
 
+/* The command a flag names (case-insensitive), or NULL. */
+static const struct command *
+find_command(const char *flag)
+{
+	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
+		if (strcasecmp(flag, commands[k].flag) == 0)
+			return &commands[k];
+	return NULL;
+}
+
 static void
 die_usage(const char *msg, const char *arg)
 {
@@ -308,7 +318,8 @@ main(int argc, char **argv)
 	const char *host = "localhost", *port = "6000";
 	static char pw[PASSWORD_MAX + 2];
 	char cmdline[600];
-	const struct command *cmd = NULL;
+	const struct command *cmd;
+	const char *first;
 	struct link l = { .fd = -1, .timeout_s = DEFAULT_TIMEOUT };
 	char line[600];
 	unsigned wait_s;
@@ -344,19 +355,17 @@ main(int argc, char **argv)
 	}
 	/*
 	 * "-p 6000" or "-h", pop3server's spellings, are options, not a
-	 * version, even alone on the line.
+	 * version, even alone on the line; a command alone lacks the rest.
 	 */
-	if (i < argc && argv[i][0] == '-' && argv[i][1] != '\0')
+	first = i < argc ? argv[i] : "";
+	if (first[0] == '-' && first[1] != '\0' && find_command(first) == NULL)
 		die_usage("unknown option (options are --host, --port, "
-		    "--timeout and --help): ", argv[i]);
+		    "--timeout and --help): ", first);
 	if (argc - i < 4)
 		die_usage("missing arguments", "");
 	if (strcmp(argv[i], PROTOCOL_VERSION) != 0)
 		die_usage("unsupported protocol version: ", argv[i]);
-	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
-		if (strcasecmp(argv[i + 3], commands[k].flag) == 0)
-			cmd = &commands[k];
-	if (cmd == NULL)
+	if ((cmd = find_command(argv[i + 3])) == NULL)
 		die_usage("unknown command: ", argv[i + 3]);
 	if (cmd->verb == NULL) {
 		usage(stdout);

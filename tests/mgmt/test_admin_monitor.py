@@ -319,10 +319,13 @@ class MonitorUsage(unittest.TestCase):
                 self.assertIn(says, r.stderr)
 
     def test_missing_arguments(self):
-        r = run_monitor([MONITOR_BIN, "--port", str(self.port), "1.0",
-                         "admin"])
-        self.assertEqual(r.rc, 2, r)
-        self.assertTrue(r.stderr.strip())
+        # A command alone is a command, not an unknown option.
+        for argv in (["--port", str(self.port), "1.0", "admin"],
+                     ["-NOOP"], ["-status"]):
+            with self.subTest(argv=argv):
+                r = run_monitor([MONITOR_BIN] + argv)
+                self.assertEqual(r.rc, 2, r)
+                self.assertIn("admin_monitor: missing arguments", r.stderr)
 
     def test_line_too_long_for_the_server(self):
         # 255 octets with CRLF is the server's limit: refused before

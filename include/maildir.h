@@ -122,10 +122,10 @@ bool maildir_commit_step(struct maildrop *md, size_t max);
 size_t maildir_commit_failed(const struct maildrop *md);
 /*
  * The file name of the first failed unlink, or NULL if none failed;
- * *err is its errno, or 0 when another program kept renaming it.
+ * *why says why: the system's error, or what another program did.
  */
 const char *maildir_commit_first_failure(const struct maildrop *md,
-    int *err);
+    const char **why);
 
 /* Releases the maildrop (no deletion happens here); NULL is fine. */
 void maildir_close(struct maildrop *md);

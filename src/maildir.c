@@ -109,7 +109,7 @@ struct maildrop {
 	size_t commit_next;		/* next message to look at */
 	size_t commit_failed;		/* unlinks that failed */
 	size_t first_failed;		/* the message of the first one */
-	int first_failed_errno;		/* and why (0: kept being renamed) */
+	int first_failed_errno;		/* and why: errno, or a FAIL_ below */
 	size_t sightings;		/* files a reading of cur/ held */
 	struct cur_index commit_ix;	/* cur/ by inode, once needed in a pass */
 	struct cur_index open_ix;	/* cur/ by inode, kept between opens */
@@ -1787,6 +1787,35 @@ maildir_rollback(struct maildrop *md)
 		md->msgs[i].deleted = false;
 }
 
+/*
+ * True when cur/ holds a regular file with m's unique name that is not
+ * m's file (another program replaced it: a copy renamed over it, a
+ * rewrite).  It is not m, so it is never deleted for m; but the next
+ * login lists it under m's UIDL, so the QUIT must not answer +OK as if
+ * m were gone.  A linear search of ix: only a miss that the readings
+ * confirmed comes here.
+ */
+static bool
+name_taken(const struct maildrop *md, const struct cur_index *ix,
+    const struct mail_msg *m)
+{
+	size_t base = base_len(m->file);
+	char path[PATH_MAX];
+	struct stat sb;
+
+	for (size_t k = 0; k < ix->n; k++)
+		if (base_len(ix->files[k].name) == base &&
+		    strncmp(ix->files[k].name, m->file, base) == 0 &&
+		    join_path(path, md->cur, ix->files[k].name) == 0 &&
+		    lstat(path, &sb) == 0 && S_ISREG(sb.st_mode))
+			return true;
+	return false;
+}
+
+/* Why a deletion failed when no system call did (first_failed_errno). */
+#define FAIL_RENAMED	0	/* another program kept renaming it */
+#define FAIL_REPLACED	(-1)	/* another file took its name */
+
 /* An unlink of message i that failed with err: counted, the first kept. */
 static void
 commit_fail(struct maildrop *md, size_t i, int err)
@@ -1835,14 +1864,17 @@ retry_missed(struct maildrop *md, size_t from)
 			    !md->commit_ix.steady) {
 				m->moving = m->moving || md->sightings != seen;
 				again = m->missed = true;
-			}
+			} else if (name_taken(md, &md->commit_ix, m))
+				commit_fail(md, i, FAIL_REPLACED);
 		}
 	}
 	for (size_t i = from; i < md->commit_next; i++) {
 		struct mail_msg *m = &md->msgs[i];
 
 		if (m->missed && m->moving)
-			commit_fail(md, i, 0);
+			commit_fail(md, i, FAIL_RENAMED);
+		else if (m->missed && name_taken(md, &md->commit_ix, m))
+			commit_fail(md, i, FAIL_REPLACED);
 		m->missed = m->moving = false;
 	}
 }
@@ -1883,11 +1915,21 @@ maildir_commit_failed(const struct maildrop *md)
 }
 
 const char *
-maildir_commit_first_failure(const struct maildrop *md, int *err)
+maildir_commit_first_failure(const struct maildrop *md, const char **why)
 {
 	if (md->commit_failed == 0)
 		return NULL;
-	*err = md->first_failed_errno;
+	switch (md->first_failed_errno) {
+	case FAIL_RENAMED:
+		*why = "another program kept renaming it";
+		break;
+	case FAIL_REPLACED:
+		*why = "another file took its name";
+		break;
+	default:
+		*why = strerror(md->first_failed_errno);
+		break;
+	}
 	return md->msgs[md->first_failed].file;
 }
 

@@ -64,15 +64,13 @@ quit_outcome(struct pop3_session *s)
 
 	s->dele_count = (unsigned)(marked - failed);
 	if (failed > 0) {
-		int err = 0;
+		const char *why = "";
 		char file[256];
 
 		log_sanitize(file, sizeof(file),
-		    maildir_commit_first_failure(s->md, &err));
+		    maildir_commit_first_failure(s->md, &why));
 		log_warn("pop3[%lu] user=%s %zu deletions failed (the first, "
-		    "%s: %s)", s->id, s->user, failed, file,
-		    err != 0 ? strerror(err) : "another program kept "
-		    "renaming it");
+		    "%s: %s)", s->id, s->user, failed, file, why);
 	}
 	return failed;
 }

@@ -33,7 +33,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
 
 /*
  * Copies `src` into dst[0..cap) replacing anything outside printable
- * ASCII (and spaces) with '?', truncating; returns dst.
+ * ASCII (and spaces) with '?', truncating; a cut copy ends in '?', so
+ * it never reads as a whole one.  Returns dst.
  */
 char *log_sanitize(char *dst, size_t cap, const char *src);
 

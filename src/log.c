@@ -237,6 +237,9 @@ log_sanitize(char *dst, size_t cap, const char *src)
 
 		dst[i] = (char)((c > 0x20 && c < 0x7f) ? c : '?');
 	}
+	/* Cut: never a whole name (a user name has no '?'). */
+	if (src[i] != '\0' && i > 0)
+		dst[i - 1] = '?';
 	dst[i] = '\0';
 	return dst;
 }

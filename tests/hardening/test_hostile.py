@@ -252,6 +252,19 @@ class HostileNames(HardTest):
                 self.assertNotIn(ch, log, "control character %r logged"
                                  % ch)
 
+    def test_overlong_name_is_not_logged_as_a_real_one(self):
+        # Cut to the longest valid name, it would read as a failed
+        # login of that account: the cut shows.
+        with Server(users={"alice": "secret", "a" * 64: "secret"}) as srv:
+            c = srv.client()
+            c.greeting()
+            self.assertTrue(c.cmd("USER " + "a" * 65).startswith("+OK"))
+            self.assertTrue(c.cmd("PASS x").startswith("-ERR [AUTH]"))
+            c.close()
+            self.assertTrue(srv.wait_log(r"user=%s\? login-failed"
+                                         % ("a" * 63), 5), srv.log_text())
+            self.assertNotIn("user=%s " % ("a" * 64), srv.log_text())
+
 
 class ActingAsAnotherUser(HardTest):
     def test_authzid_other_than_user_refused_with_warm_cache(self):

@@ -77,6 +77,7 @@ struct cur_index {
 	int64_t dir_mtime_ns;	/* cur/'s mtime when read */
 	int64_t read_end_ns;	/* monotonic clock when the reading ended */
 	int64_t read_cost_ns;	/* how long the reading took */
+	const char **by_name;	/* the names by unique name, once needed */
 };
 
 /* Where listing stands: new/ being moved, cur/ being read, or done. */
@@ -1265,6 +1266,7 @@ index_free(struct cur_index *ix)
 	for (size_t i = 0; i < ix->n; i++)
 		free(ix->files[i].name);
 	free(ix->files);
+	free(ix->by_name);
 	*ix = (struct cur_index){ 0 };
 }
 
@@ -1787,27 +1789,73 @@ maildir_rollback(struct maildrop *md)
 		md->msgs[i].deleted = false;
 }
 
-/*
- * True when cur/ holds a regular file with m's unique name that is not
- * m's file (another program replaced it: a copy renamed over it, a
- * rewrite).  It is not m, so it is never deleted for m; but the next
- * login lists it under m's UIDL, so the QUIT must not answer +OK as if
- * m were gone.  A linear search of ix: only a miss that the readings
- * confirmed comes here.
- */
-static bool
-name_taken(const struct maildrop *md, const struct cur_index *ix,
-    const struct mail_msg *m)
+/* Orders file names by their unique name (the part before ':'). */
+static int
+unique_cmp(const char *x, size_t xlen, const char *y, size_t ylen)
 {
-	size_t base = base_len(m->file);
+	int r = memcmp(x, y, xlen < ylen ? xlen : ylen);
+
+	return r != 0 ? r : (xlen > ylen) - (xlen < ylen);
+}
+
+static int
+by_name_cmp(const void *a, const void *b)
+{
+	const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+
+	return unique_cmp(x, base_len(x), y, base_len(y));
+}
+
+/* True when dir/name is a regular file (lstat: a link is none). */
+static bool
+regular_at(const char *dir, const char *name)
+{
 	char path[PATH_MAX];
 	struct stat sb;
 
-	for (size_t k = 0; k < ix->n; k++)
-		if (base_len(ix->files[k].name) == base &&
-		    strncmp(ix->files[k].name, m->file, base) == 0 &&
-		    join_path(path, md->cur, ix->files[k].name) == 0 &&
-		    lstat(path, &sb) == 0 && S_ISREG(sb.st_mode))
+	return join_path(path, dir, name) == 0 && lstat(path, &sb) == 0 &&
+	    S_ISREG(sb.st_mode);
+}
+
+/*
+ * True when a regular file with m's unique name that is not m's file
+ * is in cur/ (as ix read it) or new/: another program replaced m (a
+ * copy renamed over it, a rewrite, as Python's mailbox changes flags).
+ * It is not m, so it is never deleted for m; but the next login lists
+ * it under m's UIDL, so the QUIT must not answer +OK as if m were gone.
+ * ix's names are sorted by unique name once a reading, so a slice of
+ * misses costs a sort and a binary search each, not a scan each.
+ * Without memory for that, the answer is the safe one: taken.
+ */
+static bool
+name_taken(const struct maildrop *md, struct cur_index *ix,
+    const struct mail_msg *m)
+{
+	size_t base = base_len(m->file), lo = 0, hi = ix->n;
+	char name[NAME_MAX + 1];
+
+	(void)snprintf(name, sizeof(name), "%.*s", (int)base, m->file);
+	if (regular_at(md->newdir, name))
+		return true;
+	if (ix->by_name == NULL && ix->n > 0) {
+		if ((ix->by_name = malloc(ix->n * sizeof(*ix->by_name))) == NULL)
+			return true;
+		for (size_t k = 0; k < ix->n; k++)
+			ix->by_name[k] = ix->files[k].name;
+		qsort(ix->by_name, ix->n, sizeof(*ix->by_name), by_name_cmp);
+	}
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const char *f = ix->by_name[mid];
+
+		if (unique_cmp(f, base_len(f), m->file, base) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < ix->n && base_len(ix->by_name[lo]) == base &&
+	    strncmp(ix->by_name[lo], m->file, base) == 0; lo++)
+		if (regular_at(md->cur, ix->by_name[lo]))
 			return true;
 	return false;
 }

@@ -801,6 +801,34 @@ START_TEST(test_relocate_needs_same_file)
 }
 END_TEST
 
+/*
+ * The same when the copy went to new/ (Python's mailbox writes a new
+ * MaildirMessage there): the next login would list it under the same
+ * UIDL, so the deletion counts as failed.
+ */
+START_TEST(test_replaced_into_new_is_no_deletion)
+{
+	struct maildrop *md;
+	char p[PATH_MAX];
+	const char *why = NULL;
+
+	make_user("u");
+	put_str("u/cur/x:2,S", "mine\n", 1);
+	put_str("u/cur/y:2,", "other\n", 2);
+	md = open_scanned("u");
+	ck_assert(maildir_mark_deleted(md, 1));
+	ck_assert(maildir_mark_deleted(md, 2));
+	ck_assert_int_eq(unlink(at(p, "u/cur/x:2,S")), 0);
+	put_str("u/new/x", "mine\n", 1);
+	ck_assert_uint_eq(commit_all(md), 1);
+	ck_assert_str_eq(maildir_commit_first_failure(md, &why), "x:2,S");
+	ck_assert_str_eq(why, "another file took its name");
+	ck_assert(exists("u/new/x"));
+	ck_assert(!exists("u/cur/y:2,"));
+	maildir_close(md);
+}
+END_TEST
+
 /* UPDATE goes a slice at a time, and removes just the marked files. */
 START_TEST(test_commit_in_slices)
 {
@@ -2125,6 +2153,7 @@ maildir_suite(void)
 	tcase_add_test(core, test_cut_twin_rename);
 	tcase_add_test(core, test_served_from_new);
 	tcase_add_test(core, test_relocate_needs_same_file);
+	tcase_add_test(core, test_replaced_into_new_is_no_deletion);
 	tcase_add_test(core, test_commit_in_slices);
 	tcase_add_test(core, test_unreadable_left_out);
 	tcase_add_test(core, test_listing_in_slices);

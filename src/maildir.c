@@ -113,6 +113,7 @@ struct maildrop {
 	int first_failed_errno;		/* and why: errno, or a FAIL_ below */
 	size_t sightings;		/* files a reading of cur/ held */
 	struct cur_index commit_ix;	/* cur/ by inode, once needed in a pass */
+	struct cur_index commit_new;	/* new/'s names, once needed in a slice */
 	struct cur_index open_ix;	/* cur/ by inode, kept between opens */
 };
 
@@ -1333,18 +1334,13 @@ cur_unchanged(const struct maildrop *md, const struct cur_index *ix)
 	    now_ns(CLOCK_MONOTONIC) - ix->read_end_ns < ix->read_cost_ns);
 }
 
-/* Reads cur/ into ix, sorted by inode; false (errno) when it cannot. */
+/* Adds dir's file names to ix, unsorted; false (errno) when it cannot. */
 static bool
-index_read(const struct maildrop *md, struct cur_index *ix)
+names_read(const char *dir, struct cur_index *ix)
 {
-	int64_t start = now_ns(CLOCK_MONOTONIC);
-	DIR *d;
+	DIR *d = opendir(dir);
 	struct dirent *de;
-	bool ok;
-
-	index_stamp(md, ix);
-	d = opendir(md->cur);
-	ok = d != NULL;
+	bool ok = d != NULL;
 
 	while (ok && (de = readdir(d)) != NULL) {
 		if (skip_name(de->d_name))
@@ -1374,8 +1370,19 @@ index_read(const struct maildrop *md, struct cur_index *ix)
 
 		index_free(ix);		/* the next call starts afresh */
 		errno = err;
-		return false;
 	}
+	return ok;
+}
+
+/* Reads cur/ into ix, sorted by inode; false (errno) when it cannot. */
+static bool
+index_read(const struct maildrop *md, struct cur_index *ix)
+{
+	int64_t start = now_ns(CLOCK_MONOTONIC);
+
+	index_stamp(md, ix);
+	if (!names_read(md->cur, ix))
+		return false;
 	if (ix->n > 1)
 		qsort(ix->files, ix->n, sizeof(*ix->files), cur_file_cmp);
 	ix->steady = cur_as_read(md, ix);
@@ -1789,21 +1796,14 @@ maildir_rollback(struct maildrop *md)
 		md->msgs[i].deleted = false;
 }
 
-/* Orders file names by their unique name (the part before ':'). */
-static int
-unique_cmp(const char *x, size_t xlen, const char *y, size_t ylen)
-{
-	int r = memcmp(x, y, xlen < ylen ? xlen : ylen);
-
-	return r != 0 ? r : (xlen > ylen) - (xlen < ylen);
-}
+/* Why a deletion failed when no system call did (first_failed_errno). */
+#define FAIL_RENAMED	(-1)	/* another program kept renaming it */
+#define FAIL_REPLACED	(-2)	/* a file with its name remains */
 
 static int
 by_name_cmp(const void *a, const void *b)
 {
-	const char *x = *(const char *const *)a, *y = *(const char *const *)b;
-
-	return unique_cmp(x, base_len(x), y, base_len(y));
+	return base_cmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* True when dir/name is a regular file (lstat: a link is none). */
@@ -1818,51 +1818,64 @@ regular_at(const char *dir, const char *name)
 }
 
 /*
- * True when a regular file with m's unique name that is not m's file
- * is in cur/ (as ix read it) or new/: another program replaced m (a
- * copy renamed over it, a rewrite, as Python's mailbox changes flags).
- * It is not m, so it is never deleted for m; but the next login lists
- * it under m's UIDL, so the QUIT must not answer +OK as if m were gone.
- * ix's names are sorted by unique name once a reading, so a slice of
- * misses costs a sort and a binary search each, not a scan each.
- * Without memory for that, the answer is the safe one: taken.
+ * 1 when ix (a reading of dir) holds a regular file with m's unique
+ * name, 0 when not, -1 (errno) when that cannot be told.  ix's names
+ * are sorted by unique name once a reading, so a slice of misses costs
+ * one sort and a binary search each, not a scan each.
  */
-static bool
-name_taken(const struct maildrop *md, struct cur_index *ix,
-    const struct mail_msg *m)
+static int
+holds_name(const char *dir, struct cur_index *ix, const struct mail_msg *m)
 {
-	size_t base = base_len(m->file), lo = 0, hi = ix->n;
-	char name[NAME_MAX + 1];
+	size_t lo = 0, hi = ix->n;
 
-	(void)snprintf(name, sizeof(name), "%.*s", (int)base, m->file);
-	if (regular_at(md->newdir, name))
-		return true;
 	if (ix->by_name == NULL && ix->n > 0) {
 		if ((ix->by_name = malloc(ix->n * sizeof(*ix->by_name))) == NULL)
-			return true;
+			return -1;
 		for (size_t k = 0; k < ix->n; k++)
 			ix->by_name[k] = ix->files[k].name;
 		qsort(ix->by_name, ix->n, sizeof(*ix->by_name), by_name_cmp);
 	}
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		const char *f = ix->by_name[mid];
 
-		if (unique_cmp(f, base_len(f), m->file, base) < 0)
+		if (base_cmp(ix->by_name[mid], m->file) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	for (; lo < ix->n && base_len(ix->by_name[lo]) == base &&
-	    strncmp(ix->by_name[lo], m->file, base) == 0; lo++)
-		if (regular_at(md->cur, ix->by_name[lo]))
-			return true;
-	return false;
+	for (; lo < ix->n && base_cmp(ix->by_name[lo], m->file) == 0; lo++)
+		if (regular_at(dir, ix->by_name[lo]))
+			return 1;
+	return 0;
 }
 
-/* Why a deletion failed when no system call did (first_failed_errno). */
-#define FAIL_RENAMED	0	/* another program kept renaming it */
-#define FAIL_REPLACED	(-1)	/* another file took its name */
+/*
+ * Why m, missing under its listed file, is not gone: FAIL_REPLACED when
+ * a regular file with its unique name is in cur/ (as ix read it) or in
+ * new/, whatever its flags (another program replaced m: a copy renamed
+ * over it, as Python's mailbox changes flags, or m moved back to new/).
+ * That file is not m's as listed, so it is never deleted for m; but the
+ * next login lists it under m's UIDL, so the QUIT must not answer +OK
+ * as if m were gone.  An errno when that cannot be told (the safe
+ * side); 0 when m is gone.  new/ is read once a slice, on first need.
+ */
+static int
+replaced_cause(struct maildrop *md, struct cur_index *ix,
+    const struct mail_msg *m)
+{
+	int r = holds_name(md->cur, ix, m);
+
+	if (r == 0 && !md->commit_new.read) {
+		if (!names_read(md->newdir, &md->commit_new))
+			return errno != 0 ? errno : EIO;
+		md->commit_new.read = true;
+	}
+	if (r == 0)
+		r = holds_name(md->newdir, &md->commit_new, m);
+	if (r < 0 && errno == 0)
+		errno = EIO;
+	return r == 0 ? 0 : r > 0 ? FAIL_REPLACED : errno;
+}
 
 /* An unlink of message i that failed with err: counted, the first kept. */
 static void
@@ -1893,6 +1906,7 @@ static void
 retry_missed(struct maildrop *md, size_t from)
 {
 	bool again = true;
+	int cause;
 
 	for (int round = 0; again && round < COMMIT_REREADS; round++) {
 		again = false;
@@ -1912,8 +1926,9 @@ retry_missed(struct maildrop *md, size_t from)
 			    !md->commit_ix.steady) {
 				m->moving = m->moving || md->sightings != seen;
 				again = m->missed = true;
-			} else if (name_taken(md, &md->commit_ix, m))
-				commit_fail(md, i, FAIL_REPLACED);
+			} else if ((cause = replaced_cause(md, &md->commit_ix,
+			    m)) != 0)
+				commit_fail(md, i, cause);
 		}
 	}
 	for (size_t i = from; i < md->commit_next; i++) {
@@ -1921,8 +1936,9 @@ retry_missed(struct maildrop *md, size_t from)
 
 		if (m->missed && m->moving)
 			commit_fail(md, i, FAIL_RENAMED);
-		else if (m->missed && name_taken(md, &md->commit_ix, m))
-			commit_fail(md, i, FAIL_REPLACED);
+		else if (m->missed &&
+		    (cause = replaced_cause(md, &md->commit_ix, m)) != 0)
+			commit_fail(md, i, cause);
 		m->missed = m->moving = false;
 	}
 }
@@ -1953,6 +1969,7 @@ maildir_commit_step(struct maildrop *md, size_t max)
 		retry_missed(md, from);
 	/* Renames may come before the next pass: read afresh. */
 	index_free(&md->commit_ix);
+	index_free(&md->commit_new);
 	return end;
 }
 
@@ -1972,7 +1989,7 @@ maildir_commit_first_failure(const struct maildrop *md, const char **why)
 		*why = "another program kept renaming it";
 		break;
 	case FAIL_REPLACED:
-		*why = "another file took its name";
+		*why = "a file with its name remains";
 		break;
 	default:
 		*why = strerror(md->first_failed_errno);
@@ -1990,6 +2007,7 @@ maildir_close(struct maildrop *md)
 		return;
 	scan_close(md);
 	index_free(&md->commit_ix);
+	index_free(&md->commit_new);
 	index_free(&md->open_ix);
 	if (md->dir != NULL)
 		(void)closedir(md->dir);

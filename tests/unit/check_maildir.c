@@ -795,7 +795,7 @@ START_TEST(test_relocate_needs_same_file)
 	ck_assert_int_eq(maildir_msg_open(md, 1, &fd), MAILDIR_GONE);
 	ck_assert_uint_eq(commit_all(md), 1);
 	ck_assert_str_eq(maildir_commit_first_failure(md, &why), "x:2,");
-	ck_assert_str_eq(why, "another file took its name");
+	ck_assert_str_eq(why, "a file with its name remains");
 	ck_assert(exists("u/cur/x:2,S"));
 	maildir_close(md);
 }
@@ -822,9 +822,19 @@ START_TEST(test_replaced_into_new_is_no_deletion)
 	put_str("u/new/x", "mine\n", 1);
 	ck_assert_uint_eq(commit_all(md), 1);
 	ck_assert_str_eq(maildir_commit_first_failure(md, &why), "x:2,S");
-	ck_assert_str_eq(why, "another file took its name");
+	ck_assert_str_eq(why, "a file with its name remains");
 	ck_assert(exists("u/new/x"));
 	ck_assert(!exists("u/cur/y:2,"));
+	maildir_close(md);
+
+	/* With flags in new/ (mutt's new/X:2,F), the same. */
+	put_str("u/cur/z:2,", "third\n", 3);
+	md = open_scanned("u");
+	ck_assert(maildir_mark_deleted(md, maildir_count(md)));
+	ck_assert_int_eq(unlink(at(p, "u/cur/z:2,")), 0);
+	put_str("u/new/z:2,F", "third\n", 3);
+	ck_assert_uint_eq(commit_all(md), 1);
+	ck_assert(exists("u/new/z:2,F"));
 	maildir_close(md);
 }
 END_TEST
@@ -1178,19 +1188,23 @@ START_TEST(test_commit_follows_rename_between_slices)
 }
 END_TEST
 
-/* The unit binary is linked with --wrap=opendir: reads of a folder. */
+/* The unit binary is linked with --wrap=opendir: readings of cur/. */
 DIR *__real_opendir(const char *name);
 DIR *__wrap_opendir(const char *name);
 static unsigned opendirs;
-/* A test's hook, run just before the library opens a folder. */
+/* A test's hook, run just before the library opens cur/. */
 static void (*before_opendir)(void);
 
 DIR *
 __wrap_opendir(const char *name)
 {
-	opendirs++;
-	if (before_opendir != NULL)
-		before_opendir();
+	size_t n = strlen(name);
+
+	if (n >= 4 && strcmp(name + n - 4, "/cur") == 0) {
+		opendirs++;
+		if (before_opendir != NULL)
+			before_opendir();
+	}
 	return __real_opendir(name);
 }
 

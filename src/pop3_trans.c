@@ -81,8 +81,8 @@ answer_quit(struct pop3_session *s)
 	size_t failed = quit_outcome(s);
 
 	if (failed > 0)
-		pop3_reply(s, "-ERR [SYS/TEMP] %zu messages could not be "
-		    "deleted", failed);
+		pop3_reply(s, "-ERR [SYS/TEMP] not every message could be "
+		    "deleted (%zu failed)", failed);
 	else
 		pop3_reply(s, "+OK " POP3D_NAME " signing off (%zu messages "
 		    "left)", maildir_live_count(s->md));

@@ -37,7 +37,7 @@ static struct pop3_env env;
 /* What tells that a session went through UPDATE. */
 static const char *const update_lines[] = {
 	"signing off (",		/* +OK ... signing off (N messages left) */
-	"messages could not be deleted",
+	"not every message could be deleted (",
 	NULL,
 };
 

@@ -662,12 +662,12 @@ class MessageFileChanges(HardTest):
             shutil.copy2(os.path.join(cur, name), os.path.join(tmp, "rw"))
             os.rename(os.path.join(tmp, "rw"), os.path.join(cur, name))
             r = c.quit()
-            self.assertEqual(r, "-ERR [SYS/TEMP] 1 messages could not be "
-                             "deleted\r\n")
+            self.assertEqual(r, "-ERR [SYS/TEMP] not every message could "
+                             "be deleted (1 failed)\r\n")
             self.assertTrue(os.path.exists(os.path.join(cur, name)))
             self.assertTrue(srv.wait_log(
-                r"user=alice 1 deletions failed \(the first, %s: another "
-                r"file took its name\)" % re.escape(name), 5),
+                r"user=alice 1 deletions failed \(the first, %s: a file "
+                r"with its name remains\)" % re.escape(name), 5),
                 srv.log_text())
             c = srv.client()
             c.login()

@@ -1899,8 +1899,9 @@ commit_fail(struct maildrop *md, size_t i, int err)
  * counts as failed (the QUIT answers -ERR, the message stays), never as
  * deleted.  One missing from a steady reading, or from every one, is
  * gone (expunged by another client while cur/ was busy): for a file a
- * storm hid, that takes COMMIT_REREADS misses in a row.  One reading a
- * round, never one a miss.
+ * storm hid, that takes COMMIT_REREADS misses in a row.  Unless a file
+ * with its name remains (replaced_cause): that fails too.  One reading
+ * a round, never one a miss.
  */
 static void
 retry_missed(struct maildrop *md, size_t from)

@@ -301,81 +301,76 @@ option_value(int argc, char **argv, int i)
 	return argv[i + 1];
 }
 
+/* Prints the usage on standard output and exits: what --help asked. */
 static void
-read_password(char *pw, size_t cap)
+help_and_exit(void)
 {
-	size_t n;
-
-	if (fgets(pw, (int)cap, stdin) == NULL)
-		die_usage("no password on standard input", "");
-	n = strcspn(pw, "\r\n");
-	pw[n] = '\0';
+	usage(stdout);
+	exit(flushed(0));
 }
 
-int
-main(int argc, char **argv)
+/* Reads --host, --port and --timeout; returns the index of <version>. */
+static int
+parse_link_options(int argc, char **argv, const char **host,
+    const char **port, unsigned *timeout_s)
 {
-	const char *host = "localhost", *port = "6000";
-	static char pw[PASSWORD_MAX + 2];
-	char cmdline[600];
-	const struct command *cmd;
-	const char *first;
-	struct link l = { .fd = -1, .timeout_s = DEFAULT_TIMEOUT };
-	char line[600];
-	unsigned wait_s;
 	uint64_t v;
-	bool ok;
-	int i = 1, nargs;
+	int i = 1;
 
-	/* A closed output pipe is an output not written: exit 3, said. */
-	(void)signal(SIGPIPE, SIG_IGN);
 	for (; i < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
-		if (strcmp(argv[i], "--help") == 0) {
-			usage(stdout);
-			return flushed(0);
-		}
+		if (strcmp(argv[i], "--help") == 0)
+			help_and_exit();
 		if (strcmp(argv[i], "--host") == 0) {
-			host = option_value(argc, argv, i);
+			*host = option_value(argc, argv, i);
 		} else if (strcmp(argv[i], "--port") == 0) {
-			port = option_value(argc, argv, i);
-			if (!proto_parse_uint(port, 65535, &v) || v == 0)
-				die_usage("invalid port: ", port);
+			*port = option_value(argc, argv, i);
+			if (!proto_parse_uint(*port, 65535, &v) || v == 0)
+				die_usage("invalid port: ", *port);
 		} else if (strcmp(argv[i], "--timeout") == 0) {
 			if (!proto_parse_uint(option_value(argc, argv, i), 3600,
 			    &v) || v == 0)
 				die_usage("invalid timeout: ", argv[i + 1]);
-			l.timeout_s = (unsigned)v;
+			*timeout_s = (unsigned)v;
 		} else {
 			die_usage("unknown option: ", argv[i]);
 		}
 	}
-	if (i < argc && strcasecmp(argv[i], "-HELP") == 0) {
-		usage(stdout);
-		return flushed(0);
-	}
+	return i;
+}
+
+/*
+ * Checks <version> <username> <password> <command> [args...] from
+ * argv[i] on and returns the command; the arguments must reach the
+ * server as the words they are.
+ */
+static const struct command *
+parse_command(int argc, char **argv, int i)
+{
+	const struct command *cmd;
+	const char *first = i < argc ? argv[i] : "";
+	int nargs = argc - (i + 4);
+
+	if (strcasecmp(first, "-HELP") == 0)
+		help_and_exit();
 	/*
 	 * "-p 6000" or "-h", pop3server's spellings, are options, not a
 	 * version, even alone on the line; a command alone lacks the rest.
 	 */
-	first = i < argc ? argv[i] : "";
 	if (first[0] == '-' && first[1] != '\0' && find_command(first) == NULL)
 		die_usage("unknown option (options are --host, --port, "
 		    "--timeout and --help): ", first);
-	if (argc - i < 4)
+	if (nargs < 0)
 		die_usage("missing arguments", "");
-	if (strcmp(argv[i], PROTOCOL_VERSION) != 0)
-		die_usage("unsupported protocol version: ", argv[i]);
+	if (strcmp(first, PROTOCOL_VERSION) != 0)
+		die_usage("unsupported protocol version: ", first);
 	if ((cmd = find_command(argv[i + 3])) == NULL)
 		die_usage("unknown command: ", argv[i + 3]);
-	if (cmd->verb == NULL) {
-		usage(stdout);
-		return flushed(0);
-	}
+	if (cmd->verb == NULL)
+		help_and_exit();
 	/* A line break would smuggle a command of its own onto the line. */
 	for (int k = i + 1; k < argc; k++)
 		if (strpbrk(argv[k], "\r\n") != NULL)
 			die_usage("an argument may not hold a line break", "");
-	nargs = argc - (i + 4);
 	if (cmd->nargs >= 0 ? nargs != cmd->nargs : nargs > 1)
 		die_usage("wrong number of arguments for ", cmd->flag);
 	/*
@@ -385,46 +380,93 @@ main(int argc, char **argv)
 	if (!one_word(argv[i + 1]) || (cmd->nargs >= 0 &&
 	    !all_one_word(argv + i + 4, nargs)))
 		die_usage("an argument may not be empty or hold a space", "");
-	if (strcmp(argv[i + 2], "-") == 0)
-		read_password(pw, sizeof(pw));
-	else if (strlen(argv[i + 2]) <= PASSWORD_MAX)
-		snprintf(pw, sizeof(pw), "%s", argv[i + 2]);
+	return cmd;
+}
+
+/* The password from its argument, or from standard input for "-". */
+static void
+read_password(const char *arg, char *pw, size_t cap)
+{
+	if (strcmp(arg, "-") == 0) {
+		if (fgets(pw, (int)cap, stdin) == NULL)
+			die_usage("no password on standard input", "");
+		pw[strcspn(pw, "\r\n")] = '\0';
+	} else if (strlen(arg) <= PASSWORD_MAX) {
+		snprintf(pw, cap, "%s", arg);
+	}
 	if (!one_word(pw) || strlen(pw) > PASSWORD_MAX)
 		die_usage("a password is 1 to 128 characters without spaces",
 		    "");
-	/* Nothing is sent when a line would be too long for the server. */
-	snprintf(cmdline, sizeof(cmdline), "%s", cmd->verb);
-	for (int k = 0; k < nargs; k++) {
-		strncat(cmdline, " ", sizeof(cmdline) - strlen(cmdline) - 1);
-		strncat(cmdline, argv[i + 4 + k],
-		    sizeof(cmdline) - strlen(cmdline) - 1);
-	}
-	if (strlen(cmdline) + 2 > POP3_MAX_LINE ||
-	    strlen(argv[i + 1]) + 7 > POP3_MAX_LINE)
-		die_usage("arguments too long", "");
+}
 
-	l.fd = dial(host, port, l.timeout_s);
-	if (!print_reply(&l, false, l.timeout_s))
-		return EXIT_ERR;
-	snprintf(line, sizeof(line), "USER %s", argv[i + 1]);
-	ok = exchange(&l, line, false, l.timeout_s);
+/* The MGMT command line; a line the server would refuse is not sent. */
+static void
+compose(char *line, size_t cap, const struct command *cmd,
+    char *const args[], int nargs, const char *user)
+{
+	snprintf(line, cap, "%s", cmd->verb);
+	for (int k = 0; k < nargs; k++) {
+		strncat(line, " ", cap - strlen(line) - 1);
+		strncat(line, args[k], cap - strlen(line) - 1);
+	}
+	if (strlen(line) + 2 > POP3_MAX_LINE ||
+	    strlen(user) + 7 > POP3_MAX_LINE)
+		die_usage("arguments too long", "");
+}
+
+/* Logs in, sends the command and QUIT; true when the command got +OK. */
+static bool
+run_session(struct link *l, const char *user, const char *pw,
+    const struct command *cmd, const char *cmdline)
+{
+	char line[600];
+	unsigned wait_s;
+	bool ok;
+
+	if (!print_reply(l, false, l->timeout_s))
+		return false;
+	snprintf(line, sizeof(line), "USER %s", user);
+	ok = exchange(l, line, false, l->timeout_s);
 	if (ok) {
 		snprintf(line, sizeof(line), "PASS %s", pw);
-		ok = exchange(&l, line, false, l.timeout_s);
+		ok = exchange(l, line, false, l->timeout_s);
 		memset(line, 0, sizeof(line));
 	}
-	memset(pw, 0, sizeof(pw));
 	if (ok) {
 		/*
 		 * TIMEOUT answers when POP3 resumes, which another
 		 * administrator's longer pause may put off to the longest.
 		 */
-		wait_s = l.timeout_s;
+		wait_s = l->timeout_s;
 		if (strcmp(cmd->verb, "TIMEOUT") == 0)
 			wait_s += MGMT_PAUSE_MAX;
-		ok = exchange(&l, cmdline, cmd->multi, wait_s);
+		ok = exchange(l, cmdline, cmd->multi, wait_s);
 	}
-	exchange(&l, "QUIT", false, l.timeout_s);
+	exchange(l, "QUIT", false, l->timeout_s);
+	return ok;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *host = "localhost", *port = "6000";
+	static char pw[PASSWORD_MAX + 2];
+	char cmdline[600];
+	const struct command *cmd;
+	struct link l = { .fd = -1, .timeout_s = DEFAULT_TIMEOUT };
+	bool ok;
+	int i;
+
+	/* A closed output pipe is an output not written: exit 3, said. */
+	(void)signal(SIGPIPE, SIG_IGN);
+	i = parse_link_options(argc, argv, &host, &port, &l.timeout_s);
+	cmd = parse_command(argc, argv, i);
+	read_password(argv[i + 2], pw, sizeof(pw));
+	compose(cmdline, sizeof(cmdline), cmd, argv + i + 4, argc - (i + 4),
+	    argv[i + 1]);
+	l.fd = dial(host, port, l.timeout_s);
+	ok = run_session(&l, argv[i + 1], pw, cmd, cmdline);
+	memset(pw, 0, sizeof(pw));
 	close(l.fd);
 	return flushed(ok ? 0 : EXIT_ERR);
 }

@@ -302,100 +302,95 @@ resolve_run_as(struct options *o)
 	o->run_gid = pw->pw_gid;
 }
 
+/* A -u USER:PASS, checked and kept for prepare_users. */
 static void
-parse_options(int argc, char **argv, struct options *o)
+add_cli_user(struct options *o, char *arg)
 {
-	static const struct option longopts[] = {
-		{ "log", required_argument, NULL, OPT_LOG },
-		{ "filter-timeout", required_argument, NULL, OPT_FILTER_TIMEOUT },
-		{ "allow-root", no_argument, NULL, OPT_ALLOW_ROOT },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'v' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct stat st;
-	int ch;
+	check_cli_user(arg);
+	if (o->ncli_users == MAX_CLI_USERS)
+		die_usage("too many -u options (max %d)", MAX_CLI_USERS);
+	o->cli_users[o->ncli_users++] = arg;
+}
 
-	o->server.pop3_port = DEFAULT_POP3_PORT;
-	o->server.mgmt_port = DEFAULT_MGMT_PORT;
-	o->server.mail_root = DEFAULT_MAIL_ROOT;
-	o->server.idle_s = 0;	/* not given: the default, or the saved one */
-	o->server.filter_limit_s = DEFAULT_FILTER_TIMEOUT;
-	o->users_file = DEFAULT_USERS_FILE;
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":p:l:P:L:d:u:U:t:T:m:g:vh", longopts,
-	    NULL)) != -1) {
-		switch (ch) {
-		case 'p':
-			o->server.pop3_port = (unsigned)number(optarg, 1,
-			    65535, "-p port");
-			break;
-		case 'l':
-			o->server.pop3_addr = listen_address(optarg, "-l");
-			break;
-		case 'P':
-			o->server.mgmt_port = (unsigned)number(optarg, 1,
-			    65535, "-P port");
-			break;
-		case 'L':
-			o->server.mgmt_addr = listen_address(optarg, "-L");
-			break;
-		case 'd':
-			o->server.mail_root = optarg;
-			break;
-		case 'u':
-			check_cli_user(optarg);
-			if (o->ncli_users == MAX_CLI_USERS)
-				die_usage("too many -u options (max %d)",
-				    MAX_CLI_USERS);
-			o->cli_users[o->ncli_users++] = optarg;
-			break;
-		case 'U':
-			o->users_file = optarg;
-			break;
-		case 'T':
-			o->server.idle_s = (unsigned)number(optarg, 1,
-			    86400, "-T seconds");
-			break;
-		case 'm':
-			o->server.max_conn = connections(optarg);
-			break;
-		case OPT_LOG:
-			o->log_file = optarg;
-			break;
-		case 't':
-			if (*optarg == '\0')
-				die_usage("-t needs a command");
-			/* MGMT's FILTER and the log show it as one line. */
-			if (!filter_command_ok(optarg))
-				die_usage("-t: the command %s", FILTER_RULE);
-			o->server.filter = optarg;
-			break;
-		case 'g':
-			o->run_as = optarg;
-			break;
-		case OPT_ALLOW_ROOT:
-			o->allow_root = true;
-			break;
-		case OPT_FILTER_TIMEOUT:
-			o->server.filter_limit_s = (unsigned)number(optarg, 1,
-			    86400, "--filter-timeout seconds");
-			break;
-		case 'v':
-			printf(POP3D_NAME " " POP3D_VERSION "\n");
-			exit_printed();
-		case 'h':
-			usage(stdout);
-			exit_printed();
-		case ':':
-			die_bad_option(argv, true);
-			break;
-		default:
-			die_bad_option(argv, false);
-		}
+/* A -t COMMAND; MGMT's FILTER and the log show it as one line. */
+static const char *
+filter_option(const char *arg)
+{
+	if (*arg == '\0')
+		die_usage("-t needs a command");
+	if (!filter_command_ok(arg))
+		die_usage("-t: the command %s", FILTER_RULE);
+	return arg;
+}
+
+/* Applies option ch (a getopt_long answer) with its value optarg. */
+static void
+apply_option(int ch, char **argv, struct options *o)
+{
+	switch (ch) {
+	case 'p':
+		o->server.pop3_port = (unsigned)number(optarg, 1, 65535,
+		    "-p port");
+		break;
+	case 'l':
+		o->server.pop3_addr = listen_address(optarg, "-l");
+		break;
+	case 'P':
+		o->server.mgmt_port = (unsigned)number(optarg, 1, 65535,
+		    "-P port");
+		break;
+	case 'L':
+		o->server.mgmt_addr = listen_address(optarg, "-L");
+		break;
+	case 'd':
+		o->server.mail_root = optarg;
+		break;
+	case 'u':
+		add_cli_user(o, optarg);
+		break;
+	case 'U':
+		o->users_file = optarg;
+		break;
+	case 'T':
+		o->server.idle_s = (unsigned)number(optarg, 1, 86400,
+		    "-T seconds");
+		break;
+	case 'm':
+		o->server.max_conn = connections(optarg);
+		break;
+	case OPT_LOG:
+		o->log_file = optarg;
+		break;
+	case 't':
+		o->server.filter = filter_option(optarg);
+		break;
+	case 'g':
+		o->run_as = optarg;
+		break;
+	case OPT_ALLOW_ROOT:
+		o->allow_root = true;
+		break;
+	case OPT_FILTER_TIMEOUT:
+		o->server.filter_limit_s = (unsigned)number(optarg, 1, 86400,
+		    "--filter-timeout seconds");
+		break;
+	case 'v':
+		printf(POP3D_NAME " " POP3D_VERSION "\n");
+		exit_printed();
+	case 'h':
+		usage(stdout);
+		exit_printed();
+	default:
+		die_bad_option(argv, ch == ':');
 	}
-	if (optind < argc)
-		die_usage("unexpected argument '%s'", argv[optind]);
+}
+
+/* What no single option shows: the mail root and the two ports. */
+static void
+check_options(struct options *o)
+{
+	struct stat st;
+
 	if (stat(o->server.mail_root, &st) < 0)
 		die_usage("mail root '%s' does not exist", o->server.mail_root);
 	if (!S_ISDIR(st.st_mode))
@@ -408,6 +403,34 @@ parse_options(int argc, char **argv, struct options *o)
 		    "own ports", o->server.pop3_port);
 	if (o->run_as != NULL)
 		resolve_run_as(o);
+}
+
+static void
+parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "log", required_argument, NULL, OPT_LOG },
+		{ "filter-timeout", required_argument, NULL, OPT_FILTER_TIMEOUT },
+		{ "allow-root", no_argument, NULL, OPT_ALLOW_ROOT },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'v' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	o->server.pop3_port = DEFAULT_POP3_PORT;
+	o->server.mgmt_port = DEFAULT_MGMT_PORT;
+	o->server.mail_root = DEFAULT_MAIL_ROOT;
+	o->server.idle_s = 0;	/* not given: the default, or the saved one */
+	o->server.filter_limit_s = DEFAULT_FILTER_TIMEOUT;
+	o->users_file = DEFAULT_USERS_FILE;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":p:l:P:L:d:u:U:t:T:m:g:vh", longopts,
+	    NULL)) != -1)
+		apply_option(ch, argv, o);
+	if (optind < argc)
+		die_usage("unexpected argument '%s'", argv[optind]);
+	check_options(o);
 }
 
 /*
@@ -488,25 +511,12 @@ saved_filter_ok(const char *file, const struct users *u)
 	return false;
 }
 
-/* Applies -u and creates a missing admin; saves if anything changed. */
-static int
-prepare_users(struct options *o, struct users **out)
+/* Sets each -u account's password, adding the account when missing. */
+static bool
+apply_cli_users(struct options *o, struct users *u)
 {
-	struct users *u;
-	unsigned line = 0;
-	enum users_status st = users_load(o->users_file, &u, &line);
-	bool changed = false;
-	char admin_pw[17] = "";
+	enum users_status st;
 
-	if (st != USERS_OK) {
-		load_failed(o->users_file, st, line, errno);
-		return -1;
-	}
-	if (!saved_filter_ok(o->users_file, u)) {
-		users_free(u);
-		return -1;
-	}
-	protect_users_file(o->users_file);
 	for (size_t i = 0; i < o->ncli_users; i++) {
 		char *colon = strchr(o->cli_users[i], ':');
 
@@ -519,22 +529,50 @@ prepare_users(struct options *o, struct users **out)
 		if (st != USERS_OK) {
 			fprintf(stderr, "pop3server: -u %s: %s\n",
 			    o->cli_users[i], users_strerror(st));
-			users_free(u);
-			return -1;
+			return false;
 		}
-		changed = true;
 	}
-	if (!users_exists(u, "admin")) {
-		if (!users_random_password(admin_pw, sizeof(admin_pw)) ||
-		    add_at_start(u, "admin", admin_pw) != USERS_OK) {
-			fprintf(stderr, "pop3server: cannot create the "
-			    "administrator\n");
-			users_free(u);
-			return -1;
-		}
-		changed = true;
+	return true;
+}
+
+/* Adds "admin" with a random password, left in pw to be shown. */
+static bool
+create_admin(struct users *u, char *pw, size_t cap)
+{
+	if (users_random_password(pw, cap) &&
+	    add_at_start(u, "admin", pw) == USERS_OK)
+		return true;
+	memset(pw, 0, cap);
+	fprintf(stderr, "pop3server: cannot create the administrator\n");
+	return false;
+}
+
+/* Applies -u and creates a missing admin; saves if anything changed. */
+static int
+prepare_users(struct options *o, struct users **out)
+{
+	struct users *u;
+	unsigned line = 0;
+	enum users_status st = users_load(o->users_file, &u, &line);
+	char admin_pw[17] = "";
+
+	if (st != USERS_OK) {
+		load_failed(o->users_file, st, line, errno);
+		return -1;
 	}
-	st = changed ? users_save(u) : USERS_OK;
+	if (!saved_filter_ok(o->users_file, u)) {
+		users_free(u);
+		return -1;
+	}
+	protect_users_file(o->users_file);
+	if (!apply_cli_users(o, u) || (!users_exists(u, "admin") &&
+	    !create_admin(u, admin_pw, sizeof(admin_pw)))) {
+		users_free(u);
+		return -1;
+	}
+	/* Saved when -u or a new administrator changed the accounts. */
+	st = o->ncli_users > 0 || admin_pw[0] != '\0' ? users_save(u) :
+	    USERS_OK;
 	/* The file was replaced: the change is in effect. */
 	if (st == USERS_UNSYNCED) {
 		fprintf(stderr, "pop3server: warning: %s %s: %s\n",

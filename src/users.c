@@ -900,6 +900,46 @@ keep_owner(int fd, const char *path)
 	return fchown(fd, old.st_uid, old.st_gid);
 }
 
+/* path.tmp.<pid>: the name the new content is written under. */
+static char *
+temp_name(const char *path)
+{
+	size_t len = strlen(path) + sizeof(".tmp.") + 3 * sizeof(long);
+	char *tmp = malloc(len);
+
+	if (tmp != NULL)
+		snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
+	return tmp;
+}
+
+/*
+ * Writes b to the new file tmp, mode 0600 and owned as path is, synced
+ * and closed; -1 with errno set on any failure.
+ */
+static int
+write_new_file(const char *tmp, const char *path, const struct sbuf *b)
+{
+	int fd, saved;
+
+	/*
+	 * A crash between write and rename leaves this name behind; with
+	 * O_EXCL below we never write through a planted file or symlink.
+	 */
+	(void)unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd == -1)
+		return -1;
+	/* The umask may have narrowed the mode; the spec wants 0600. */
+	if (write_all(fd, b->data, b->len) == -1 || fchmod(fd, 0600) == -1 ||
+	    keep_owner(fd, path) == -1 || fsync(fd) == -1) {
+		saved = errno;
+		(void)close(fd);
+		errno = saved;
+		return -1;
+	}
+	return close(fd);
+}
+
 /*
  * Readers see either the old file or the new one, never a mix: the new
  * content goes to path.tmp.<pid> in the same folder (rename(2) is only
@@ -911,68 +951,33 @@ users_save(struct users *u)
 {
 	enum users_status st = USERS_IO;
 	struct sbuf b = { NULL, 0, 0, false };
-	bool created = false;
+	bool renamed = false;
 	char *path = NULL, *tmp = NULL;
-	size_t tlen;
-	int fd = -1, dfd = -1, n, saved;
+	int dfd = -1, saved;
 
 	assert(u != NULL);
-	if (!serialize(u, &b) || (path = save_target(u->path)) == NULL) {
+	if (!serialize(u, &b) || (path = save_target(u->path)) == NULL ||
+	    (tmp = temp_name(path)) == NULL) {
 		st = USERS_NOMEM;
 		errno = ENOMEM;
 		goto cleanup;
 	}
-	tlen = strlen(path) + sizeof(".tmp.") + 3 * sizeof(long);
-	tmp = malloc(tlen);
-	if (tmp == NULL) {
-		st = USERS_NOMEM;
-		goto cleanup;
-	}
-	n = snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
-	if (n < 0 || (size_t)n >= tlen) {
-		errno = ENAMETOOLONG;
-		goto cleanup;
-	}
-	/*
-	 * A crash between write and rename leaves this name behind; with
-	 * O_EXCL below we never write through a planted file or symlink.
-	 */
-	(void)unlink(tmp);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd == -1)
-		goto cleanup;
-	created = true;
-	if (write_all(fd, b.data, b.len) == -1)
-		goto cleanup;
-	/* The umask may have narrowed the mode; the spec wants 0600. */
-	if (fchmod(fd, 0600) == -1 || keep_owner(fd, path) == -1)
-		goto cleanup;
-	if (fsync(fd) == -1)
-		goto cleanup;
-	n = close(fd);
-	fd = -1;
-	if (n == -1)
-		goto cleanup;
 	/*
 	 * Every failure we can see must come while the old file is still
 	 * in place: the folder (which needs read permission) is opened
 	 * before the rename, not after.
 	 */
-	dfd = open_dir(path);
-	if (dfd == -1)
+	if (write_new_file(tmp, path, &b) == -1 ||
+	    (dfd = open_dir(path)) == -1 || rename(tmp, path) == -1)
 		goto cleanup;
-	if (rename(tmp, path) == -1)
-		goto cleanup;
-	created = false;
+	renamed = true;
 	/* The change is on disk now; only its durability can fail. */
 	st = sync_dir(dfd) == -1 ? USERS_UNSYNCED : USERS_OK;
 cleanup:
 	saved = errno;
-	if (fd != -1)
-		(void)close(fd);
 	if (dfd != -1)
 		(void)close(dfd);
-	if (created)
+	if (tmp != NULL && !renamed)
 		(void)unlink(tmp);
 	free(tmp);
 	free(path);

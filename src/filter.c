@@ -309,6 +309,17 @@ close_pair(int p[2])
 			close(p[i]);
 }
 
+/* Hands *fd to the reactor, or closes it (-1) when there is no room. */
+static void
+watch(struct filter *f, int *fd, const struct sel_handler *h,
+    unsigned interest)
+{
+	if (selector_register(f->sel, *fd, h, interest, f) != SELECTOR_OK) {
+		close(*fd);
+		*fd = -1;
+	}
+}
+
 struct filter *
 filter_start(struct selector *sel, const struct filter_job *job,
     void (*notify)(void *owner), void *owner)
@@ -350,21 +361,9 @@ filter_start(struct selector *sel, const struct filter_job *job,
 	f->owner = owner;
 	buffer_init(&f->in, f->in_mem, sizeof(f->in_mem));
 	buffer_init(&f->out, f->out_mem, sizeof(f->out_mem));
-	if (selector_register(sel, f->to_child, &stdin_handler, SEL_WRITE,
-	    f) != SELECTOR_OK) {
-		close(f->to_child);
-		f->to_child = -1;
-	}
-	if (selector_register(sel, f->from_child, &stdout_handler, SEL_READ,
-	    f) != SELECTOR_OK) {
-		close(f->from_child);
-		f->from_child = -1;
-	}
-	if (selector_register(sel, f->err_fd, &stderr_handler, SEL_READ,
-	    f) != SELECTOR_OK) {
-		close(f->err_fd);
-		f->err_fd = -1;
-	}
+	watch(f, &f->to_child, &stdin_handler, SEL_WRITE);
+	watch(f, &f->from_child, &stdout_handler, SEL_READ);
+	watch(f, &f->err_fd, &stderr_handler, SEL_READ);
 	if (f->to_child < 0 || f->from_child < 0)
 		fail(f, "no room in the reactor");
 	touch(f);

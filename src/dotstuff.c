@@ -63,11 +63,54 @@ top_line_end(struct dotstuff *ds)
 	return ds->done;
 }
 
+/*
+ * Copies src up to its first LF, or as much as dst's room takes, and
+ * returns the count.  It looks for the LF only as far as the output can
+ * take: with a small dst and a long line, scanning the whole input on
+ * every call would make the work quadratic.
+ */
+static size_t
+copy_run(struct dotstuff *ds, const uint8_t *src, size_t n, uint8_t *dst,
+    size_t room)
+{
+	size_t scan = n < room ? n : room;
+	const uint8_t *lf = memchr(src, '\n', scan);
+	size_t run = lf != NULL ? (size_t)(lf - src) : scan;
+
+	if (run > 0) {
+		memcpy(dst, src, run);
+		ds->line_empty = ds->at_bol && run == 1 && src[0] == '\r';
+		ds->last_cr = src[run - 1] == '\r';
+		ds->at_bol = false;
+	}
+	return run;
+}
+
+/*
+ * Ends a line at src's LF: a CR copied just before makes it CRLF, a
+ * bare LF becomes one.  False when dst has no room for it.
+ */
+static bool
+put_line_end(const struct dotstuff *ds, uint8_t *dst, size_t *o, size_t cap)
+{
+	if (ds->last_cr) {
+		if (cap - *o < 1)
+			return false;
+	} else {
+		if (cap - *o < 2)
+			return false;
+		dst[(*o)++] = '\r';
+	}
+	dst[(*o)++] = '\n';
+	return true;
+}
+
 size_t
 dotstuff_feed(struct dotstuff *ds, const uint8_t *src, size_t n,
     uint8_t *dst, size_t cap, size_t *out_len)
 {
 	size_t i = 0, o = 0;
+	bool top_done;
 
 	assert(ds != NULL && out_len != NULL);
 	assert(n == 0 || src != NULL);
@@ -79,8 +122,7 @@ dotstuff_feed(struct dotstuff *ds, const uint8_t *src, size_t n,
 		return n;
 	}
 	while (i < n) {
-		const uint8_t *lf;
-		size_t room, scan, run;
+		size_t run;
 
 		if (ds->at_bol && src[i] == '.') {
 			/* RFC 1939 section 3: byte-stuff a leading '.'. */
@@ -89,58 +131,28 @@ dotstuff_feed(struct dotstuff *ds, const uint8_t *src, size_t n,
 			dst[o++] = '.';
 			dst[o++] = '.';
 			i++;
-			ds->at_bol = false;
-			ds->last_cr = false;
-			ds->line_empty = false;
+			ds->at_bol = ds->last_cr = ds->line_empty = false;
 			continue;
 		}
 
-		/*
-		 * Look for the LF only as far as the output can take: with a
-		 * small dst and a long line, scanning the whole input on
-		 * every call would make the work quadratic.
-		 */
-		room = cap - o;
-		scan = n - i < room ? n - i : room;
-		if (scan == 0)
+		if (o == cap)
 			break;
-		lf = memchr(src + i, '\n', scan);
-		run = lf != NULL ? (size_t)(lf - (src + i)) : scan;
-		if (run > 0) {
-			memcpy(dst + o, src + i, run);
-			ds->line_empty = ds->at_bol && run == 1 &&
-			    src[i] == '\r';
-			ds->last_cr = src[i + run - 1] == '\r';
-			ds->at_bol = false;
-			o += run;
-			i += run;
-			if (lf == NULL)
-				continue;
-		}
-
-		/* src[i] is an LF: a CR copied just before makes it CRLF. */
-		if (ds->last_cr) {
-			if (cap - o < 1)
-				break;
-			dst[o++] = '\n';
-		} else {
-			if (cap - o < 2)
-				break;
-			dst[o++] = '\r';
-			dst[o++] = '\n';
-		}
+		run = copy_run(ds, src + i, n - i, dst + o, cap - o);
+		o += run;
+		i += run;
+		if (i == n || src[i] != '\n')
+			continue;	/* src ended mid-line, or dst is full */
+		if (!put_line_end(ds, dst, &o, cap))
+			break;
 		i++;
 		ds->empty = false;
-		if (ds->limited && top_line_end(ds)) {
-			ds->at_bol = true;
-			ds->last_cr = false;
-			ds->line_empty = true;
+		top_done = ds->limited && top_line_end(ds);
+		ds->at_bol = ds->line_empty = true;
+		ds->last_cr = false;
+		if (top_done) {
 			*out_len = o;
 			return n;
 		}
-		ds->at_bol = true;
-		ds->last_cr = false;
-		ds->line_empty = true;
 	}
 	if (i > 0)
 		ds->empty = false;

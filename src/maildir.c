@@ -1598,6 +1598,49 @@ scan_open(struct maildrop *md, bool *later)
 	return MAILDIR_OK;
 }
 
+/*
+ * Feeds the wire size of the file being sized with at most `budget`
+ * more bytes.  Returns the count read, 0 once the file is read whole,
+ * or -1 when it cannot be read.  It stops at the st_size seen at open:
+ * this saves the read() that would only return 0, and a message that
+ * grows while we size it is caught by maildir_msg_open() (size changed).
+ */
+static ssize_t
+scan_read(struct maildrop *md, size_t budget)
+{
+	uint64_t left = md->scan_expect - md->scan_read;
+	size_t want = budget < sizeof(scratch) ? budget : sizeof(scratch);
+	ssize_t r;
+
+	if (left == 0)
+		return 0;
+	if (want > left)
+		want = (size_t)left;
+	do
+		r = read(md->scan_fd, scratch, want);
+	while (r == -1 && errno == EINTR);
+	if (r > 0) {
+		wiresize_feed(&md->scan_ws, scratch, (size_t)r);
+		md->scan_read += (uint64_t)r;
+	}
+	return r;	/* 0: shorter than at open; what is there is sized */
+}
+
+/* The file being sized is read whole: its message gets its size. */
+static void
+scan_finish(struct maildrop *md)
+{
+	struct mail_msg *m = &md->msgs[md->scan_next];
+
+	m->size = wiresize_end(&md->scan_ws);
+	/* Remember only a size read whole at the listed size. */
+	if (m->file_size == md->scan_read)
+		size_remember(md, m);
+	m->file_size = md->scan_read;
+	scan_close(md);
+	md->scan_next++;
+}
+
 enum maildir_status
 maildir_scan_step(struct maildrop *md, size_t byte_budget, bool *done)
 {
@@ -1620,9 +1663,6 @@ maildir_scan_step(struct maildrop *md, size_t byte_budget, bool *done)
 	}
 	index_free(&md->open_ix);	/* renames since: read afresh */
 	while (md->scan_next < md->count) {
-		struct mail_msg *m;
-		uint64_t left;
-		size_t want;
 		ssize_t r;
 
 		if (md->scan_fd < 0) {
@@ -1644,46 +1684,21 @@ maildir_scan_step(struct maildrop *md, size_t byte_budget, bool *done)
 			if (st != MAILDIR_OK)
 				return st;
 		}
-		m = &md->msgs[md->scan_next];
-		/*
-		 * Stop at the st_size seen at open: this saves the read()
-		 * that would only return 0, and a message that grows while
-		 * we size it is caught by maildir_msg_open() (size changed).
-		 */
-		left = md->scan_expect - md->scan_read;
-		if (left > 0) {
-			if (spent >= byte_budget)
-				break;
-			want = byte_budget - spent;
-			if (want > sizeof(scratch))
-				want = sizeof(scratch);
-			if (want > left)
-				want = (size_t)left;
-			r = read(md->scan_fd, scratch, want);
-			if (r == -1) {
-				if (errno == EINTR)
-					continue;
-				scan_close(md);
-				if ((st = unreadable(md)) != MAILDIR_GONE)
-					return st;
-				drop_msg(md, md->scan_next++);
-				continue;
-			}
-			if (r > 0) {
-				wiresize_feed(&md->scan_ws, scratch, (size_t)r);
-				md->scan_read += (uint64_t)r;
-				spent += (size_t)r;
-				continue;
-			}
-			/* Shorter than at open: size what is there. */
+		if (md->scan_read < md->scan_expect && spent >= byte_budget)
+			break;
+		r = scan_read(md, byte_budget - spent);
+		if (r > 0) {
+			spent += (size_t)r;
+			continue;
 		}
-		m->size = wiresize_end(&md->scan_ws);
-		/* Remember only a size read whole at the listed size. */
-		if (m->file_size == md->scan_read)
-			size_remember(md, m);
-		m->file_size = md->scan_read;
+		if (r == 0) {
+			scan_finish(md);
+			continue;
+		}
 		scan_close(md);
-		md->scan_next++;
+		if ((st = unreadable(md)) != MAILDIR_GONE)
+			return st;
+		drop_msg(md, md->scan_next++);
 	}
 	*done = md->scan_next >= md->count;
 	if (*done) {

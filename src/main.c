@@ -503,11 +503,12 @@ saved_filter_ok(const char *file, const struct users *u)
 	const char *f = users_setting_text(u, SETTING_FILTER);
 
 	if (f == NULL || strcmp(f, "-") == 0 || (filter_command_ok(f) &&
-	    f[0] != ' ' && f[strlen(f) - 1] != ' '))
+	    strchr(" \t", f[0]) == NULL &&
+	    strchr(" \t", f[strlen(f) - 1]) == NULL))
 		return true;
 	fprintf(stderr, "pop3server: %s: the %%filter line's command %s, "
-	    "and neither starts nor ends with a space; fix or delete that "
-	    "line\n", file, FILTER_RULE);
+	    "and neither starts nor ends with a space or tab; fix or delete "
+	    "that line\n", file, FILTER_RULE);
 	return false;
 }
 

@@ -409,15 +409,15 @@ cmd_filter(void *sp, int argc, char **argv)
 	struct settings *set = s->env->settings;
 	char none[1] = "";
 	/*
-	 * Spaces around the command are no part of it (a blank rest is no
+	 * Blanks around the command are no part of it (a blank rest is no
 	 * command): "FILTER - " typed by hand must remove the filter, not
 	 * install "- ", which fails every RETR.
 	 */
-	char *arg = argc == 2 ? argv[1] + strspn(argv[1], " ") : none;
+	char *arg = argc == 2 ? argv[1] + strspn(argv[1], " \t") : none;
 	size_t len = strlen(arg);
 	const char *want;
 
-	while (len > 0 && arg[len - 1] == ' ')
+	while (len > 0 && (arg[len - 1] == ' ' || arg[len - 1] == '\t'))
 		arg[--len] = '\0';
 	want = len > 0 && strcmp(arg, "-") != 0 ? arg : NULL;
 

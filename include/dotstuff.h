@@ -29,6 +29,7 @@ struct dotstuff {
 	bool limited;		/* TOP: stop after body_left body lines */
 	bool done;		/* limit reached: further input is ignored */
 	uint64_t body_left;
+	uint64_t size;		/* octets put out, stuffing not counted */
 };
 
 /*
@@ -60,6 +61,13 @@ bool dotstuff_done(const struct dotstuff *ds);
  * (writing nothing) when cap is smaller than what is needed.
  */
 size_t dotstuff_end(struct dotstuff *ds, uint8_t *dst, size_t cap);
+
+/*
+ * The message's octets put out so far, as LIST counts them: the final
+ * line end included once dotstuff_end() wrote it, byte-stuffing and the
+ * terminator never.  A file sent whole gives its listed size.
+ */
+uint64_t dotstuff_size(const struct dotstuff *ds);
 
 /* Counts the wire size of a message fed in chunks of any size. */
 struct wiresize {

@@ -42,6 +42,7 @@ dotstuff_init(struct dotstuff *ds, bool limited, uint64_t body_lines)
 	ds->limited = limited;
 	ds->done = false;
 	ds->body_left = body_lines;
+	ds->size = 0;
 }
 
 /*
@@ -109,7 +110,7 @@ size_t
 dotstuff_feed(struct dotstuff *ds, const uint8_t *src, size_t n,
     uint8_t *dst, size_t cap, size_t *out_len)
 {
-	size_t i = 0, o = 0;
+	size_t i = 0, o = 0, stuffed = 0;
 	bool top_done;
 
 	assert(ds != NULL && out_len != NULL);
@@ -130,6 +131,7 @@ dotstuff_feed(struct dotstuff *ds, const uint8_t *src, size_t n,
 				break;
 			dst[o++] = '.';
 			dst[o++] = '.';
+			stuffed++;
 			i++;
 			ds->at_bol = ds->last_cr = ds->line_empty = false;
 			continue;
@@ -150,14 +152,22 @@ dotstuff_feed(struct dotstuff *ds, const uint8_t *src, size_t n,
 		ds->at_bol = ds->line_empty = true;
 		ds->last_cr = false;
 		if (top_done) {
+			ds->size += o - stuffed;
 			*out_len = o;
 			return n;
 		}
 	}
 	if (i > 0)
 		ds->empty = false;
+	ds->size += o - stuffed;
 	*out_len = o;
 	return i;
+}
+
+uint64_t
+dotstuff_size(const struct dotstuff *ds)
+{
+	return ds->size;
 }
 
 bool
@@ -183,6 +193,7 @@ dotstuff_end(struct dotstuff *ds, uint8_t *dst, size_t cap)
 	if (cap < need)
 		return 0;
 	memcpy(dst, tail + (DOTSTUFF_END_MAX - need), need);
+	ds->size += need - 3;
 	ds->at_bol = true;
 	ds->empty = false;
 	ds->last_cr = false;

@@ -1785,7 +1785,9 @@ maildir_msg_open(struct maildrop *md, size_t n, int *fd)
 		(void)close(f);
 		return MAILDIR_GONE;
 	}
-	if ((uint64_t)sb.st_size != md->msgs[n - 1].file_size) {
+	/* A rewrite in place keeps the inode but moves the mtime. */
+	if ((uint64_t)sb.st_size != md->msgs[n - 1].file_size ||
+	    timespec_ns(&sb.st_mtim) != md->msgs[n - 1].mtime_ns) {
 		(void)close(f);
 		return MAILDIR_CHANGED;
 	}

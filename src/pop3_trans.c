@@ -252,6 +252,15 @@ finish_message(struct pop3_session *s)
 	n = dotstuff_end(&s->ds, dst, room);
 	if (n == 0)
 		return;		/* no room yet: called again after a flush */
+	/*
+	 * A file rewritten in place while it was sent (same length, other
+	 * line ends) does not add up to the "+OK n octets": no '.' then.
+	 */
+	if (s->sending_retr && s->filter == NULL &&
+	    dotstuff_size(&s->ds) != s->sending_size) {
+		stream_broken(s, "the file changed while it was sent");
+		return;
+	}
 	buffer_write_adv(&s->base.conn.out, n);
 	/* Only a message sent whole counts as read (the access log). */
 	if (s->sending_retr) {

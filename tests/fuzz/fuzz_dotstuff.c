@@ -22,6 +22,7 @@
  *     without a line end gets CRLF; in TOP mode, the normalised lines
  *     up to the blank line and k more;
  *   - every LF on the wire is part of a CRLF;
+ *   - dotstuff_size() (any chunking) is the normalised length;
  *   - wiresize (fed in other chunks) equals the encoded length less
  *     the stuffing and the terminator, and the normalised length.
  */
@@ -267,7 +268,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t cuts[MAX_CUTS + 1], ncuts = 0, hdr = 0, off, msg_len;
 	struct bytes wire = { 0 }, whole = { 0 }, ref = { 0 }, got = { 0 };
 	bool top = false, ref_done, whole_done;
-	uint64_t body = 0, rng = 0x9E3779B97F4A7C15u;
+	uint64_t body = 0, rng = 0x9E3779B97F4A7C15u, chunked_size;
 	const uint8_t *msg;
 	struct dotstuff ds;
 	struct wiresize ws;
@@ -302,6 +303,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fail("the cuts lost bytes");
 	whole_done = dotstuff_done(&ds);
 	end_message(&ds, &rng, &wire);
+	chunked_size = dotstuff_size(&ds);
 
 	/* In one call with all the room it can need. */
 	dotstuff_init(&ds, top, body);
@@ -330,6 +332,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fail("the client does not read the normalised message");
 	if (top && ref_done != whole_done)
 		fail("dotstuff_done() disagrees with the TOP limit");
+	if (dotstuff_size(&ds) != ref.len || chunked_size != ref.len)
+		fail("dotstuff_size() is not the size of what was sent");
 
 	if (!top) {
 		/* Sizes: fed in the cut chunks again, in reverse order. */

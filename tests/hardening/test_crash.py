@@ -488,22 +488,28 @@ class MessageFileChanges(HardTest):
             f.write(data)
         return path, data, len(ALICE) + 1
 
+    def first_mib(self, srv, n):
+        """Logs alice in with a small window, sends RETR n and reads the
+        +OK and the first MiB: the rest of the file is still unread."""
+        c = srv.client(timeout=10)
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        c.login()
+        c.send("RETR %d\r\n" % n)
+        self.assertTrue(c.line().startswith(b"+OK"))
+        got = bytearray(c.buf)
+        c.buf = b""
+        while len(got) < (1 << 20):
+            chunk = c.sock.recv(65536)
+            self.assertTrue(chunk, "closed after %d octets" % len(got))
+            got += chunk
+        return c, got
+
     def test_truncated_while_streaming_closes_without_terminator(self):
         with Server(users={"alice": "secret", "bob": "hunter2"}) as srv:
             path, data, n = self.big(srv)
-            c = srv.client(timeout=10)
-            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-            c.login()
             other = srv.client()
             other.login("bob", "hunter2")
-            c.send("RETR %d\r\n" % n)
-            self.assertTrue(c.line().startswith(b"+OK"))
-            got = bytearray(c.buf)
-            c.buf = b""
-            while len(got) < (1 << 20):
-                chunk = c.sock.recv(65536)
-                self.assertTrue(chunk, "closed after %d octets" % len(got))
-                got += chunk
+            c, got = self.first_mib(srv, n)
             os.truncate(path, 1000)
             rest, closed = read_until_close(c, 5.0, total_s=30)
             got += rest
@@ -531,6 +537,56 @@ class MessageFileChanges(HardTest):
             self.assertTrue(first.startswith("+OK"), first)
             self.assertEqual(unstuff(body), wire_form(now))
             c.quit()
+
+    def test_rewritten_in_place_is_not_sent(self):
+        # Same length, other line ends: the listed size is no longer the
+        # size on the wire, and the content is not the listed message.
+        with Server(users={"alice": "secret"}) as srv:
+            path = os.path.join(srv.user_dir("alice"), "cur",
+                                "1800000000.M1.rw:2,")
+            old = b"From: a@b\nSubject: t\n\nline1\nline2\n"
+            new = b"From: a@b\r\nSubject: t\r\n\r\nlin1\r\nl2\r"
+            self.assertEqual(len(old), len(new))
+            with open(path, "wb") as f:
+                f.write(old)
+            os.utime(path, (1800000000, 1800000000))
+            n = len(ALICE) + 1
+            c = srv.client()
+            c.login()
+            self.assertEqual(c.cmd("LIST %d" % n),
+                             "+OK %d %d\r\n" % (n, len(wire_form(old))))
+            with open(path, "r+b") as f:
+                f.write(new)
+            self.assertEqual(c.cmd("RETR %d" % n), "-ERR [SYS/TEMP] "
+                             "message %d is not available\r\n" % n)
+            self.assertTrue(c.cmd("NOOP").startswith("+OK"))
+            c.quit()
+            # the next session lists and serves what the file is now
+            c = srv.client()
+            c.login()
+            self.assertEqual(c.cmd("LIST %d" % n),
+                             "+OK %d %d\r\n" % (n, len(wire_form(new))))
+            first, body = c.multi("RETR %d" % n)
+            self.assertEqual(unstuff(body), wire_form(new))
+            c.quit()
+
+    def test_rewritten_while_streaming_closes_without_terminator(self):
+        with Server(users={"alice": "secret"}) as srv:
+            path, data, n = self.big(srv)
+            c, got = self.first_mib(srv, n)
+            # the same length, but no line ends left: fewer octets sent
+            with open(path, "r+b") as f:
+                f.write(data.replace(b"\n", b" "))
+            rest, closed = read_until_close(c, 5.0, total_s=30)
+            got += rest
+            self.assertTrue(closed, "the connection stayed open after the "
+                            "file was rewritten mid-stream")
+            self.assertFalse(got.endswith(b"\r\n.\r\n"), "a message that "
+                             "does not match its +OK was ended with '.'")
+            c.close()
+            self.assertTrue(srv.wait_log(
+                r"user=alice message stream: the file changed while it "
+                r"was sent", 5), "the cause of the close is not logged")
 
     def test_removed_while_streaming_is_still_sent_whole(self):
         with Server(users={"alice": "secret"}) as srv:

@@ -18,6 +18,7 @@
 struct enc {
 	uint8_t *buf;
 	size_t len, cap;
+	uint64_t size;		/* dotstuff_size() once ended */
 };
 
 static void
@@ -47,7 +48,7 @@ encode(const char *src, size_t n, bool limited, uint64_t k, size_t chunk,
     size_t cap)
 {
 	struct dotstuff ds;
-	struct enc e = { NULL, 0, 0 };
+	struct enc e = { NULL, 0, 0, 0 };
 	uint8_t *out, tail[DOTSTUFF_END_MAX];
 	size_t pos = 0, w;
 
@@ -76,6 +77,7 @@ encode(const char *src, size_t n, bool limited, uint64_t k, size_t chunk,
 	w = dotstuff_end(&ds, tail, sizeof(tail));
 	ck_assert_uint_gt(w, 0);
 	enc_append(&e, tail, w);
+	e.size = dotstuff_size(&ds);
 	free(out);
 	return e;
 }
@@ -86,7 +88,7 @@ encode_split(const char *src, size_t n, bool limited, uint64_t k,
     size_t split)
 {
 	struct dotstuff ds;
-	struct enc e = { NULL, 0, 0 };
+	struct enc e = { NULL, 0, 0, 0 };
 	size_t cap = 2 * n + DOTSTUFF_END_MAX + 2;
 	uint8_t *out = malloc(cap);
 	size_t used, w;
@@ -103,16 +105,9 @@ encode_split(const char *src, size_t n, bool limited, uint64_t k,
 	w = dotstuff_end(&ds, out, cap);
 	ck_assert_uint_gt(w, 0);
 	enc_append(&e, out, w);
+	e.size = dotstuff_size(&ds);
 	free(out);
 	return e;
-}
-
-static void
-assert_enc(const struct enc *e, const char *want, size_t want_len)
-{
-	ck_assert_msg(e->len == want_len &&
-	    memcmp(e->buf, want, want_len) == 0,
-	    "encoding differs (got %zu bytes, want %zu)", e->len, want_len);
 }
 
 /* Counts stuffing dots: a '.' right after the start or a CRLF, doubled. */
@@ -128,6 +123,19 @@ stuffed_dots(const struct enc *e)
 			dots++;
 	}
 	return dots;
+}
+
+/*
+ * The expected bytes, and dotstuff_size() counting them as LIST does:
+ * without the stuffing and the ".\r\n" terminator.
+ */
+static void
+assert_enc(const struct enc *e, const char *want, size_t want_len)
+{
+	ck_assert_msg(e->len == want_len &&
+	    memcmp(e->buf, want, want_len) == 0,
+	    "encoding differs (got %zu bytes, want %zu)", e->len, want_len);
+	ck_assert_uint_eq(e->size, e->len - stuffed_dots(e) - 3);
 }
 
 static uint64_t
@@ -323,7 +331,7 @@ START_TEST(test_tiny_caps)
 
 	for (c = 0; c < 2; c++) {
 		struct dotstuff ds;
-		struct enc e = { NULL, 0, 0 };
+		struct enc e = { NULL, 0, 0, 0 };
 		uint8_t out[DOTSTUFF_END_MAX];
 		size_t pos = 0, w;
 
@@ -341,6 +349,7 @@ START_TEST(test_tiny_caps)
 		}
 		w = dotstuff_end(&ds, out, sizeof(out));
 		enc_append(&e, out, w);
+		e.size = dotstuff_size(&ds);
 		assert_enc(&e, want, sizeof(want) - 1);
 		free(e.buf);
 	}

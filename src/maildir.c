@@ -1608,16 +1608,17 @@ scan_open(struct maildrop *md, bool *later)
 static ssize_t
 scan_read(struct maildrop *md, size_t budget)
 {
-	uint64_t left = md->scan_expect - md->scan_read;
-	size_t want = budget < sizeof(scratch) ? budget : sizeof(scratch);
+	uint64_t want = md->scan_expect - md->scan_read;
 	ssize_t r;
 
-	if (left == 0)
+	if (want == 0)
 		return 0;
-	if (want > left)
-		want = (size_t)left;
+	if (want > budget)
+		want = budget;
+	if (want > sizeof(scratch))
+		want = sizeof(scratch);
 	do
-		r = read(md->scan_fd, scratch, want);
+		r = read(md->scan_fd, scratch, (size_t)want);
 	while (r == -1 && errno == EINTR);
 	if (r > 0) {
 		wiresize_feed(&md->scan_ws, scratch, (size_t)r);

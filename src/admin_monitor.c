@@ -3,8 +3,9 @@
  * Connects, logs in, sends one command, sends QUIT, and prints every
  * line the server sent (without the '.' that ends a multi-line reply).
  * Exit status: 0 the command got +OK; 1 the login or the command got
- * -ERR; 2 usage error; 3 no connection, a broken one, or no answer in
- * time.  A client may wait, so it blocks, but never without a deadline.
+ * -ERR; 2 usage error; 3 no connection, a broken one, no whole reply in
+ * time, or a reply from something that is no management server.  A
+ * client may wait, so it blocks, but never without a deadline.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -60,10 +61,12 @@ static const struct command commands[] = {
 	{ "-NOOP", "NOOP", 0, false, "" },
 };
 
+#define LINK_BUF	4096	/* the longest reply line, LF included */
+
 struct link {
 	int fd;
 	unsigned timeout_s;
-	char buf[4096];
+	char buf[LINK_BUF];
 	size_t len;
 };
 
@@ -208,31 +211,27 @@ send_line(struct link *l, const char *line)
 }
 
 /*
- * Reads one line (CRLF or LF stripped) within `wait_s` seconds; exits 3
- * when the server closes or stays silent.
+ * Reads one line (CRLF or LF stripped) into out, which holds LINK_BUF
+ * octets, before the deadline (ms, now_ms() clock) and returns its
+ * length; exits 3 when the server closes, stays silent, or sends a
+ * line longer than that.
  */
-static void
-read_line(struct link *l, char *out, size_t cap, unsigned wait_s)
+static size_t
+read_line(struct link *l, char *out, uint64_t deadline)
 {
-	uint64_t deadline = now_ms() + (uint64_t)wait_s * 1000;
-
 	for (;;) {
 		char *lf = memchr(l->buf, '\n', l->len);
 		ssize_t n;
 
 		if (lf != NULL) {
-			size_t len = (size_t)(lf - l->buf);
-			size_t keep = len;
+			size_t len = (size_t)(lf - l->buf), keep = len;
 
 			if (keep > 0 && l->buf[keep - 1] == '\r')
 				keep--;
-			if (keep >= cap)
-				keep = cap - 1;
 			memcpy(out, l->buf, keep);
-			out[keep] = '\0';
 			l->len -= len + 1;
 			memmove(l->buf, lf + 1, l->len);
-			return;
+			return keep;
 		}
 		if (l->len == sizeof(l->buf))
 			die_conn("reply line too long", "");
@@ -248,28 +247,55 @@ read_line(struct link *l, char *out, size_t cap, unsigned wait_s)
 	}
 }
 
-/* Prints a reply's status line (and body); true when it was +OK. */
-static bool
-print_reply(struct link *l, bool multi, unsigned wait_s)
+/* Prints a line as it came, NUL bytes and all. */
+static void
+print_line(const char *line, size_t len)
 {
-	char line[1024];
-	bool ok;
+	fwrite(line, 1, len, stdout);
+	putchar('\n');
+}
 
-	read_line(l, line, sizeof(line), wait_s);
-	puts(line);
-	ok = strncmp(line, "+OK", 3) == 0;
+/* True when the line is the status word alone or followed by a space. */
+static bool
+has_status(const char *line, size_t len, const char *word)
+{
+	size_t n = strlen(word);
+
+	return len >= n && memcmp(line, word, n) == 0 &&
+	    (len == n || line[n] == ' ');
+}
+
+/*
+ * Prints a reply's status line (and body), all read within wait_ms;
+ * true when it was +OK.  A status line that is neither +OK nor -ERR
+ * comes from something else than a management server: exit 3.
+ */
+static bool
+print_reply(struct link *l, bool multi, uint64_t wait_ms)
+{
+	char line[LINK_BUF];
+	uint64_t deadline = now_ms() + wait_ms;
+	size_t len = read_line(l, line, deadline);
+	bool ok = has_status(line, len, "+OK");
+
+	print_line(line, len);
+	if (!ok && !has_status(line, len, "-ERR"))
+		die_conn("not a management protocol reply", "");
 	if (!ok || !multi)
 		return ok;
 	for (;;) {
-		read_line(l, line, sizeof(line), l->timeout_s);
-		if (strcmp(line, ".") == 0)
+		len = read_line(l, line, deadline);
+		if (len == 1 && line[0] == '.')
 			return true;
-		puts(line[0] == '.' ? line + 1 : line);
+		if (len > 0 && line[0] == '.')
+			print_line(line + 1, len - 1);
+		else
+			print_line(line, len);
 	}
 }
 
 static bool
-exchange(struct link *l, const char *cmd, bool multi, unsigned wait_s)
+exchange(struct link *l, const char *cmd, bool multi, uint64_t wait_ms)
 {
 	char line[600];
 
@@ -277,7 +303,7 @@ exchange(struct link *l, const char *cmd, bool multi, unsigned wait_s)
 	    sizeof(line))
 		die_usage("arguments too long", "");
 	send_line(l, line);
-	return print_reply(l, multi, wait_s);
+	return print_reply(l, multi, wait_ms);
 }
 
 /*
@@ -414,35 +440,45 @@ compose(char *line, size_t cap, const struct command *cmd,
 		die_usage("arguments too long", "");
 }
 
+/*
+ * How long a reply may take: the timeout, plus what the server adds on
+ * purpose (a failed password's delay, a TIMEOUT's pause), which a short
+ * --timeout must not take for a server that does not answer.
+ */
+static uint64_t
+reply_wait_ms(const struct link *l, const char *verb)
+{
+	uint64_t ms = (uint64_t)l->timeout_s * 1000;
+
+	if (strcmp(verb, "PASS") == 0 || strcmp(verb, "CHANGE_PASSWORD") == 0)
+		ms += AUTH_FAIL_DELAY_MS;
+	/* Another administrator's longer pause may put it off that long. */
+	if (strcmp(verb, "TIMEOUT") == 0)
+		ms += (uint64_t)MGMT_PAUSE_MAX * 1000;
+	return ms;
+}
+
 /* Logs in, sends the command and QUIT; true when the command got +OK. */
 static bool
 run_session(struct link *l, const char *user, const char *pw,
     const struct command *cmd, const char *cmdline)
 {
 	char line[600];
-	unsigned wait_s;
 	bool ok;
 
-	if (!print_reply(l, false, l->timeout_s))
+	if (!print_reply(l, false, reply_wait_ms(l, "")))
 		return false;
 	snprintf(line, sizeof(line), "USER %s", user);
-	ok = exchange(l, line, false, l->timeout_s);
+	ok = exchange(l, line, false, reply_wait_ms(l, "USER"));
 	if (ok) {
 		snprintf(line, sizeof(line), "PASS %s", pw);
-		ok = exchange(l, line, false, l->timeout_s);
+		ok = exchange(l, line, false, reply_wait_ms(l, "PASS"));
 		memset(line, 0, sizeof(line));
 	}
-	if (ok) {
-		/*
-		 * TIMEOUT answers when POP3 resumes, which another
-		 * administrator's longer pause may put off to the longest.
-		 */
-		wait_s = l->timeout_s;
-		if (strcmp(cmd->verb, "TIMEOUT") == 0)
-			wait_s += MGMT_PAUSE_MAX;
-		ok = exchange(l, cmdline, cmd->multi, wait_s);
-	}
-	exchange(l, "QUIT", false, l->timeout_s);
+	if (ok)
+		ok = exchange(l, cmdline, cmd->multi,
+		    reply_wait_ms(l, cmd->verb));
+	exchange(l, "QUIT", false, reply_wait_ms(l, "QUIT"));
 	return ok;
 }
 

@@ -322,10 +322,15 @@ class SilentListener:
         self.sock.close()
 
 
-class GreetThenClose:
-    """Accepts one connection, sends the greeting, then closes it."""
+class ScriptedPeer:
+    """Accepts one connection, sends `greeting`, then answers each line
+    it reads with the next item of `replies`: bytes to send, or a
+    function of the socket that does its own sending.  Closes when the
+    replies run out or the client leaves."""
 
-    def __init__(self):
+    def __init__(self, greeting, replies):
+        self.greeting = greeting
+        self.replies = list(replies)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
@@ -340,11 +345,22 @@ class GreetThenClose:
         except OSError:
             return
         with c:
-            c.sendall((GREETING + "\r\n").encode())
+            try:
+                c.sendall(self.greeting)
+                f = c.makefile("rb")
+                for reply in self.replies:
+                    if not f.readline():
+                        return
+                    if callable(reply):
+                        reply(c)
+                    else:
+                        c.sendall(reply)
+            except OSError:
+                return
 
     def close(self):
         self.sock.close()
-        self.thread.join(5)
+        self.thread.join(25)
 
 
 # Addresses.

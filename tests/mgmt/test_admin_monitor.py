@@ -5,12 +5,13 @@ read from standard input, and its --timeout."""
 import os
 import subprocess
 import threading
+import time
 import unittest
 
 from mgmtlib import (ADMIN_PW, GREETING, MONITOR_BIN, STATUS_KEYS,
-                     FAIL_DELAY_MIN, GreetThenClose, MgmtServer,
-                     SilentListener, free_port, monitor, parse_figures,
-                     run_monitor)
+                     FAIL_DELAY_MIN, MgmtServer,
+                     ScriptedPeer, SilentListener, free_port, monitor,
+                     parse_figures, run_monitor)
 
 HEAD = [GREETING, "+OK USER", "+OK PASS"]
 TAIL = ["+OK GOODBYE"]
@@ -239,6 +240,15 @@ class MonitorLogin(unittest.TestCase):
             self.assertNotIn("rita", m.ok("USERS"))
             m.close()
 
+    def test_wrong_password_with_a_short_timeout_exit_1(self):
+        """The server answers a wrong password after its 1 s delay: a
+        --timeout of 1 must still tell a refusal from no answer."""
+        with MgmtServer() as srv:
+            r = srv.monitor("-NOOP", password="wrong-pw",
+                            options=["--timeout", "1"])
+            self.assertEqual(r.rc, 1, r)
+            self.assertTrue(r.lines[2].startswith("-ERR"), r)
+
     def test_non_admin_exit_1(self):
         with MgmtServer() as srv:
             r = srv.monitor("-NOOP", user="alice", password="secret")
@@ -372,6 +382,15 @@ class MonitorUsage(unittest.TestCase):
         self.assertEqual(r.rc, 2, r)
 
 
+def against(peer, command="-NOOP", timeout="5"):
+    """admin_monitor against a fake peer, which is closed after."""
+    try:
+        return monitor(command, port=peer.port, options=["--timeout", timeout],
+                       limit=30)
+    finally:
+        peer.close()
+
+
 class MonitorConnection(unittest.TestCase):
     def test_nothing_listening_exit_3(self):
         r = monitor("-NOOP", port=free_port(), options=["--timeout", "2"])
@@ -380,23 +399,14 @@ class MonitorConnection(unittest.TestCase):
         self.assertLess(r.elapsed, 3.0)
 
     def test_silent_server_exit_3_within_timeout(self):
-        s = SilentListener()
-        try:
-            r = monitor("-NOOP", port=s.port, options=["--timeout", "2"],
-                        limit=20)
-        finally:
-            s.close()
+        r = against(SilentListener(), timeout="2")
         self.assertEqual(r.rc, 3, r)
         # --timeout S bounds the wait: S seconds, not up to S + 1
         self.assertGreaterEqual(r.elapsed, 1.9, r)
         self.assertLessEqual(r.elapsed, 2.8, r)
 
     def test_connection_closed_by_server_exit_3(self):
-        s = GreetThenClose()
-        try:
-            r = monitor("-NOOP", port=s.port, options=["--timeout", "5"])
-        finally:
-            s.close()
+        r = against(ScriptedPeer((GREETING + "\r\n").encode(), []))
         self.assertEqual(r.rc, 3, r)
         self.assertLess(r.elapsed, 4.0)
 
@@ -412,6 +422,46 @@ class MonitorConnection(unittest.TestCase):
                 t.join()
             self.assertEqual(r.rc, 3, r)
             self.assertEqual(r.lines[:3], HEAD, r)
+
+    def test_a_reply_has_one_deadline(self):
+        """A body that keeps coming without its '.' is no answer: the
+        timeout bounds the whole reply, not each of its lines."""
+        def drip(c):
+            c.sendall(b"+OK STATUS\r\n")
+            for i in range(40):
+                time.sleep(0.5)
+                c.sendall(b"UPTIME: %d\r\n" % i)
+
+        r = against(ScriptedPeer(b"+OK Management server ready\r\n",
+                                 [b"+OK USER\r\n", b"+OK PASS\r\n", drip]),
+                    "-STATUS", timeout="2")
+        self.assertEqual(r.rc, 3, r)
+        self.assertIn("no answer from the server in time", r.stderr, r)
+        self.assertLess(r.elapsed, 3.5, r)
+
+    def test_not_a_management_server_exit_3(self):
+        r = against(ScriptedPeer(b"HELLO THERE\r\n", []))
+        self.assertEqual(r.rc, 3, r)
+        self.assertEqual(r.lines, ["HELLO THERE"], r)
+        self.assertIn("not a management protocol reply", r.stderr, r)
+
+    def test_status_word_must_stand_alone(self):
+        """+OKAY is no +OK: taking it for one would read the next reply
+        as this one's body."""
+        r = against(ScriptedPeer(b"+OK ready\r\n",
+                         [b"+OK USER\r\n", b"+OK PASS\r\n", b"+OKAY\r\n",
+                          b"+OK bye\r\n"]))
+        self.assertEqual(r.rc, 3, r)
+        self.assertIn("not a management protocol reply", r.stderr, r)
+
+    def test_long_and_nul_lines_printed_whole(self):
+        greeting = b"+OK " + b"x" * 2000
+        r = against(ScriptedPeer(greeting + b"\r\n",
+                         [b"+OK USER\r\n", b"+OK PASS\r\n",
+                          b"+OK NO\x00OP\r\n", b"+OK bye\r\n"]))
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.lines[0], greeting.decode(), r)
+        self.assertEqual(r.lines[3], "+OK NO\x00OP", r)
 
 
 if __name__ == "__main__":

@@ -113,7 +113,7 @@ struct maildrop {
 	int first_failed_errno;		/* and why: errno, or a FAIL_ below */
 	size_t sightings;		/* files a reading of cur/ held */
 	struct cur_index commit_ix;	/* cur/ by inode, once needed in a pass */
-	struct cur_index commit_new;	/* new/'s names, once needed in a slice */
+	struct cur_index commit_new;	/* new/'s names, read after commit_ix */
 	struct cur_index open_ix;	/* cur/ by inode, kept between opens */
 };
 
@@ -1824,20 +1824,27 @@ by_name_cmp(const void *a, const void *b)
 	return base_cmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* True when dir/name is a regular file (lstat: a link is none). */
+/*
+ * True when dir/name, listed by a reading of dir, is a regular file
+ * (lstat: a link is none), or is no longer there: renamed since, it is
+ * somewhere still (or expunged since; the safe side takes it for kept).
+ */
 static bool
-regular_at(const char *dir, const char *name)
+file_or_moved(const char *dir, const char *name)
 {
 	char path[PATH_MAX];
 	struct stat sb;
 
-	return join_path(path, dir, name) == 0 && lstat(path, &sb) == 0 &&
-	    S_ISREG(sb.st_mode);
+	if (join_path(path, dir, name) == -1)
+		return false;
+	if (lstat(path, &sb) == -1)
+		return errno == ENOENT;
+	return S_ISREG(sb.st_mode);
 }
 
 /*
  * 1 when ix (a reading of dir) holds a regular file with m's unique
- * name, 0 when not, -1 (errno) when that cannot be told.  ix's names
+ * name (file_or_moved), 0 when not, -1 (errno) when that cannot be told.  ix's names
  * are sorted by unique name once a reading, so a slice of misses costs
  * one sort and a binary search each, not a scan each.
  */
@@ -1862,7 +1869,7 @@ holds_name(const char *dir, struct cur_index *ix, const struct mail_msg *m)
 			hi = mid;
 	}
 	for (; lo < ix->n && base_cmp(ix->by_name[lo], m->file) == 0; lo++)
-		if (regular_at(dir, ix->by_name[lo]))
+		if (file_or_moved(dir, ix->by_name[lo]))
 			return 1;
 	return 0;
 }
@@ -1875,7 +1882,8 @@ holds_name(const char *dir, struct cur_index *ix, const struct mail_msg *m)
  * That file is not m's as listed, so it is never deleted for m; but the
  * next login lists it under m's UIDL, so the QUIT must not answer +OK
  * as if m were gone.  An errno when that cannot be told (the safe
- * side); 0 when m is gone.  new/ is read once a slice, on first need.
+ * side); 0 when m is gone.  new/ is read on first need, and again
+ * after each new reading of cur/.
  */
 static int
 replaced_cause(struct maildrop *md, struct cur_index *ix,
@@ -1883,10 +1891,17 @@ replaced_cause(struct maildrop *md, struct cur_index *ix,
 {
 	int r = holds_name(md->cur, ix, m);
 
-	if (r == 0 && !md->commit_new.read) {
+	/*
+	 * new/ is read after ix: a file moved from cur/ to new/ between the
+	 * two readings is in one of them.
+	 */
+	if (r == 0 && (!md->commit_new.read ||
+	    md->commit_new.read_end_ns < ix->read_end_ns)) {
+		index_free(&md->commit_new);
 		if (!names_read(md->newdir, &md->commit_new))
 			return errno != 0 ? errno : EIO;
 		md->commit_new.read = true;
+		md->commit_new.read_end_ns = now_ns(CLOCK_MONOTONIC);
 	}
 	if (r == 0)
 		r = holds_name(md->newdir, &md->commit_new, m);

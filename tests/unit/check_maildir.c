@@ -1195,11 +1195,17 @@ static unsigned opendirs;
 /* A test's hook, run just before the library opens cur/. */
 static void (*before_opendir)(void);
 
+/* Readings of new/, and whether the last folder opened was new/. */
+static unsigned newdirs;
+static bool reading_new;
+
 DIR *
 __wrap_opendir(const char *name)
 {
 	size_t n = strlen(name);
 
+	reading_new = n >= 4 && strcmp(name + n - 4, "/new") == 0;
+	newdirs += reading_new;
 	if (n >= 4 && strcmp(name + n - 4, "/cur") == 0) {
 		opendirs++;
 		if (before_opendir != NULL)
@@ -1447,6 +1453,101 @@ START_TEST(test_commit_seen_then_hidden_fails)
 }
 END_TEST
 
+/* Sets u/cur's mtime to `ago` seconds before now. */
+static void
+age_cur(time_t ago)
+{
+	char p[PATH_MAX];
+	struct timespec t[2];
+
+	ck_assert_int_eq(clock_gettime(CLOCK_REALTIME, &t[0]), 0);
+	t[0].tv_sec -= ago;
+	t[1] = t[0];
+	ck_assert_int_eq(utimensat(AT_FDCWD, at(p, "u/cur"), t, 0), 0);
+}
+
+/*
+ * An IMAP client re-flags the copy that replaced a DELEd message just
+ * after every reading: each reading lists it under a name gone by the
+ * time it is looked at.  Renamed, it is still there: no +OK.
+ */
+static void
+reflag_copy(void)
+{
+	static bool flagged;
+	char a[PATH_MAX], b[PATH_MAX];
+
+	ck_assert_int_eq(rename(at(a, flagged ? "u/cur/x:2,RS" : "u/cur/x:2,S"),
+	    at(b, flagged ? "u/cur/x:2,S" : "u/cur/x:2,RS")), 0);
+	flagged = !flagged;
+}
+
+START_TEST(test_commit_copy_renamed_after_reading_fails)
+{
+	struct maildrop *md;
+	char p[PATH_MAX];
+	const char *why = NULL;
+
+	make_user("u");
+	put_str("u/cur/x:2,", "mine\n", 1);
+	md = open_scanned("u");
+	ck_assert(maildir_mark_deleted(md, 1));
+	/* The copy first: its inode is not the one the unlink frees. */
+	put_str("u/cur/x:2,S", "copy\n", 2);
+	ck_assert_int_eq(unlink(at(p, "u/cur/x:2,")), 0);
+	after_closedir = reflag_copy;
+	ck_assert(maildir_commit_step(md, 0));
+	after_closedir = NULL;
+	ck_assert_uint_eq(maildir_commit_failed(md), 1);
+	ck_assert_ptr_nonnull(maildir_commit_first_failure(md, &why));
+	ck_assert_str_eq(why, "a file with its name remains");
+	ck_assert(exists("u/cur/x:2,S") || exists("u/cur/x:2,RS"));
+	maildir_close(md);
+}
+END_TEST
+
+/*
+ * m2 is re-flagged just after the slice's own reading of cur/ (a
+ * sighting), then moved to new/ (mutt marking it new) just after new/
+ * was read for m1, which another client expunged: the reading of new/
+ * that cleared m1 is older than the reading of cur/ without m2.
+ */
+static void
+reflag_then_renew_m2(void)
+{
+	char a[PATH_MAX], b[PATH_MAX];
+
+	if (!reading_new && opendirs == 1)
+		ck_assert_int_eq(rename(at(a, "u/cur/m2:2,S"),
+		    at(b, "u/cur/m2:2,RS")), 0);
+	else if (reading_new && newdirs == 1)
+		ck_assert_int_eq(rename(at(a, "u/cur/m2:2,RS"),
+		    at(b, "u/new/m2:2,RS")), 0);
+}
+
+START_TEST(test_commit_moved_to_new_after_its_reading_fails)
+{
+	struct maildrop *md = three_in_cur();
+	char a[PATH_MAX], b[PATH_MAX];
+
+	ck_assert(maildir_mark_deleted(md, 1));
+	ck_assert(maildir_mark_deleted(md, 2));
+	ck_assert_int_eq(unlink(at(a, "u/cur/m1:2,")), 0);
+	ck_assert_int_eq(rename(at(a, "u/cur/m2:2,"), at(b, "u/cur/m2:2,S")),
+	    0);
+	age_cur(10);
+	opendirs = newdirs = 0;
+	after_closedir = reflag_then_renew_m2;
+	while (!maildir_commit_step(md, 0))
+		;
+	after_closedir = NULL;
+	ck_assert_uint_ge(newdirs, 1);
+	ck_assert_uint_eq(maildir_commit_failed(md), 1);
+	ck_assert(exists("u/new/m2:2,RS"));
+	maildir_close(md);
+}
+END_TEST
+
 /*
  * Another reader renames m1 just before a reading of cur/ and back just
  * after: the reading holds m1 under the name the QUIT just failed on.
@@ -1601,19 +1702,6 @@ START_TEST(test_open_keeps_cur_index)
 	maildir_close(md);
 }
 END_TEST
-
-/* Sets u/cur's mtime to `ago` seconds before now. */
-static void
-age_cur(time_t ago)
-{
-	char p[PATH_MAX];
-	struct timespec t[2];
-
-	ck_assert_int_eq(clock_gettime(CLOCK_REALTIME, &t[0]), 0);
-	t[0].tv_sec -= ago;
-	t[1] = t[0];
-	ck_assert_int_eq(utimensat(AT_FDCWD, at(p, "u/cur"), t, 0), 0);
-}
 
 static void
 expect_gone(struct maildrop *md, size_t n, unsigned reads)
@@ -2146,6 +2234,8 @@ maildir_suite(void)
 	tcase_add_test(core, test_commit_endless_renames_fail);
 	tcase_add_test(core, test_commit_seen_then_hidden_fails);
 	tcase_add_test(core, test_commit_follows_rename_back);
+	tcase_add_test(core, test_commit_copy_renamed_after_reading_fails);
+	tcase_add_test(core, test_commit_moved_to_new_after_its_reading_fails);
 	tcase_add_test(core, test_commit_rereads_after_unsteady_reading);
 	tcase_add_test(core, test_commit_gone_from_a_busy_cur);
 	tcase_add_test(core, test_scan_follows_renames);

@@ -23,6 +23,13 @@
 
 #define FILTER_BUF	(32 * 1024)
 #define ERR_LINE_MAX	200
+/*
+ * Standard error lines logged per filter run.  The rest are read (a
+ * chatty filter that works must not block on a full pipe) and counted:
+ * a filter, or a message that makes it warn at every line, cannot fill
+ * the log's disk.
+ */
+#define ERR_LINES_LOGGED	100
 
 struct filter {
 	struct selector *sel;
@@ -43,6 +50,8 @@ struct filter {
 	void (*notify)(void *owner);
 	void *owner;
 	size_t errlen;
+	unsigned err_logged;	/* stderr lines logged, up to the cap */
+	uint64_t err_unlogged;	/* and those past it, counted */
 	char errline[ERR_LINE_MAX + 1];
 	uint8_t in_mem[FILTER_BUF];
 	uint8_t out_mem[FILTER_BUF];
@@ -195,15 +204,32 @@ on_stdout_readable(struct selector *s, int fd, void *data)
 	tell(f);
 }
 
-/* Logs the pending stderr line, if any. */
+/* Logs the pending stderr line, if any, while under the cap. */
 static void
 log_err_line(struct filter *f)
 {
 	if (f->errlen == 0)
 		return;
 	f->errline[f->errlen] = '\0';
-	log_warn("pop3[%lu] filter: %s", f->log_id, f->errline);
+	if (f->err_logged < ERR_LINES_LOGGED) {
+		f->err_logged++;
+		log_warn("pop3[%lu] filter: %s", f->log_id, f->errline);
+	} else {
+		f->err_unlogged++;
+	}
 	f->errlen = 0;
+}
+
+/* At the end of stderr: the pending line, and how many went unlogged. */
+static void
+log_err_end(struct filter *f)
+{
+	log_err_line(f);
+	if (f->err_unlogged > 0)
+		log_warn("pop3[%lu] filter: %llu more lines on standard error "
+		    "not logged", f->log_id,
+		    (unsigned long long)f->err_unlogged);
+	f->err_unlogged = 0;
 }
 
 enum drain { DRAIN_MORE, DRAIN_WAIT, DRAIN_END };
@@ -215,13 +241,13 @@ enum drain { DRAIN_MORE, DRAIN_WAIT, DRAIN_END };
 static enum drain
 drain_stderr(struct filter *f)
 {
-	char buf[512];
+	char buf[4096];
 	ssize_t r = read(f->err_fd, buf, sizeof(buf));
 
 	if (r < 0 && (errno == EAGAIN || errno == EINTR))
 		return errno == EINTR ? DRAIN_MORE : DRAIN_WAIT;
 	if (r <= 0) {
-		log_err_line(f);
+		log_err_end(f);
 		return DRAIN_END;
 	}
 	for (ssize_t i = 0; i < r; i++) {
@@ -428,7 +454,7 @@ filter_destroy(struct filter *f)
 	for (int i = 0; f->err_fd >= 0 && i < 256 &&
 	    drain_stderr(f) == DRAIN_MORE; i++)
 		continue;
-	log_err_line(f);
+	log_err_end(f);
 	close_fd(f, &f->to_child);
 	close_fd(f, &f->from_child);
 	close_fd(f, &f->err_fd);

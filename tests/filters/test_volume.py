@@ -4,6 +4,7 @@ slowly (bounded buffers, the filter held back, others served), and a
 client pausing longer than the filter time limit while the filter (one
 that ignores its input, and cat, which reads it) is held back by that
 very client, or by a MGMT TIMEOUT pause."""
+import re
 import time
 import unittest
 
@@ -32,6 +33,32 @@ def flood_output(lines):
 
 
 class Volume(FilterTest):
+
+    def test_stderr_flood_logs_a_bounded_number_of_lines(self):
+        # A filter that warns at every line of a big message would write
+        # the log's disk full; the first 100 lines are logged, the rest
+        # counted, and the message still comes through whole.
+        warn = "awk '{ print \"warn \" NR > \"/dev/stderr\"; print }'"
+        data = b"".join(b"line %d\n" % i for i in range(5000))
+        with FilterServer(filter=warn) as srv:
+            srv.add_message("alice", "1800000000.M1P9.warn:2,", data,
+                            1800000000)
+            c = srv.pop3("alice")
+            n = int(c.cmd("STAT").split()[1])
+            sid = srv.session_id(c)
+            self.assertEqual(c.cmd("RETR %d" % n), OK_FILTERED)
+            body, complete = read_multiline_or_close(c, timeout=30)
+            self.assertTrue(complete)
+            self.assertEqual(body, expected_body(data))
+            c.quit()
+            self.assertTrue(srv.wait_log(
+                r"pop3\[%d\] filter: 4900 more lines on standard error "
+                r"not logged$" % sid), srv.log_text())
+            warned = [ln for ln in srv.log_text().splitlines()
+                      if re.search(r"pop3\[%d\] filter: warn \d+$" % sid,
+                                   ln)]
+            self.assertEqual(len(warned), 100)
+            self.assertTrue(warned[0].endswith(" warn 1"), warned[0])
 
     def test_50mb_through_cat(self):
         data = big_message(50 * 1024 * 1024)

@@ -1,8 +1,15 @@
 """The MGMT FILTER command: FILTER shows the filter, FILTER <command>
-sets it live (rest of the line, spaces kept), FILTER - removes it; the
-setting is saved in the users file ("%filter <command>") and restored
-after a restart."""
+sets it live (rest of the line, spaces kept, blanks at either end
+dropped), FILTER - removes it; the setting is saved in the users file
+("%filter <command>") and restored after a restart.  A command with a
+control character (DEL included) is refused, by FILTER and by -t."""
+import os
+import shutil
+import subprocess
+import tempfile
 import unittest
+
+from pop3test import SERVER_BIN, free_port
 
 from filterlib import (ALICE, OK_FILTERED, UPPER, FilterServer, FilterTest,
                        ascii_upper, expected_body, read_multiline_or_close,
@@ -128,6 +135,83 @@ class FilterCommand(FilterTest):
             c.quit()
             m.close()
             self.assert_clean(srv)
+
+    def test_blanks_after_the_command_are_no_part_of_it(self):
+        # "FILTER - " typed by hand, or with a tab, must remove the
+        # filter: kept, "- " or "-<TAB>" is a command the shell runs as an
+        # option, which fails every RETR.  Blanks after a command are
+        # dropped the same way.
+        raw = ALICE[0][1]
+        for removal in ("- ", "-\t", "- \t "):
+            with self.subTest(removal=removal), \
+                    FilterServer(filter=UPPER) as srv:
+                m = srv.mgmt()
+                self.assertEqual(m.filter(removal),
+                                 ["+OK FILTER", "FILTER: NONE", "."])
+                self.assertEqual(m.filter(),
+                                 ["+OK FILTER", "FILTER: NONE", "."])
+                self.assertEqual(filter_lines(srv), ["%filter -"])
+                c = srv.pop3("alice")
+                first, body = self.retr(c, 1)
+                self.assertTrue(first.startswith("+OK"), first)
+                self.assertNotEqual(first, OK_FILTERED)
+                self.assertEqual(body, stuff(wire_form(raw)))
+                c.quit()
+                m.close()
+                self.assert_clean(srv)
+        with FilterServer() as srv:
+            m = srv.mgmt()
+            self.assertEqual(m.filter(" cat \t "),
+                             ["+OK FILTER", "FILTER: cat", "."])
+            self.assertEqual(m.filter(), ["+OK FILTER", "FILTER: cat", "."])
+            self.assertEqual(filter_lines(srv), ["%filter cat"])
+            c = srv.pop3("alice")
+            first, body = self.retr(c, 1)
+            self.assertEqual(first, OK_FILTERED)
+            self.assertEqual(body, expected_body(raw))
+            c.quit()
+            m.close()
+            self.assert_clean(srv)
+
+    def test_del_refused(self):
+        # DEL is a control character like the others: a terminal showing
+        # FILTER's reply or the log would erase with it.
+        with FilterServer(filter=UPPER) as srv:
+            m = srv.mgmt()
+            for bad in ("cat\x7f", "\x7fcat", "tr a \x7f"):
+                with self.subTest(command=bad):
+                    self.assertEqual(m.filter(bad), ["-ERR INVALID FILTER"])
+                    self.assertEqual(m.filter(),
+                                     ["+OK FILTER", "FILTER: " + UPPER, "."])
+            self.assertEqual(filter_lines(srv), [])
+            m.close()
+            self.assert_clean(srv)
+
+    def test_t_with_del_exits_2(self):
+        # The same rule for -t: a bad command line, refused before
+        # anything is bound or written.
+        tmp = tempfile.mkdtemp(prefix="pop3test-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        os.mkdir(os.path.join(tmp, "mail"))
+        users = os.path.join(tmp, "users")
+        for bad in ("cat\x7f", "\x7fcat"):
+            with self.subTest(command=bad):
+                try:
+                    p = subprocess.run(
+                        [SERVER_BIN, "--allow-root", "-l", "127.0.0.1",
+                         "-p", str(free_port()), "-L", "127.0.0.1",
+                         "-P", str(free_port()),
+                         "-d", os.path.join(tmp, "mail"),
+                         "-U", users, "-t", bad],
+                        stdin=subprocess.DEVNULL, capture_output=True,
+                        timeout=10)
+                except subprocess.TimeoutExpired:
+                    self.fail("-t %r accepted: still running after 10 s"
+                              % bad)
+                err = p.stderr.decode("latin-1")
+                self.assertEqual(p.returncode, 2, err)
+                self.assertIn("-t: the command must be one line", err)
+                self.assertFalse(os.path.exists(users))
 
     def test_persisted_across_restart(self):
         cmd = UPPER + "  # persisted"

@@ -4,6 +4,7 @@ mid-filter gets its child killed (whole process group) and reaped within
 a second."""
 import signal
 import socket
+import struct
 import threading
 import time
 import unittest
@@ -187,6 +188,23 @@ class Disconnect(FilterTest):
             c = srv.pop3("alice")
             self.assertTrue(c.cmd("NOOP").startswith("+OK"))
             c.quit()
+            self.assert_clean(srv)
+
+    def test_client_reset_while_filter_thinks(self):
+        # A reset (not a FIN, which reads as a half-close) ends the
+        # session at once.  The filter neither reads nor writes, and its
+        # time limit is far away: only the session's end can kill it.
+        with FilterServer(filter="exec sleep 30", timeout=60) as srv:
+            c = srv.pop3("alice")
+            c.send("RETR 1\r\n")
+            pid = self.wait_child(srv)
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                              struct.pack("ii", 1, 0))
+            c.close()
+            self.assertTrue(srv.wait_log(r"user=alice logout .* "
+                                         r"reason=disconnect$"),
+                            srv.log_text())
+            self.assert_group_gone(srv, pid)
             self.assert_clean(srv)
 
     def test_client_gone_mid_message(self):

@@ -116,6 +116,15 @@ class ActiveReplies(unittest.TestCase):
         self.assertEqual(sorted(names), ["admin", "alice", "bob"])
         self.assertEqual(len(names), self.m.status()["TOTAL USERS"])
 
+    def test_users_twice_in_one_session_lists_the_same(self):
+        # The listing goes on after the last name it sent; a second USERS
+        # must start again from the first name, not after the last one.
+        first = self.m.ok("USERS")
+        second = self.m.ok("USERS")
+        self.assertEqual(second, first)
+        self.assertEqual(sorted(second[2:]), ["admin", "alice", "bob"])
+        self.assertEqual(second[0], "USER COUNT: 3")
+
     def test_keyword_is_upper_case_whatever_the_case_sent(self):
         for cmd in ("NOOP", "CAPA", "HISTORIC_CONNEC", "LIVE_CONNEC",
                     "BYTES_TRANS", "USERS", "STATUS"):

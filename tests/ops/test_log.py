@@ -4,9 +4,14 @@ after a rename, new lines go to a new FILE (mode 0600) and never to the
 renamed one, which keeps the older lines; a session open across the
 signal is not dropped; a reopen that fails keeps the old file and says
 so (on standard error too), and a FIFO at the path never blocks it;
-without --log the signal is harmless.  Standard error as a pipe nobody
+reopening closes the old descriptor; the file is always appended to,
+at start and after SIGHUP, never written over from its beginning;
+without --log the signal is harmless.  A user name or a message file
+name with a space is logged with '?' in its place, so every line keeps
+the fields the recipes split on.  Standard error as a pipe nobody
 reads never stops the server.  The "who read what, when" recipes of
 docs/operations.md 6 give the right answers on a real log."""
+import base64
 import os
 import re
 import shutil
@@ -39,6 +44,32 @@ def lines_of(text, port):
     """The log lines of the session whose client port is port."""
     return [l for l in text.splitlines()
             if re.search(r" pop3\[\d+\] 127\.0\.0\.1:%d " % port, l)]
+
+
+def log_fds(pid, path):
+    """The numbers of the server's descriptors open on path."""
+    d = "/proc/%d/fd" % pid
+    out = set()
+    for n in os.listdir(d):
+        try:
+            if os.readlink(os.path.join(d, n)) == path:
+                out.add(int(n))
+        except OSError:
+            pass
+    return out
+
+
+def fd_count(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def hup_and_wait_reopen(srv, path):
+    """SIGHUP, then waits until the server's descriptor on path is
+    another one (the reopen opens the new descriptor before it closes
+    the old, so its number changes): a successful reopen logs nothing."""
+    before = log_fds(srv.pid, path)
+    os.kill(srv.pid, signal.SIGHUP)
+    return wait_for(lambda: log_fds(srv.pid, path) != before)
 
 
 def complete(text, port):
@@ -160,6 +191,119 @@ class Reopen(unittest.TestCase):
         self.assertTrue(complete(text, p1), text)
         self.assertEqual(text.count(" ready: "), 1, text)
         self.assertIsNone(self.s.proc.poll())
+
+    def test_reopen_closes_the_old_descriptor(self):
+        # Every rotation (or reload) must close what it replaces: a leak
+        # per SIGHUP runs a long-lived server out of descriptors, and one
+        # left on a rotated file keeps its disk space.  No session is open
+        # while counting: the readiness probe's has logged its end.
+        self.assertTrue(wait_for(lambda: re.search(
+            r"user=- logout", read_text(self.log))), read_text(self.log))
+        base = fd_count(self.s.pid)
+        self.assertEqual(len(log_fds(self.s.pid, self.log)), 1)
+        for i in range(20):
+            self.assertTrue(hup_and_wait_reopen(self.s, self.log),
+                            "SIGHUP %d: the log was not reopened" % (i + 1))
+        self.assertTrue(wait_for(lambda: fd_count(self.s.pid) == base),
+                        "%d descriptors after 20 SIGHUPs, %d before"
+                        % (fd_count(self.s.pid), base))
+        self.assertEqual(len(log_fds(self.s.pid, self.log)), 1)
+        p1 = session(self.s)
+        self.assertTrue(wait_for(lambda: complete(read_text(self.log), p1)),
+                        read_text(self.log))
+
+
+class Append(unittest.TestCase):
+
+    def test_existing_lines_kept_at_start_and_after_sighup(self):
+        # A log that already holds lines (the server's last run, another
+        # program's): the server appends, at start and after a SIGHUP
+        # on the same file (logrotate copytruncate, a reload).  Opened
+        # for plain writing, each open would write over the first lines.
+        log = os.path.join(tmpdir(self, "ops-log-"), "pop3server.log")
+        older = "2026-01-01T00:00:00.000Z info: a line of an earlier run\n"
+        with open(log, "w") as f:
+            f.write(older)
+        with Server(args=["--log", log]) as s:
+            p1 = session(s)
+            self.assertTrue(wait_for(lambda: complete(read_text(log), p1)),
+                            read_text(log))
+            first = read_text(log)
+            self.assertTrue(first.startswith(older), first[:500])
+            self.assertIn(" ready: ", first)
+            self.assertTrue(hup_and_wait_reopen(s, log),
+                            "the log was not reopened")
+            p2 = session(s)
+            self.assertTrue(wait_for(lambda: complete(read_text(log), p2)),
+                            read_text(log))
+            text = read_text(log)
+            self.assertTrue(text.startswith(first),
+                            "lines written before the SIGHUP were written "
+                            "over:\n" + text[:1500])
+
+
+class Sanitized(unittest.TestCase):
+    """Names from outside (what a client sent, a file another program
+    named) reach the log with '?' for a space or a control character: a
+    space would split one field in two, and the recipes of
+    docs/operations.md 6 split lines on spaces."""
+
+    def test_user_name_with_a_space(self):
+        # USER takes one word, but AUTH PLAIN's authentication identity
+        # may hold anything but NUL.
+        with Server() as s:
+            c = s.client()
+            port = c.sock.getsockname()[1]
+            try:
+                c.greeting()
+                cred = base64.b64encode(b"\0al ice\0wrong").decode()
+                self.assertTrue(c.cmd("AUTH PLAIN " + cred)
+                                .startswith("-ERR"))
+                c.quit()
+            finally:
+                c.close()
+            self.assertTrue(s.wait_log(r" pop3\[\d+\] 127\.0\.0\.1:%d "
+                                       r"user=.* logout " % port),
+                            s.log_text())
+            mine = lines_of(s.log_text(), port)
+            self.assertTrue(any(l.endswith(" user=al?ice login-failed")
+                                for l in mine), mine)
+            logout = [l for l in mine if " logout " in l][0]
+            fields = logout.split(" ")
+            self.assertEqual(fields[4:6], ["user=al?ice", "logout"], logout)
+            for f in fields[6:]:
+                self.assertRegex(f, r"^[a-z]+=\S+$", logout)
+            self.assertNotIn("al ice", s.log_text())
+
+    def test_file_name_with_a_space(self):
+        # A deletion that fails names the file ("N deletions failed (the
+        # first, FILE: CAUSE)"); here another program replaced the file,
+        # a copy renamed over it, between DELE and QUIT.
+        name = "1600000000.M1 x.host:2,"
+        with Server() as s:
+            path = os.path.join(s.maildir, "alice", "cur", name)
+            with open(path, "wb") as f:
+                f.write(b"Subject: a name with a space\n\nbody\n")
+            os.utime(path, (1600000000, 1600000000))     # message 1
+            c = s.client()
+            try:
+                c.login("alice", "secret")
+                first, body = c.multi("RETR 1")
+                self.assertTrue(first.startswith("+OK"), first)
+                self.assertIn(b"a name with a space", body)
+                self.assertTrue(c.cmd("DELE 1").startswith("+OK"))
+                copy = os.path.join(s.maildir, "alice", "tmp", "copy")
+                with open(copy, "wb") as f:
+                    f.write(b"Subject: a name with a space\n\nbody\n")
+                os.rename(copy, path)
+                self.assertTrue(c.quit().startswith("-ERR [SYS/TEMP]"))
+            finally:
+                c.close()
+            m = s.wait_log(r"user=alice 1 deletions failed \(the first, "
+                           r"(.*): a file with its name remains\)$")
+            self.assertTrue(m, s.log_text())
+            self.assertEqual(m.group(1), "1600000000.M1?x.host:2,")
+            self.assertNotIn("M1 x", s.log_text())
 
 
 class NoLogFile(unittest.TestCase):

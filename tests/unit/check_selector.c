@@ -927,6 +927,32 @@ START_TEST(test_timer_rearms_itself)
 }
 END_TEST
 
+/*
+ * A callback that re-arms its timer for 0 ms is due again at once: it
+ * must wait for the next pass, or one selector_poll() would never return
+ * (the descriptors starve).  Bounded here by rearm_left, so a reactor
+ * that loops shows as too many calls, not as a hung test.
+ */
+START_TEST(test_timer_rearmed_for_0_ms_waits_for_next_pass)
+{
+	struct selector *s = selector_new(16);
+	struct sel_timer t = { 0 };
+	struct tctx c = { .id = 9, .self = &t, .rearm_left = 50,
+		.rearm_ms = 0 };
+
+	ck_assert_ptr_nonnull(s);
+	ck_assert_int_eq(selector_timer_arm(s, &t, 0, t_fire, &c),
+	    SELECTOR_OK);
+	ck_assert_int_eq(selector_poll(s, 0), SELECTOR_OK);
+	ck_assert_int_eq(tl.n, 1);
+	ck_assert(selector_timer_armed(&t));
+	ck_assert_int_eq(selector_poll(s, 0), SELECTOR_OK);
+	ck_assert_int_eq(tl.n, 2);
+	ck_assert_int_eq(c.rearm_left, 48);
+	selector_destroy(s);
+}
+END_TEST
+
 START_TEST(test_poll_wait_ends_at_timer)
 {
 	struct selector *s = selector_new(16);
@@ -1053,6 +1079,7 @@ selector_suite(void)
 	tcase_add_test(core, test_timer_cancel);
 	tcase_add_test(core, test_timer_rearm_moves);
 	tcase_add_test(core, test_timer_rearms_itself);
+	tcase_add_test(core, test_timer_rearmed_for_0_ms_waits_for_next_pass);
 	tcase_add_test(core, test_poll_wait_ends_at_timer);
 	tcase_add_test(core, test_timer_armed_flag);
 	tcase_add_test(core, test_timer_and_fd_same_pass);

@@ -691,6 +691,25 @@ setup_signals(void)
 	return 0;
 }
 
+/*
+ * Descriptors 0, 1 and 2 on /dev/null where the parent left them closed:
+ * else sockets take those numbers, and a line written to standard error
+ * lands in a client's connection.
+ */
+static bool
+std_fds_open(void)
+{
+	int fd;
+
+	do
+		fd = open("/dev/null", O_RDWR);
+	while (fd >= 0 && fd <= STDERR_FILENO);
+	if (fd < 0)
+		return false;
+	(void)close(fd);
+	return true;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -699,6 +718,8 @@ main(int argc, char **argv)
 	enum server_status st;
 	int rc;
 
+	if (!std_fds_open())
+		return EXIT_FAILURE;
 	parse_options(argc, argv, &o);
 	/*
 	 * With -g the log is opened as USER, after the drop: root must not

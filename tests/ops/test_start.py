@@ -6,12 +6,13 @@ a bad command line, which RestartPreventExitStatus=2 leaves alone.  A
 saved %filter line with a blank at either end stops the start with
 status 1 and names the users file (docs/operations.md, troubleshooting),
 before anything is written.  Once serving, a -u password is no longer
-on the command line that ps and /proc show to every local user."""
+on the command line that ps and /proc show to every local user.
+Descriptors 0-2 a parent left closed are /dev/null, not a socket's."""
 import os
 import unittest
 
-from opslib import (SERVER_BIN, Server, free_port, need, need_root, run,
-                    tmpdir)
+from opslib import (SERVER_BIN, Server, free_port, need, need_root,
+                    read_text, run, tmpdir, wait_for)
 
 
 class Resolver(unittest.TestCase):
@@ -96,3 +97,31 @@ class CommandLine(unittest.TestCase):
                 c.quit()
             finally:
                 c.close()
+
+
+def close_std_fds():
+    """In the child, before exec: a parent that left 0, 1 and 2 closed
+    (a careless init script, `cmd <&- >&- 2>&-`)."""
+    for fd in (0, 1, 2):
+        os.close(fd)
+
+
+class StandardDescriptors(unittest.TestCase):
+
+    def test_closed_std_fds_become_dev_null(self):
+        # Left closed, 0-2 would go to the first sockets, and a log line
+        # meant for standard error would be written into a connection.
+        log = os.path.join(tmpdir(self), "server.log")
+        with Server(args=["--log", log], preexec_fn=close_std_fds) as s:
+            for fd in (0, 1, 2):
+                self.assertEqual(os.readlink("/proc/%d/fd/%d" % (s.pid, fd)),
+                                 "/dev/null", "descriptor %d" % fd)
+            c = s.client()
+            try:
+                c.login()
+                self.assertTrue(c.quit().startswith("+OK"))
+            finally:
+                c.close()
+            self.assertTrue(wait_for(lambda: " user=alice logout "
+                                     in read_text(log)), read_text(log))
+

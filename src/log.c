@@ -106,9 +106,18 @@ log_close(void)
  * when it fits now, else counted, and reported once the reader takes
  * lines again.  The descriptor's flags are left alone: they are shared
  * with whoever else writes there (the shell, the next program), and
- * with the server's own start-up messages, which must not be lost.
+ * with the server's own start-up messages, which must not be lost.  A
+ * full disk costs lines the same way, counted with its cause.
  */
 static unsigned long dropped;
+static const char *drop_cause;
+
+static void
+drop(const char *cause)
+{
+	dropped++;
+	drop_cause = cause;
+}
 
 static bool
 stderr_may_stall(void)
@@ -135,15 +144,37 @@ room_now(int fd)
 	return poll(&p, 1, 0) == 1 && (p.revents & POLLOUT) != 0;
 }
 
+/*
+ * Takes back the first `part` octets of a line a full file system cut
+ * short: left there, they would glue the next line to their own.
+ */
+static void
+undo_partial(int fd, size_t part)
+{
+	struct stat sb;
+
+	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
+	    sb.st_size >= (off_t)part)
+		(void)ftruncate(fd, sb.st_size - (off_t)part);
+}
+
 /* Best effort: a full disk or a stalled reader must not stop us. */
 static bool
 put(int fd, const char *line, size_t n)
 {
+	ssize_t w;
+
 	if (fd == STDERR_FILENO && stderr_may_stall() && !room_now(fd)) {
-		dropped++;
+		drop("the log reader was too slow");
 		return false;
 	}
-	return write(fd, line, n) >= 0;
+	w = write(fd, line, n);
+	if (w == (ssize_t)n)
+		return true;
+	if (w > 0)
+		undo_partial(fd, (size_t)w);
+	drop(w < 0 ? strerror(errno) : strerror(ENOSPC));
+	return false;
 }
 
 /* The line's timestamp and level into line[cap]; its length. */
@@ -170,7 +201,7 @@ report_dropped(void)
 	char line[128];
 	size_t n = stamp(line, sizeof(line), LOG_WARN);
 	int k = snprintf(line + n, sizeof(line) - n,
-	    "%lu log lines dropped: the log reader was too slow\n", dropped);
+	    "%lu log lines dropped: %s\n", dropped, drop_cause);
 	unsigned long was = dropped;
 
 	if (k > 0 && (size_t)k < sizeof(line) - n)

@@ -1,17 +1,19 @@
 """Resource exhaustion: running out of descriptors for real (EMFILE, not
 the configured connection ceiling that tests/protocol covers), 1,000
 slowloris clients, hundreds of clients that pipeline without reading,
-and a client that never reads a RETR answer."""
+a client that never reads a RETR answer, and a --log file on a full
+file system."""
 import os
 import re
 import select
 import socket
 import time
 
-from hardlib import (Client, HardTest, Server, USERS, asan_env, big_message,
-                     cpu_ns, fd_count, fixture_messages, mem_kb, mgmt,
-                     nofile_limit, raise_own_nofile, read_until_close, stuff,
-                     wait_until, wire_form)
+from hardlib import (Client, HardTest, Server, TmpfsUsersServer, USERS,
+                     asan_env, big_message, cpu_ns, fd_count,
+                     fixture_messages, mem_kb, mgmt, nofile_limit,
+                     raise_own_nofile, read_until_close, stuff, wait_until,
+                     wire_form)
 
 ALICE = fixture_messages("alice")
 ALICE_WIRES = [wire_form(m[1]) for m in ALICE]
@@ -535,3 +537,58 @@ class NonReaders(HardTest):
             r = c.cmd("STAT")
             self.assertTrue(r.startswith("+OK %d " % n), r)
             c.quit()
+
+
+class TmpfsLogServer(TmpfsUsersServer):
+    """Its --log file on the small tmpfs too."""
+
+    def command(self):
+        return super().command() + ["--log", self.log_path]
+
+    @property
+    def log_path(self):
+        return os.path.join(self.fs, "log")
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+LOG_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
+                      r"(error|warning|info|debug): ")
+
+
+class FullLogDisk(HardTest):
+
+    def test_lines_never_glued_and_losses_counted(self):
+        # A line the full disk cut short would run into the next one
+        # (one line per event is what every log parser splits on): it is
+        # taken back, and the lost lines are counted once there is room.
+        with TmpfsLogServer(users=USERS, fs_options="size=64k") as srv:
+            filler = srv.fill()
+            for _ in range(40):
+                c = srv.client()
+                c.login("alice", USERS["alice"])
+                c.quit()
+                c.close()
+            os.unlink(filler)
+            c = srv.client()
+            port = c.sock.getsockname()[1]
+            c.login("alice", USERS["alice"])
+            c.quit()
+            c.close()
+            last = b":%d user=alice logout" % port
+            self.assertTrue(wait_until(lambda: last in read_bytes(
+                srv.log_path)), "the session after the disk had room again "
+                "was not logged")
+            text = read_bytes(srv.log_path).decode("latin-1")
+            self.assertTrue(text.endswith("\n"))
+            for line in text.splitlines():
+                self.assertRegex(line, LOG_LINE)
+                self.assertEqual(len(LOG_LINE.findall(line)), 1, line)
+            dropped = re.findall(r" warning: (\d+) log lines dropped: "
+                                 r"No space left on device$", text, re.M)
+            self.assertEqual(len(dropped), 1, text[-3000:])
+            self.assertGreater(int(dropped[0]), 0)
+

@@ -855,8 +855,14 @@ maildir_open(const char *root, const char *user, struct maildrop **out)
 	    join_path(tmp, udir, "tmp") == -1)
 		return MAILDIR_IO;
 	if (ensure_dir(udir) == -1 || ensure_dir(cur) == -1 ||
-	    ensure_dir(newd) == -1 || ensure_dir(tmp) == -1 ||
-	    one_folder(cur, newd))
+	    ensure_dir(newd) == -1 || one_folder(cur, newd))
+		return MAILDIR_IO;
+	/*
+	 * tmp/ is for deliveries, which POP3 never makes: a maildrop where
+	 * it cannot be created (read-only, restored without its empty
+	 * folder) is still served; one where it is no folder is broken.
+	 */
+	if (ensure_dir(tmp) == -1 && errno == ENOTDIR)
 		return MAILDIR_IO;
 
 	if ((md = calloc(1, sizeof(*md))) == NULL)

@@ -17,12 +17,26 @@ import struct
 import subprocess
 import time
 
-from hardlib import (ADMIN_PW, HardTest, Server, deliver, maildrop_files,
-                     mgmt, umount, unstuff, wait_until, wire_form)
+from hardlib import (ADMIN_PW, HardTest, Server, deliver, fixture_messages,
+                     maildrop_files, mgmt, umount, unstuff, wait_until,
+                     wire_form)
+
+ALICE = fixture_messages("alice")
 
 
 def uidl(c):
     return dict(ln.split(" ", 1) for ln in c.multi_lines("UIDL"))
+
+
+def bind_read_only(testcase, folder):
+    """Makes folder read-only for everyone, root included (a read-only
+    bind mount over itself), until the test ends."""
+    for args in (["--bind", folder, folder],
+                 ["-o", "remount,bind,ro", folder]):
+        p = subprocess.run(["mount"] + args, capture_output=True,
+                           text=True, timeout=20)
+        testcase.assertEqual(p.returncode, 0, p.stderr)
+    testcase.addCleanup(umount, folder)
 
 
 def retr(c, n):
@@ -49,12 +63,7 @@ class ReadOnlyMaildrop(HardTest):
         self.mount_ro()
 
     def mount_ro(self):
-        for args in (["--bind", self.dir, self.dir],
-                     ["-o", "remount,bind,ro", self.dir]):
-            p = subprocess.run(["mount"] + args, capture_output=True,
-                               text=True, timeout=20)
-            self.assertEqual(p.returncode, 0, p.stderr)
-        self.addCleanup(umount, self.dir)
+        bind_read_only(self, self.dir)
 
     def test_new_mail_served_and_uids_kept_once_writable(self):
         c = self.srv.client()
@@ -92,6 +101,26 @@ class ReadOnlyMaildrop(HardTest):
                          sorted(ro_uids.values()),
                          "UIDs changed when the maildrop became writable")
         self.assertEqual(os.listdir(os.path.join(self.dir, "new")), [])
+
+
+class ReadOnlyWithoutTmp(HardTest):
+    """A read-only maildrop without tmp/ (an archive restored by a tool
+    that drops empty folders): tmp/ is for deliveries, so the mail is
+    still served."""
+
+    def test_served_without_tmp(self):
+        with Server(users={"alice": "secret"}) as srv:
+            d = srv.user_dir("alice")
+            if os.path.isdir(os.path.join(d, "tmp")):
+                os.rmdir(os.path.join(d, "tmp"))
+            bind_read_only(self, d)
+            c = srv.client()
+            c.login()
+            n = int(c.cmd("STAT").split()[1])
+            self.assertGreater(n, 0)
+            self.assertEqual(retr(c, 1), wire_form(ALICE[0][1]))
+            self.assertTrue(c.quit().startswith("+OK"))
+            self.assertFalse(os.path.exists(os.path.join(d, "tmp")))
 
 
 class ReadOnlyAfterCutMove(ReadOnlyMaildrop):

@@ -24,6 +24,7 @@ class Failures(FilterTest):
 
     def setUp(self):
         self.srv = FilterServer(filter="exit 1", timeout=2).__enter__()
+        self.addCleanup(self.srv.__exit__, None, None, None)
         add_big(self.srv)
         self.m = self.srv.mgmt()
         self.c = self.srv.pop3("alice")
@@ -34,7 +35,6 @@ class Failures(FilterTest):
             self.m.close()
             self.assert_clean(self.srv)
         finally:
-            self.srv.__exit__(None, None, None)
             super().tearDown()
 
     def assert_session_goes_on(self, c):

@@ -130,12 +130,12 @@ class FailedPass(unittest.TestCase):
 
     def setUp(self):
         self.srv = MgmtServer().__enter__()
+        self.addCleanup(self.srv.__exit__, None, None, None)
         self.m = Mgmt(self.srv.mgmt_port)
         self.m.text()
 
     def tearDown(self):
         self.m.close()
-        self.srv.__exit__(None, None, None)
 
     def timed(self, command):
         t0 = time.monotonic()

@@ -9,6 +9,7 @@ from mgmtlib import MgmtServer, fixture_messages, wait_figure, wire_form
 class Figures(unittest.TestCase):
     def setUp(self):
         self.srv = MgmtServer().__enter__()
+        self.addCleanup(self.srv.__exit__, None, None, None)
         self.m = self.srv.mgmt()
         self.pop = []
         self.assertEqual(wait_figure(self.m, "LIVE CONNECTIONS", 0), 0)
@@ -17,7 +18,6 @@ class Figures(unittest.TestCase):
         for c in self.pop:
             c.close()
         self.m.close()
-        self.srv.__exit__(None, None, None)
 
     def open(self):
         c = self.srv.client(timeout=5)

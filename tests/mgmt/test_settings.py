@@ -164,6 +164,7 @@ class MaxUsersLimit(unittest.TestCase):
 class MaxConnections(unittest.TestCase):
     def setUp(self):
         self.srv = MgmtServer().__enter__()
+        self.addCleanup(self.srv.__exit__, None, None, None)
         self.m = self.srv.mgmt()
         self.pop = []
         # the harness's readiness probe may still be counted
@@ -173,7 +174,6 @@ class MaxConnections(unittest.TestCase):
         for c in self.pop:
             c.close()
         self.m.close()
-        self.srv.__exit__(None, None, None)
 
     def open(self, user=None):
         c = self.srv.client(timeout=5.0)
@@ -305,9 +305,7 @@ class SettingsPersist(unittest.TestCase):
 
     def setUp(self):
         self.srv = MgmtServer(idle=30, args=["-m", "40"]).__enter__()
-
-    def tearDown(self):
-        self.srv.__exit__(None, None, None)
+        self.addCleanup(self.srv.__exit__, None, None, None)
 
     def change_and_check_file(self, m, cmd, value, reply):
         before = users_file_text(self.srv)

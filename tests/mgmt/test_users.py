@@ -204,11 +204,11 @@ class UserCommands(unittest.TestCase):
 class ChangePassword(unittest.TestCase):
     def setUp(self):
         self.srv = MgmtServer().__enter__()
+        self.addCleanup(self.srv.__exit__, None, None, None)
         self.m = self.srv.mgmt()
 
     def tearDown(self):
         self.m.close()
-        self.srv.__exit__(None, None, None)
 
     def test_change_password(self):
         new = "New-Adm1n-Pw.42"

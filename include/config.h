@@ -81,6 +81,12 @@ _Static_assert(SASL_MAX_LINE <= IN_BUF_SIZE / 2,
 /* A RETR filter silent this long is killed (spec: default 30 s). */
 #define DEFAULT_FILTER_TIMEOUT	30
 
+/*
+ * The MGMT spec's greeting: admin_monitor checks it, so a --port that
+ * names the POP3 service by mistake is not taken for MGMT.
+ */
+#define MGMT_GREETING		"+OK Management server ready"
+
 /* The MGMT spec's bounds for a TIMEOUT pause, seconds. */
 #define MGMT_PAUSE_MIN		1
 #define MGMT_PAUSE_MAX		3600

@@ -294,6 +294,26 @@ print_reply(struct link *l, bool multi, uint64_t wait_ms)
 	}
 }
 
+/*
+ * Prints the greeting; true for a management server's, false for -ERR
+ * (no room for another session).  Any other is no management server
+ * (the POP3 port given by mistake greets with +OK too): exit 3.
+ */
+static bool
+read_greeting(struct link *l, uint64_t wait_ms)
+{
+	char line[LINK_BUF];
+	size_t len = read_line(l, line, now_ms() + wait_ms);
+
+	print_line(line, len);
+	if (has_status(line, len, "-ERR"))
+		return false;
+	if (len != strlen(MGMT_GREETING) || memcmp(line, MGMT_GREETING, len))
+		die_conn("not a management server: its greeting is not ",
+		    "\"" MGMT_GREETING "\"");
+	return true;
+}
+
 static bool
 exchange(struct link *l, const char *cmd, bool multi, uint64_t wait_ms)
 {
@@ -466,7 +486,7 @@ run_session(struct link *l, const char *user, const char *pw,
 	char line[600];
 	bool ok;
 
-	if (!print_reply(l, false, reply_wait_ms(l, "")))
+	if (!read_greeting(l, reply_wait_ms(l, "")))
 		return false;
 	snprintf(line, sizeof(line), "USER %s", user);
 	ok = exchange(l, line, false, reply_wait_ms(l, "USER"));

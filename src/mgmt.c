@@ -792,6 +792,6 @@ mgmt_session_new(const struct mgmt_env *env, int fd, const char *peer)
 	stm_init(&s->base.stm, states, MGMT_NSTATES, MGMT_AUTH, s);
 	live_sessions++;
 	log_info("mgmt[%lu] %s connect", s->id, peer);
-	reply(s, "+OK Management server ready");
+	reply(s, MGMT_GREETING);
 	return 0;
 }

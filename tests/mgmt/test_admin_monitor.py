@@ -440,28 +440,41 @@ class MonitorConnection(unittest.TestCase):
         self.assertLess(r.elapsed, 3.5, r)
 
     def test_not_a_management_server_exit_3(self):
-        r = against(ScriptedPeer(b"HELLO THERE\r\n", []))
-        self.assertEqual(r.rc, 3, r)
-        self.assertEqual(r.lines, ["HELLO THERE"], r)
-        self.assertIn("not a management protocol reply", r.stderr, r)
+        for greeting in ("HELLO THERE", "* OK IMAP4rev1 ready"):
+            with self.subTest(greeting=greeting):
+                r = against(ScriptedPeer((greeting + "\r\n").encode(), []))
+                self.assertEqual(r.rc, 3, r)
+                self.assertEqual(r.lines, [greeting], r)
+                self.assertIn("not a management server", r.stderr, r)
+
+    def test_pop3_port_by_mistake_exit_3(self):
+        """A POP3 server greets with +OK too and admin is a POP3 user:
+        without the greeting check, -NOOP would report a healthy MGMT
+        it never reached, and send the password to POP3."""
+        with MgmtServer() as srv:
+            r = srv.monitor("-NOOP", port=srv.port)
+            self.assertEqual(r.rc, 3, r)
+            self.assertEqual(len(r.lines), 1, r)
+            self.assertIn("not a management server", r.stderr, r)
+            self.assertNotIn("user=admin", srv.log_text())
 
     def test_status_word_must_stand_alone(self):
         """+OKAY is no +OK: taking it for one would read the next reply
         as this one's body."""
-        r = against(ScriptedPeer(b"+OK ready\r\n",
+        r = against(ScriptedPeer((GREETING + "\r\n").encode(),
                          [b"+OK USER\r\n", b"+OK PASS\r\n", b"+OKAY\r\n",
                           b"+OK bye\r\n"]))
         self.assertEqual(r.rc, 3, r)
         self.assertIn("not a management protocol reply", r.stderr, r)
 
     def test_long_and_nul_lines_printed_whole(self):
-        greeting = b"+OK " + b"x" * 2000
-        r = against(ScriptedPeer(greeting + b"\r\n",
+        long = b"+OK " + b"x" * 2000
+        r = against(ScriptedPeer((GREETING + "\r\n").encode(),
                          [b"+OK USER\r\n", b"+OK PASS\r\n",
-                          b"+OK NO\x00OP\r\n", b"+OK bye\r\n"]))
+                          b"+OK NO\x00OP\r\n", long + b"\r\n"]))
         self.assertEqual(r.rc, 0, r)
-        self.assertEqual(r.lines[0], greeting.decode(), r)
         self.assertEqual(r.lines[3], "+OK NO\x00OP", r)
+        self.assertEqual(r.lines[4], long.decode(), r)
 
 
 if __name__ == "__main__":

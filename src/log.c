@@ -146,7 +146,9 @@ room_now(int fd)
 
 /*
  * Takes back the first `part` octets of a line a full file system cut
- * short: left there, they would glue the next line to their own.
+ * short: left there, they would glue the next line to their own.  The
+ * offset goes back too: standard error opened without O_APPEND (2>file)
+ * would write the next line past the end, over a hole of NULs.
  */
 static void
 undo_partial(int fd, size_t part)
@@ -154,8 +156,9 @@ undo_partial(int fd, size_t part)
 	struct stat sb;
 
 	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
-	    sb.st_size >= (off_t)part)
-		(void)ftruncate(fd, sb.st_size - (off_t)part);
+	    sb.st_size >= (off_t)part &&
+	    ftruncate(fd, sb.st_size - (off_t)part) == 0)
+		(void)lseek(fd, sb.st_size - (off_t)part, SEEK_SET);
 }
 
 /* Best effort: a full disk or a stalled reader must not stop us. */

@@ -559,36 +559,62 @@ LOG_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
                       r"(error|warning|info|debug): ")
 
 
-class FullLogDisk(HardTest):
+class TmpfsStderrServer(TmpfsUsersServer):
+    """No --log: its standard error a plain file on the tmpfs, opened
+    without O_APPEND (`2>file`, systemd's StandardError=file:)."""
 
-    def test_lines_never_glued_and_losses_counted(self):
-        # A line the full disk cut short would run into the next one
-        # (one line per event is what every log parser splits on): it is
-        # taken back, and the lost lines are counted once there is room.
-        with TmpfsLogServer(users=USERS, fs_options="size=64k") as srv:
-            filler = srv.fill()
-            for _ in range(40):
-                c = srv.client()
-                c.login("alice", USERS["alice"])
-                c.quit()
-                c.close()
-            os.unlink(filler)
+    def __init__(self, **kw):
+        super().__init__(preexec_fn=self._plain_stderr, **kw)
+
+    @property
+    def log_path(self):
+        return os.path.join(self.fs, "stderr")
+
+    def _plain_stderr(self):
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                     0o600)
+        os.dup2(fd, 2)
+        os.close(fd)
+
+
+class FullLogDisk(HardTest):
+    """A line the full disk cut short would run into the next one (one
+    line per event is what every log parser splits on): it is taken
+    back, and the lost lines are counted once there is room."""
+
+    def check_full_disk(self, srv):
+        filler = srv.fill()
+        for _ in range(40):
             c = srv.client()
-            port = c.sock.getsockname()[1]
             c.login("alice", USERS["alice"])
             c.quit()
             c.close()
-            last = b":%d user=alice logout" % port
-            self.assertTrue(wait_until(lambda: last in read_bytes(
-                srv.log_path)), "the session after the disk had room again "
-                "was not logged")
-            text = read_bytes(srv.log_path).decode("latin-1")
-            self.assertTrue(text.endswith("\n"))
-            for line in text.splitlines():
-                self.assertRegex(line, LOG_LINE)
-                self.assertEqual(len(LOG_LINE.findall(line)), 1, line)
-            dropped = re.findall(r" warning: (\d+) log lines dropped: "
-                                 r"No space left on device$", text, re.M)
-            self.assertEqual(len(dropped), 1, text[-3000:])
-            self.assertGreater(int(dropped[0]), 0)
+        os.unlink(filler)
+        c = srv.client()
+        port = c.sock.getsockname()[1]
+        c.login("alice", USERS["alice"])
+        c.quit()
+        c.close()
+        last = b":%d user=alice logout" % port
+        self.assertTrue(wait_until(lambda: last in read_bytes(srv.log_path)),
+                        "the session after the disk had room again was "
+                        "not logged")
+        raw = read_bytes(srv.log_path)
+        self.assertNotIn(b"\0", raw, "a hole where a line was taken back")
+        text = raw.decode("latin-1")
+        self.assertTrue(text.endswith("\n"))
+        for line in text.splitlines():
+            self.assertRegex(line, LOG_LINE)
+            self.assertEqual(len(LOG_LINE.findall(line)), 1, line)
+        dropped = re.findall(r" warning: (\d+) log lines dropped: "
+                             r"No space left on device$", text, re.M)
+        self.assertEqual(len(dropped), 1, text[-3000:])
+        self.assertGreater(int(dropped[0]), 0)
 
+    def test_log_file_lines_never_glued_and_losses_counted(self):
+        with TmpfsLogServer(users=USERS, fs_options="size=64k") as srv:
+            self.check_full_disk(srv)
+
+    def test_stderr_file_without_append_gets_no_hole(self):
+        with TmpfsStderrServer(users=USERS, fs_options="size=64k") as srv:
+            self.check_full_disk(srv)

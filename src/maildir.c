@@ -1600,6 +1600,8 @@ scan_open(struct maildrop *md, bool *later)
 	md->scan_read = 0;
 	md->scan_expect = (uint64_t)sb.st_size;
 	md->scan_ctime_ns = timespec_ns(&sb.st_ctim);
+	/* Sized as it is now: a change since the listing is no change. */
+	m->mtime_ns = timespec_ns(&sb.st_mtim);
 	wiresize_init(&md->scan_ws);
 	return MAILDIR_OK;
 }

@@ -1004,6 +1004,40 @@ START_TEST(test_mark_rollback_commit)
 }
 END_TEST
 
+/*
+ * A file changed after the listing but before its sizing is sized as it
+ * is then: served, not refused as changed for the whole session.
+ */
+START_TEST(test_changed_before_sizing_is_served)
+{
+	static char big[64 * 1024];
+	struct maildrop *md;
+	char p[PATH_MAX];
+	bool done = false;
+	int fd = -1;
+	FILE *f;
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\n';
+	make_user("u");
+	put("u/cur/m1", big, sizeof(big), 1, 0);
+	put_str("u/cur/m2", "two\n", 2);
+	md = open_ok("u");
+	ck_assert_int_eq(maildir_scan_step(md, 4096, &done), MAILDIR_OK);
+	ck_assert(!done);
+	ck_assert_ptr_nonnull(f = fopen(at(p, "u/cur/m2"), "a"));
+	ck_assert_int_ge(fputs("more\n", f), 0);
+	ck_assert_int_eq(fclose(f), 0);
+	while (!done)
+		ck_assert_int_eq(maildir_scan_step(md, 4096, &done),
+		    MAILDIR_OK);
+	ck_assert_uint_eq(maildir_msg(md, 2)->size, 11);
+	ck_assert_int_eq(maildir_msg_open(md, 2, &fd), MAILDIR_OK);
+	ck_assert_int_eq(close(fd), 0);
+	maildir_close(md);
+}
+END_TEST
+
 START_TEST(test_msg_open)
 {
 	struct maildrop *md;
@@ -1029,6 +1063,11 @@ START_TEST(test_msg_open)
 
 	ck_assert_int_eq(truncate(at(p, "u/cur/m3"), 3), 0);
 	ck_assert_int_eq(maildir_msg_open(md, 3, &fd), MAILDIR_CHANGED);
+	ck_assert_int_eq(fd, -1);
+
+	/* Rewritten in place, same length: the mtime tells. */
+	put_str("u/cur/m1", "BODY\n", 9);
+	ck_assert_int_eq(maildir_msg_open(md, 1, &fd), MAILDIR_CHANGED);
 	ck_assert_int_eq(fd, -1);
 
 	ck_assert_int_ne(maildir_msg_open(md, 0, &fd), MAILDIR_OK);
@@ -2264,6 +2303,7 @@ maildir_suite(void)
 	tcase_add_test(core, test_scan_budget);
 	tcase_add_test(core, test_mark_rollback_commit);
 	tcase_add_test(core, test_msg_open);
+	tcase_add_test(core, test_changed_before_sizing_is_served);
 	tcase_add_test(core, test_flags_renamed_under_us);
 	tcase_add_test(core, test_move_loses_race);
 	tcase_add_test(core, test_listing_sees_rename);

@@ -699,14 +699,15 @@ setup_signals(void)
 static bool
 std_fds_open(void)
 {
-	int fd;
-
-	do
-		fd = open("/dev/null", O_RDWR);
-	while (fd >= 0 && fd <= STDERR_FILENO);
-	if (fd < 0)
-		return false;
-	(void)close(fd);
+	for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++) {
+		/* The lower ones are open: open() takes this very number. */
+		if (fcntl(fd, F_GETFD) == -1 &&
+		    open("/dev/null", O_RDWR) != fd) {
+			fprintf(stderr, "pop3server: descriptor %d is closed "
+			    "and /dev/null cannot be opened for it\n", fd);
+			return false;
+		}
+	}
 	return true;
 }
 

@@ -1901,7 +1901,9 @@ replaced_cause(struct maildrop *md, struct cur_index *ix,
 
 	/*
 	 * new/ is read after ix: a file moved from cur/ to new/ between the
-	 * two readings is in one of them.
+	 * two readings is in one of them.  One moved back from new/ to cur/
+	 * between them is in neither: counted gone, as a file a storm hides
+	 * from every reading (design.md, the QUIT rules).
 	 */
 	if (r == 0 && (!md->commit_new.read ||
 	    md->commit_new.read_end_ns < ix->read_end_ns)) {

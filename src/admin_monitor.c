@@ -308,7 +308,8 @@ read_greeting(struct link *l, uint64_t wait_ms)
 	print_line(line, len);
 	if (has_status(line, len, "-ERR"))
 		return false;
-	if (len != strlen(MGMT_GREETING) || memcmp(line, MGMT_GREETING, len))
+	if (len != strlen(MGMT_GREETING) ||
+	    memcmp(line, MGMT_GREETING, len) != 0)
 		die_conn("not a management server: its greeting is not ",
 		    "\"" MGMT_GREETING "\"");
 	return true;

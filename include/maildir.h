@@ -30,6 +30,7 @@ struct mail_msg {
 	bool deleted;			/* marked by DELE */
 	bool missed;			/* commit: not found; try again */
 	bool moving;			/* commit: and seen since its miss */
+	bool kept;			/* commit: its deletion failed */
 };
 
 enum maildir_status {
@@ -118,6 +119,13 @@ void maildir_rollback(struct maildrop *md);
  * file already gone as deleted.
  */
 bool maildir_commit_step(struct maildrop *md, size_t max);
+/*
+ * After the last step, before the answer: a deletion whose unique name
+ * a file holds again (a copy another program wrote meanwhile, which the
+ * next login would list under the same UIDL) counts as failed.  One
+ * reading of cur/ and new/; a copy written after it is not seen.
+ */
+void maildir_commit_verify(struct maildrop *md);
 /* How many unlinks failed so far (0 = every one done). */
 size_t maildir_commit_failed(const struct maildrop *md);
 /*

@@ -1924,6 +1924,7 @@ replaced_cause(struct maildrop *md, struct cur_index *ix,
 static void
 commit_fail(struct maildrop *md, size_t i, int err)
 {
+	md->msgs[i].kept = true;
 	if (md->commit_failed++ == 0) {
 		md->first_failed = i;
 		md->first_failed_errno = err;
@@ -2015,6 +2016,36 @@ maildir_commit_step(struct maildrop *md, size_t max)
 	index_free(&md->commit_ix);
 	index_free(&md->commit_new);
 	return end;
+}
+
+/*
+ * Python's mailbox rewrites a message to change its flags: a copy under
+ * its unique name, which can land after the server deleted the listed
+ * file.  When the folders cannot be read, the deletions stand: they
+ * were done.
+ */
+void
+maildir_commit_verify(struct maildrop *md)
+{
+	struct cur_index cur = { 0 }, fresh = { 0 };
+	size_t i;
+
+	for (i = 0; i < md->count; i++)
+		if (md->msgs[i].deleted && !md->msgs[i].kept)
+			break;
+	if (i == md->count)
+		return;
+	if (names_read(md->cur, &cur) && names_read(md->newdir, &fresh))
+		for (; i < md->count; i++) {
+			const struct mail_msg *m = &md->msgs[i];
+
+			if (m->deleted && !m->kept &&
+			    (holds_name(md->cur, &cur, m) > 0 ||
+			    holds_name(md->newdir, &fresh, m) > 0))
+				commit_fail(md, i, FAIL_REPLACED);
+		}
+	index_free(&cur);
+	index_free(&fresh);
 }
 
 size_t

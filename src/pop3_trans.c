@@ -53,14 +53,18 @@ get_msg(struct pop3_session *s, const char *arg, size_t *n)
 static void produce_commit(struct pop3_session *s);
 
 /*
- * Once QUIT's deletions are done (or failed): counts them for the
- * logout line, logs failures; the number that failed.
+ * Once QUIT's deletions are done (or failed): checks that no copy took
+ * a deleted message's name meanwhile, counts them for the logout line,
+ * logs failures; the number that failed.
  */
 static size_t
 quit_outcome(struct pop3_session *s)
 {
-	size_t failed = maildir_commit_failed(s->md);
-	size_t marked = maildir_count(s->md) - maildir_live_count(s->md);
+	size_t failed, marked;
+
+	maildir_commit_verify(s->md);
+	failed = maildir_commit_failed(s->md);
+	marked = maildir_count(s->md) - maildir_live_count(s->md);
 
 	s->dele_count = (unsigned)(marked - failed);
 	if (failed > 0) {

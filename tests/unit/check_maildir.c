@@ -1506,6 +1506,71 @@ age_cur(time_t ago)
 }
 
 /*
+ * A copy written after the QUIT deleted the listed file (Python's
+ * mailbox rewriting flags just then), in cur/ or in new/: the next login
+ * would list it under the same UIDL, so the deletion counts as failed.
+ * One reading of cur/ for the check; none when nothing was deleted.
+ */
+START_TEST(test_commit_verify_sees_late_copies)
+{
+	struct maildrop *md;
+	const char *why = NULL;
+
+	make_user("u");
+	put_str("u/cur/x:2,", "one\n", 1);
+	put_str("u/cur/y:2,", "two\n", 2);
+	put_str("u/cur/z:2,", "three\n", 3);
+	md = open_scanned("u");
+	for (size_t n = 1; n <= 3; n++)
+		ck_assert(maildir_mark_deleted(md, n));
+	ck_assert_uint_eq(commit_all(md), 0);
+	put_str("u/cur/x:2,S", "one\n", 4);
+	put_str("u/new/z:2,F", "three\n", 5);
+	opendirs = 0;
+	maildir_commit_verify(md);
+	ck_assert_uint_eq(opendirs, 1);
+	ck_assert_uint_eq(maildir_commit_failed(md), 2);
+	ck_assert_str_eq(maildir_commit_first_failure(md, &why), "x:2,");
+	ck_assert_str_eq(why, "a file with its name remains");
+	maildir_close(md);
+
+	/* Nothing deleted: nothing to read. */
+	md = open_scanned("u");
+	opendirs = 0;
+	ck_assert_uint_eq(commit_all(md), 0);
+	maildir_commit_verify(md);
+	ck_assert_uint_eq(opendirs, 0);
+	ck_assert_uint_eq(maildir_commit_failed(md), 0);
+	maildir_close(md);
+}
+END_TEST
+
+/*
+ * A deletion that failed already is not counted twice, and one whose
+ * name no file took again stands.
+ */
+START_TEST(test_commit_verify_counts_once)
+{
+	struct maildrop *md;
+	char p[PATH_MAX];
+
+	make_user("u");
+	put_str("u/cur/x:2,", "mine\n", 1);
+	put_str("u/cur/y:2,", "other\n", 2);
+	md = open_scanned("u");
+	ck_assert(maildir_mark_deleted(md, 1));
+	ck_assert(maildir_mark_deleted(md, 2));
+	put_str("u/cur/x:2,S", "copy\n", 3);
+	ck_assert_int_eq(unlink(at(p, "u/cur/x:2,")), 0);
+	ck_assert_uint_eq(commit_all(md), 1);
+	maildir_commit_verify(md);
+	ck_assert_uint_eq(maildir_commit_failed(md), 1);
+	ck_assert(!exists("u/cur/y:2,"));
+	maildir_close(md);
+}
+END_TEST
+
+/*
  * An IMAP client re-flags the copy that replaced a DELEd message just
  * after every reading: each reading lists it under a name gone by the
  * time it is looked at.  Renamed, it is still there: no +OK.
@@ -2297,6 +2362,8 @@ maildir_suite(void)
 	tcase_add_test(core, test_served_from_new);
 	tcase_add_test(core, test_relocate_needs_same_file);
 	tcase_add_test(core, test_replaced_into_new_is_no_deletion);
+	tcase_add_test(core, test_commit_verify_sees_late_copies);
+	tcase_add_test(core, test_commit_verify_counts_once);
 	tcase_add_test(core, test_commit_in_slices);
 	tcase_add_test(core, test_unreadable_left_out);
 	tcase_add_test(core, test_listing_in_slices);

@@ -1852,9 +1852,10 @@ file_or_moved(const char *dir, const char *name)
 
 /*
  * 1 when ix (a reading of dir) holds a regular file with m's unique
- * name (file_or_moved), 0 when not, -1 (errno) when that cannot be told.  ix's names
- * are sorted by unique name once a reading, so a slice of misses costs
- * one sort and a binary search each, not a scan each.
+ * name (file_or_moved), 0 when not, -1 (errno) when that cannot be
+ * told.  ix's names are sorted by unique name once a reading, so a
+ * slice of misses costs one sort and a binary search each, not a scan
+ * each.
  */
 static int
 holds_name(const char *dir, struct cur_index *ix, const struct mail_msg *m)

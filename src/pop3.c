@@ -176,7 +176,8 @@ pop3_complete(struct pop3_session *s, enum cmd_result r)
 	stm_jump(&s->base.stm, outcome(s, r), s);
 }
 
-/* The state's read handler: one framed line (s->base.line, s->base.line_status). */
+/* The state's read handler: one framed line, in s->base.line and
+ * s->base.line_status. */
 static unsigned
 pop3_read(void *ctx)
 {

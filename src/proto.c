@@ -7,6 +7,17 @@
 
 #include "proto.h"
 
+/*
+ * Junk is wiped as it is dropped: an over-long or NUL-bearing PASS line
+ * never reaches the handler that wipes a password after use.
+ */
+static void
+discard(struct buffer *in, uint8_t *p, size_t n)
+{
+	memset(p, 0, n);
+	buffer_read_adv(in, n);
+}
+
 enum line_status
 proto_next_line(struct framer *f, struct buffer *in, size_t max, char **line)
 {
@@ -17,23 +28,26 @@ proto_next_line(struct framer *f, struct buffer *in, size_t max, char **line)
 	if (lf == NULL) {
 		/* No line end yet: a partial line already too long is junk. */
 		if (n >= max) {
-			buffer_read_adv(in, n);
+			discard(in, p, n);
 			f->discarding = true;
 		}
 		return LINE_NONE;
 	}
 	len = (size_t)(lf - p) + 1;
-	buffer_read_adv(in, len);
 	if (f->discarding || len > max) {
+		discard(in, p, len);
 		f->discarding = false;
 		return LINE_TOO_LONG;
 	}
+	if (memchr(p, '\0', len) != NULL) {
+		discard(in, p, len);
+		return LINE_NUL;
+	}
+	buffer_read_adv(in, len);
 	/* The content: the line without its LF and a CR before it. */
 	len--;
 	if (len > 0 && p[len - 1] == '\r')
 		len--;
-	if (memchr(p, '\0', len) != NULL)
-		return LINE_NUL;
 	p[len] = '\0';
 	*line = (char *)p;
 	return LINE_OK;

@@ -451,6 +451,54 @@ START_TEST(test_nul_line)
 }
 END_TEST
 
+/* Bytes of a password somewhere in the buffer's storage. */
+static bool
+storage_holds(const uint8_t *mem, size_t cap, const char *secret)
+{
+	size_t n = strlen(secret);
+
+	for (size_t i = 0; i + n <= cap; i++)
+		if (memcmp(mem + i, secret, n) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * A PASS line dropped as junk never reaches the handler that wipes a
+ * password after use: the framer wipes it, whole or in pieces.
+ */
+START_TEST(test_discarded_lines_wiped)
+{
+	static uint8_t mem[IN_BUF_SIZE];
+	static const char secret[] = "s3cret-pw";
+	struct buffer b;
+	struct framer f = { false };
+	struct lines l;
+	char longline[400];
+	size_t half = 200;
+
+	memset(&l, 0, sizeof(l));
+	memset(longline, 'x', sizeof(longline));
+	memcpy(longline, "PASS ", 5);
+	memcpy(longline + 5, secret, sizeof(secret) - 1);
+	memcpy(longline + half + 5, secret, sizeof(secret) - 1);
+	buffer_init(&b, mem, sizeof(mem));
+	feed(&b, longline, half);
+	drain(&f, &b, POP3_MAX_LINE, &l);
+	feed(&b, longline + half, sizeof(longline) - half);
+	feed(&b, "\r\n", 2);
+	drain(&f, &b, POP3_MAX_LINE, &l);
+	ck_assert_uint_eq(l.n, 1);
+	assert_line(&l, 0, LINE_TOO_LONG, NULL);
+	ck_assert(!storage_holds(mem, sizeof(mem), secret));
+	feed(&b, "PASS s3cret-pw\0\r\n", 17);
+	drain(&f, &b, POP3_MAX_LINE, &l);
+	ck_assert_uint_eq(l.n, 2);
+	assert_line(&l, 1, LINE_NUL, NULL);
+	ck_assert(!storage_holds(mem, sizeof(mem), secret));
+}
+END_TEST
+
 /* ---- dispatcher ---- */
 
 struct fake_session {
@@ -1096,6 +1144,7 @@ proto_suite(void)
 	tcase_add_test(limits, test_overlong_in_pieces_recovers);
 	tcase_add_test(limits, test_overlong_tail_not_a_command);
 	tcase_add_test(limits, test_nul_line);
+	tcase_add_test(limits, test_discarded_lines_wiped);
 	tcase_add_test(limits, test_dispatch_bad_args);
 	tcase_add_test(limits, test_dispatch_many_words);
 	tcase_add_test(limits, test_parse_uint_overflow);

@@ -134,8 +134,15 @@ cmd_user(void *sp, int argc, char **argv)
 
 	(void)argc;
 	s->have_user = strcmp(argv[1], ADMIN_NAME) == 0;
-	if (!s->have_user)
+	if (!s->have_user) {
+		char name[USER_NAME_MAX + 1];
+
+		/* A guessed administrator name is an attack worth seeing. */
+		log_info("mgmt[%lu] %s user=%s login-failed not-admin", s->id,
+		    s->base.conn.peer, log_sanitize(name, sizeof(name),
+		    argv[1]));
 		return fail(s, "NOT AN ADMINISTRATOR");
+	}
 	reply(s, "+OK USER");
 	return CMD_REPLIED;
 }

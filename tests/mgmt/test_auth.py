@@ -50,6 +50,15 @@ class AuthState(unittest.TestCase):
         # the session goes on
         self.assertEqual(self.m.ask("USER admin"), "+OK USER")
 
+    def test_user_of_non_admin_is_logged(self):
+        # a guessed administrator name shows in the log, made printable
+        self.m.text()
+        port = self.m.sock.getsockname()[1]
+        self.assertTrue(self.m.ask("USER root\x01x").startswith("-ERR"))
+        self.assertTrue(self.srv.wait_log(
+            r"mgmt\[\d+\] 127\.0\.0\.1:%d user=root\?x "
+            r"login-failed not-admin$" % port), self.srv.log_text())
+
     def test_user_name_is_case_sensitive(self):
         self.m.text()
         r = self.m.ask("USER ADMIN")

@@ -110,11 +110,9 @@ number(const char *arg, unsigned long min, unsigned long max,
 {
 	uint64_t v;
 
-	if (!proto_parse_uint(arg, max, &v) || v < min) {
-		fprintf(stderr, "pop3server: %s must be a number from %lu to "
-		    "%lu, not '%s'\n", what, min, max, arg);
-		exit(EXIT_USAGE);
-	}
+	if (!proto_parse_uint(arg, max, &v) || v < min)
+		die_usage("%s must be a number from %lu to %lu, not '%s'", what,
+		    min, max, arg);
 	return (unsigned long)v;
 }
 

@@ -434,6 +434,9 @@ class CommandLine(unittest.TestCase):
         rc, out, err = self.run_server(args)
         self.assertEqual(rc, 2, "%s: exit %s, stderr %r" % (args, rc, err))
         self.assertTrue(err.strip(), "%s: no message on stderr" % (args,))
+        # every usage error points at the help, like GNU tools
+        self.assertTrue(err.endswith("Try 'pop3server -h' for help.\n"),
+                        "%s: %r" % (args, err))
 
     def test_bad_option_is_named(self):
         # The option getopt refused, not the argument before it.

@@ -20,10 +20,10 @@ struct maildrop;
 
 struct mail_msg {
 	char *file;			/* file name in cur/ or new/ (owned) */
-	bool in_new;			/* still in new/: it could not be moved */
+	bool in_new;			/* in new/: it could not be moved */
 	uint64_t ino;			/* its inode: what a rename keeps */
 	char uid[UIDL_MAX + 1];		/* UIDL: safe, stable, unique */
-	uint64_t size;			/* octets on the wire (see dotstuff.h) */
+	uint64_t size;			/* wire octets (see dotstuff.h) */
 	uint64_t file_size;		/* st_size when scanned */
 	int64_t mtime_ns;		/* st_mtim when listed */
 	int64_t ctime_ns;		/* st_ctim when listed */
@@ -36,7 +36,7 @@ struct mail_msg {
 enum maildir_status {
 	MAILDIR_OK = 0,
 	MAILDIR_NOMEM,		/* out of memory */
-	MAILDIR_IO,		/* a directory or file could not be used (errno) */
+	MAILDIR_IO,		/* a folder or file unusable (errno) */
 	MAILDIR_TOOBIG,		/* more than MAX_MAILDROP_MSGS messages */
 	MAILDIR_GONE,		/* the message file vanished */
 	MAILDIR_CHANGED,	/* the message file changed size */
@@ -123,9 +123,11 @@ bool maildir_commit_step(struct maildrop *md, size_t max);
  * After the last step, before the answer: a deletion whose unique name
  * a file holds again (a copy another program wrote meanwhile, which the
  * next login would list under the same UIDL) counts as failed.  One
- * reading of cur/ and new/; a copy written after it is not seen.
+ * reading of cur/ and new/, at most `max` entries per call (0: no
+ * limit); true once both were read.  A copy written after the reading
+ * passed its place is not seen.
  */
-void maildir_commit_verify(struct maildrop *md);
+bool maildir_commit_verify(struct maildrop *md, size_t max);
 /* How many unlinks failed so far (0 = every one done). */
 size_t maildir_commit_failed(const struct maildrop *md);
 /*

@@ -42,7 +42,8 @@ struct entry {
 	struct timespec ctime;
 	uint64_t size;
 	ino_t ino;
-	bool arrived;		/* moved from new/ by this login (or left there) */
+	/* Moved from new/ by this login (or left there). */
+	bool arrived;
 	bool in_new;		/* could not be moved: served from new/ */
 	bool uid_by_inode;	/* a twin that could not be renamed */
 	bool replaced;		/* a name a cut twin rename left behind */
@@ -83,6 +84,9 @@ struct cur_index {
 /* Where listing stands: new/ being moved, cur/ being read, or done. */
 enum listing { LIST_MOVE, LIST_CUR, LIST_DONE };
 
+/* Where QUIT's verify stands: not begun, cur/ or new/ being read, done. */
+enum verify { VERIFY_IDLE, VERIFY_CUR, VERIFY_NEW, VERIFY_DONE };
+
 struct maildrop {
 	char *cur;			/* "<root>/<user>/cur" */
 	struct mail_msg *msgs;		/* delivery order */
@@ -112,9 +116,15 @@ struct maildrop {
 	size_t first_failed;		/* the message of the first one */
 	int first_failed_errno;		/* and why: errno, or a FAIL_ below */
 	size_t sightings;		/* files a reading of cur/ held */
-	struct cur_index commit_ix;	/* cur/ by inode, once needed in a pass */
+	struct cur_index commit_ix;	/* cur/ by inode, if a pass needs it */
 	struct cur_index commit_new;	/* new/'s names, read after commit_ix */
 	struct cur_index open_ix;	/* cur/ by inode, kept between opens */
+
+	/* QUIT's verify, kept between maildir_commit_verify() calls. */
+	enum verify verify;
+	DIR *verify_dir;		/* cur/, then new/ */
+	struct mail_msg **verify_by_name; /* deletions, by unique name */
+	size_t verify_n;
 };
 
 /*
@@ -1863,7 +1873,8 @@ holds_name(const char *dir, struct cur_index *ix, const struct mail_msg *m)
 	size_t lo = 0, hi = ix->n;
 
 	if (ix->by_name == NULL && ix->n > 0) {
-		if ((ix->by_name = malloc(ix->n * sizeof(*ix->by_name))) == NULL)
+		ix->by_name = malloc(ix->n * sizeof(*ix->by_name));
+		if (ix->by_name == NULL)
 			return -1;
 		for (size_t k = 0; k < ix->n; k++)
 			ix->by_name[k] = ix->files[k].name;
@@ -2019,34 +2030,108 @@ maildir_commit_step(struct maildrop *md, size_t max)
 	return end;
 }
 
+static int
+msg_by_name_cmp(const void *a, const void *b)
+{
+	return base_cmp((*(struct mail_msg *const *)a)->file,
+	    (*(struct mail_msg *const *)b)->file);
+}
+
+/*
+ * The deletions that stand, sorted by unique name for the verify's
+ * lookups; false when there are none (or no memory: the deletions
+ * stand, they were done).
+ */
+static bool
+verify_begin(struct maildrop *md)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < md->count; i++)
+		n += md->msgs[i].deleted && !md->msgs[i].kept;
+	if (n == 0)
+		return false;
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers are meant */
+	md->verify_by_name = malloc(n * sizeof(*md->verify_by_name));
+	if (md->verify_by_name == NULL)
+		return false;
+	for (size_t i = 0; i < md->count; i++)
+		if (md->msgs[i].deleted && !md->msgs[i].kept)
+			md->verify_by_name[md->verify_n++] = &md->msgs[i];
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers are meant */
+	qsort(md->verify_by_name, n, sizeof(*md->verify_by_name),
+	    msg_by_name_cmp);
+	md->verify_dir = opendir(md->cur);
+	md->verify = VERIFY_CUR;
+	return true;
+}
+
+/* A file the verify's reading of dir found: a deletion it undoes. */
+static void
+verify_entry(struct maildrop *md, const char *dir, const char *name)
+{
+	size_t lo = 0, hi = md->verify_n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (base_cmp(md->verify_by_name[mid]->file, name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < md->verify_n &&
+	    base_cmp(md->verify_by_name[lo]->file, name) == 0; lo++) {
+		struct mail_msg *m = md->verify_by_name[lo];
+
+		if (!m->kept && file_or_moved(dir, name))
+			commit_fail(md, (size_t)(m - md->msgs), FAIL_REPLACED);
+	}
+}
+
+/* The folder being read is done: new/ after cur/, then the end. */
+static void
+verify_next_folder(struct maildrop *md)
+{
+	if (md->verify_dir != NULL)
+		(void)closedir(md->verify_dir);
+	md->verify_dir = NULL;
+	if (md->verify == VERIFY_CUR) {
+		md->verify_dir = opendir(md->newdir);
+		md->verify = VERIFY_NEW;
+		return;
+	}
+	free(md->verify_by_name);
+	md->verify_by_name = NULL;
+	md->verify_n = 0;
+	md->verify = VERIFY_DONE;
+}
+
 /*
  * Python's mailbox rewrites a message to change its flags: a copy under
  * its unique name, which can land after the server deleted the listed
- * file.  When the folders cannot be read, the deletions stand: they
- * were done.
+ * file.  A folder that cannot be read finds nothing: the deletions
+ * stand, they were done.
  */
-void
-maildir_commit_verify(struct maildrop *md)
+bool
+maildir_commit_verify(struct maildrop *md, size_t max)
 {
-	struct cur_index cur = { 0 }, fresh = { 0 };
-	size_t i;
+	if (md->verify == VERIFY_IDLE && !verify_begin(md))
+		md->verify = VERIFY_DONE;
+	for (size_t done = 0; md->verify != VERIFY_DONE; done++) {
+		struct dirent *de = NULL;
 
-	for (i = 0; i < md->count; i++)
-		if (md->msgs[i].deleted && !md->msgs[i].kept)
-			break;
-	if (i == md->count)
-		return;
-	if (names_read(md->cur, &cur) && names_read(md->newdir, &fresh))
-		for (; i < md->count; i++) {
-			const struct mail_msg *m = &md->msgs[i];
-
-			if (m->deleted && !m->kept &&
-			    (holds_name(md->cur, &cur, m) > 0 ||
-			    holds_name(md->newdir, &fresh, m) > 0))
-				commit_fail(md, i, FAIL_REPLACED);
-		}
-	index_free(&cur);
-	index_free(&fresh);
+		if (max > 0 && done == max)
+			return false;
+		if (md->verify_dir != NULL)
+			de = readdir(md->verify_dir);
+		if (de == NULL)
+			verify_next_folder(md);
+		else if (!skip_name(de->d_name))
+			verify_entry(md, md->verify == VERIFY_CUR ? md->cur :
+			    md->newdir, de->d_name);
+	}
+	return true;
 }
 
 size_t
@@ -2087,6 +2172,9 @@ maildir_close(struct maildrop *md)
 	index_free(&md->open_ix);
 	if (md->dir != NULL)
 		(void)closedir(md->dir);
+	if (md->verify_dir != NULL)
+		(void)closedir(md->verify_dir);
+	free(md->verify_by_name);
 	free_entries(md->ents, md->nents);
 	free(md->arrived.ino);
 	for (i = 0; i < md->count; i++)

@@ -53,8 +53,19 @@ get_msg(struct pop3_session *s, const char *arg, size_t *n)
 static void produce_commit(struct pop3_session *s);
 
 /*
- * Once QUIT's deletions are done (or failed): checks that no copy took
- * a deleted message's name meanwhile, counts them for the logout line,
+ * One slice of QUIT's work (sliced false: all of it): the unlinks, then
+ * the check that no copy took a deleted message's name meanwhile; true
+ * once both are done.
+ */
+static bool
+quit_work(struct pop3_session *s, bool sliced)
+{
+	return maildir_commit_step(s->md, sliced ? COMMIT_PER_PASS : 0) &&
+	    maildir_commit_verify(s->md, sliced ? VERIFY_PER_PASS : 0);
+}
+
+/*
+ * Once QUIT's work is done: counts the deletions for the logout line,
  * logs failures; the number that failed.
  */
 static size_t
@@ -62,7 +73,6 @@ quit_outcome(struct pop3_session *s)
 {
 	size_t failed, marked;
 
-	maildir_commit_verify(s->md);
 	failed = maildir_commit_failed(s->md);
 	marked = maildir_count(s->md) - maildir_live_count(s->md);
 
@@ -101,7 +111,7 @@ pop3_quit_running(const struct pop3_session *s)
 bool
 pop3_quit_step(struct pop3_session *s)
 {
-	if (!maildir_commit_step(s->md, COMMIT_PER_PASS))
+	if (!quit_work(s, true))
 		return false;
 	(void)quit_outcome(s);
 	s->produce = NULL;
@@ -116,7 +126,7 @@ pop3_trans_cleanup(struct pop3_session *s)
 	 * owner asked for them, so they are finished here, and answered.
 	 */
 	if (s->produce == produce_commit) {
-		(void)maildir_commit_step(s->md, 0);
+		(void)quit_work(s, false);
 		answer_quit(s);
 		conn_last_words(&s->base.conn);
 		s->produce = NULL;
@@ -519,7 +529,7 @@ cmd_quit(void *sp, int argc, char **argv)
 static void
 produce_commit(struct pop3_session *s)
 {
-	if (!maildir_commit_step(s->md, COMMIT_PER_PASS))
+	if (!quit_work(s, true))
 		return;
 	answer_quit(s);
 	pop3_stream_done(s);

@@ -1511,23 +1511,34 @@ age_cur(time_t ago)
  * would list it under the same UIDL, so the deletion counts as failed.
  * One reading of cur/ for the check; none when nothing was deleted.
  */
-START_TEST(test_commit_verify_sees_late_copies)
+/* u's x, y and z, listed, DELEd and unlinked; k, if asked, kept. */
+static struct maildrop *
+three_deleted(bool with_k)
 {
 	struct maildrop *md;
-	const char *why = NULL;
 
 	make_user("u");
 	put_str("u/cur/x:2,", "one\n", 1);
 	put_str("u/cur/y:2,", "two\n", 2);
 	put_str("u/cur/z:2,", "three\n", 3);
+	if (with_k)
+		put_str("u/cur/k:2,", "kept\n", 4);
 	md = open_scanned("u");
 	for (size_t n = 1; n <= 3; n++)
 		ck_assert(maildir_mark_deleted(md, n));
 	ck_assert_uint_eq(commit_all(md), 0);
+	return md;
+}
+
+START_TEST(test_commit_verify_sees_late_copies)
+{
+	struct maildrop *md = three_deleted(false);
+	const char *why = NULL;
+
 	put_str("u/cur/x:2,S", "one\n", 4);
 	put_str("u/new/z:2,F", "three\n", 5);
 	opendirs = 0;
-	maildir_commit_verify(md);
+	ck_assert(maildir_commit_verify(md, 0));
 	ck_assert_uint_eq(opendirs, 1);
 	ck_assert_uint_eq(maildir_commit_failed(md), 2);
 	ck_assert_str_eq(maildir_commit_first_failure(md, &why), "x:2,");
@@ -1538,9 +1549,33 @@ START_TEST(test_commit_verify_sees_late_copies)
 	md = open_scanned("u");
 	opendirs = 0;
 	ck_assert_uint_eq(commit_all(md), 0);
-	maildir_commit_verify(md);
+	ck_assert(maildir_commit_verify(md, 0));
 	ck_assert_uint_eq(opendirs, 0);
 	ck_assert_uint_eq(maildir_commit_failed(md), 0);
+	maildir_close(md);
+}
+END_TEST
+
+/*
+ * The verify reads a slice of entries per call, so a big cur/ never
+ * stalls the server; new/ is read after cur/, and a copy that lands
+ * there before its reading is seen.
+ */
+START_TEST(test_commit_verify_in_slices)
+{
+	struct maildrop *md = three_deleted(true);
+	unsigned calls = 1;
+
+	put_str("u/cur/x:2,S", "one\n", 5);
+	ck_assert(!maildir_commit_verify(md, 1));
+	put_str("u/new/y", "two\n", 6);
+	while (!maildir_commit_verify(md, 1))
+		calls++;
+	/* cur/: ., .., k, x; new/: ., .., y; and the end of each. */
+	ck_assert_uint_ge(calls, 7);
+	ck_assert_uint_eq(maildir_commit_failed(md), 2);
+	ck_assert(maildir_commit_verify(md, 1));
+	ck_assert_uint_eq(maildir_commit_failed(md), 2);
 	maildir_close(md);
 }
 END_TEST
@@ -1555,15 +1590,16 @@ START_TEST(test_commit_verify_counts_once)
 	char p[PATH_MAX];
 
 	make_user("u");
-	put_str("u/cur/x:2,", "mine\n", 1);
-	put_str("u/cur/y:2,", "other\n", 2);
+	/* x, whose deletion fails, comes after y, whose deletion stands. */
+	put_str("u/cur/y:2,", "other\n", 1);
+	put_str("u/cur/x:2,", "mine\n", 2);
 	md = open_scanned("u");
 	ck_assert(maildir_mark_deleted(md, 1));
 	ck_assert(maildir_mark_deleted(md, 2));
 	put_str("u/cur/x:2,S", "copy\n", 3);
 	ck_assert_int_eq(unlink(at(p, "u/cur/x:2,")), 0);
 	ck_assert_uint_eq(commit_all(md), 1);
-	maildir_commit_verify(md);
+	ck_assert(maildir_commit_verify(md, 0));
 	ck_assert_uint_eq(maildir_commit_failed(md), 1);
 	ck_assert(!exists("u/cur/y:2,"));
 	maildir_close(md);
@@ -2364,6 +2400,7 @@ maildir_suite(void)
 	tcase_add_test(core, test_replaced_into_new_is_no_deletion);
 	tcase_add_test(core, test_commit_verify_sees_late_copies);
 	tcase_add_test(core, test_commit_verify_counts_once);
+	tcase_add_test(core, test_commit_verify_in_slices);
 	tcase_add_test(core, test_commit_in_slices);
 	tcase_add_test(core, test_unreadable_left_out);
 	tcase_add_test(core, test_listing_in_slices);

@@ -85,7 +85,7 @@ struct conn {
 	uint64_t idle_ms;
 	uint64_t last_active;
 	uint64_t frozen_at;	/* when the pause began */
-	uint64_t queued;	/* kernel send queue last seen (peer_draining) */
+	uint64_t queued;	/* send queue last seen (peer_draining) */
 	struct sel_timer idle_timer;
 	struct sel_timer late_timer;	/* conn_reply_later() */
 	bool late_close;

@@ -66,7 +66,7 @@ struct cmd {
 	const char *usage;	/* synopsis for a capability listing */
 };
 
-#define PROTO_MAX_ARGS 8	/* most words a command takes; more is CMD_BAD_ARGS */
+#define PROTO_MAX_ARGS 8	/* most words a command takes */
 
 /*
  * Splits `line` in place into words separated by spaces, looks the first

@@ -40,7 +40,7 @@ struct options {
 	const char *users_file;
 	const char *log_file;
 	const char *run_as;		/* -g: drop to this user */
-	uid_t run_uid;			/* its ids, looked up with the options */
+	uid_t run_uid;			/* its ids, from the options */
 	gid_t run_gid;
 	bool allow_root;		/* --allow-root: root is intended */
 	char *cli_users[MAX_CLI_USERS];	/* "name:password", from -u */
@@ -408,7 +408,8 @@ parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
 		{ "log", required_argument, NULL, OPT_LOG },
-		{ "filter-timeout", required_argument, NULL, OPT_FILTER_TIMEOUT },
+		{ "filter-timeout", required_argument, NULL,
+		    OPT_FILTER_TIMEOUT },
 		{ "allow-root", no_argument, NULL, OPT_ALLOW_ROOT },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'v' },
@@ -423,8 +424,8 @@ parse_options(int argc, char **argv, struct options *o)
 	o->server.filter_limit_s = DEFAULT_FILTER_TIMEOUT;
 	o->users_file = DEFAULT_USERS_FILE;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":p:l:P:L:d:u:U:t:T:m:g:vh", longopts,
-	    NULL)) != -1)
+	while ((ch = getopt_long(argc, argv, ":p:l:P:L:d:u:U:t:T:m:g:vh",
+	    longopts, NULL)) != -1)
 		apply_option(ch, argv, o);
 	if (optind < argc)
 		die_usage("unexpected argument '%s'", argv[optind]);
@@ -655,7 +656,8 @@ can_enter_mail_root(const struct options *o)
 		return true;
 	fprintf(stderr, "pop3server: mail root '%s': %s%s%s\n",
 	    o->server.mail_root, strerror(errno),
-	    o->run_as != NULL ? " as " : "", o->run_as != NULL ? o->run_as : "");
+	    o->run_as != NULL ? " as " : "",
+	    o->run_as != NULL ? o->run_as : "");
 	return false;
 }
 

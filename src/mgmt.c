@@ -37,7 +37,7 @@ struct mgmt_session {
 	char listed[USER_NAME_MAX + 1];	/* USERS: the last name sent */
 	bool awaiting_pause;		/* TIMEOUT sent, the pause not over */
 	struct verify *pending_login;	/* PASS being checked */
-	char *undo;			/* the store before this command's change */
+	char *undo;			/* the store before this command */
 };
 
 static unsigned long next_id;
@@ -658,8 +658,8 @@ outcome(struct mgmt_session *s, enum cmd_result r)
 		why = "UNKNOWN COMMAND";
 		break;
 	case CMD_BAD_STATE:
-		why = stm_state(&s->base.stm) == MGMT_AUTH ? "NOT AUTHENTICATED" :
-		    "ALREADY AUTHENTICATED";
+		why = stm_state(&s->base.stm) == MGMT_AUTH ?
+		    "NOT AUTHENTICATED" : "ALREADY AUTHENTICATED";
 		break;
 	case CMD_BAD_ARGS:
 		why = "WRONG NUMBER OF ARGUMENTS";
@@ -700,8 +700,8 @@ mgmt_read(void *ctx)
 		r = fail(s, "NUL BYTE IN COMMAND");
 		break;
 	default:	/* LINE_OK: conn never hands on LINE_NONE */
-		r = proto_dispatch(tables, MGMT_NSTATES, stm_state(&s->base.stm), s,
-		    s->base.line);
+		r = proto_dispatch(tables, MGMT_NSTATES,
+		    stm_state(&s->base.stm), s, s->base.line);
 		break;
 	}
 	/* The undo copy lives for one command. */

@@ -201,8 +201,8 @@ pop3_read(void *ctx)
 		break;
 	default:	/* LINE_OK: conn never hands on LINE_NONE */
 		r = sasl ? pop3_sasl_response(s, s->base.line) :
-		    proto_dispatch(tables, POP3_NSTATES, stm_state(&s->base.stm), s,
-		    s->base.line);
+		    proto_dispatch(tables, POP3_NSTATES,
+		    stm_state(&s->base.stm), s, s->base.line);
 		break;
 	}
 	return outcome(s, r);

@@ -101,7 +101,8 @@ produce_scan(struct pop3_session *s)
 	s->msgs_at_login = maildir_live_count(s->md);
 	s->size_at_login = maildir_live_size(s->md);
 	log_maildrop_notes(s);
-	log_info("pop3[%lu] %s user=%s login", s->id, s->base.conn.peer, s->user);
+	log_info("pop3[%lu] %s user=%s login", s->id, s->base.conn.peer,
+	    s->user);
 	pop3_reply(s, "+OK maildrop has %zu messages (%llu octets)",
 	    s->msgs_at_login, (unsigned long long)s->size_at_login);
 	s->next_state = POP3_TRANSACTION;

@@ -276,10 +276,10 @@ selector_timer_arm(struct selector *s, struct sel_timer *t, uint64_t ms,
 	selector_timer_cancel(s, t);
 	if (s->nheap == s->heap_cap) {
 		size_t cap = s->heap_cap ? s->heap_cap * 2 : 64;
-		/* An array of pointers: sizeof(pointer) is meant. */
-		struct sel_timer **heap = realloc(s->heap,
-		    cap * sizeof(*heap)); /* NOLINT(bugprone-sizeof-expression) */
+		struct sel_timer **heap;
 
+		/* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers meant */
+		heap = realloc(s->heap, cap * sizeof(*heap));
 		if (heap == NULL)
 			return SELECTOR_ENOMEM;
 		s->heap = heap;

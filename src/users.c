@@ -81,7 +81,7 @@ struct account {
 struct setting {
 	char		*key;
 	unsigned long	 value;
-	char		*text;		/* a text setting ("%key text"), or NULL */
+	char		*text;		/* "%key text" setting, or NULL */
 };
 
 struct lock {
@@ -1291,7 +1291,8 @@ users_set_setting(struct users *u, const char *key, unsigned long value)
 size_t
 users_max(const struct users *u)
 {
-	unsigned long v = users_setting(u, SETTING_MAX_USERS, DEFAULT_MAX_USERS);
+	unsigned long v = users_setting(u, SETTING_MAX_USERS,
+	    DEFAULT_MAX_USERS);
 
 #if ULONG_MAX > SIZE_MAX
 	if (v > SIZE_MAX)

@@ -176,6 +176,15 @@ _Static_assert(SASL_MAX_LINE <= IN_BUF_SIZE / 2,
 #define VERIFY_PER_PASS		((size_t)4096)
 
 /*
+ * Heavy work all POP3 sessions may do in one pass (listing and sizing
+ * maildrops, QUIT's unlinks and verify), in ns: the slices above bound
+ * one session, and forty QUITs of 512 unlinks each made one pass last
+ * over half a second for everyone else.  A pass may overrun it by one
+ * slice; the sessions left wait for the next pass.
+ */
+#define PASS_WORK_NS		((int64_t)8 * 1000 * 1000)
+
+/*
  * Readings of cur/ a QUIT slice may make for files another reader keeps
  * renaming (an IMAP flag storm): a bound on the stall, not on safety.
  */

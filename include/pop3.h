@@ -43,4 +43,10 @@ void pop3_kick(void *holder);
  */
 bool pop3_run_orphans(void);
 
+/*
+ * A new pass of the loop: the sessions' heavy work (PASS_WORK_NS)
+ * starts afresh.  Without it, no session does any more of that work.
+ */
+void pop3_pass_begin(void);
+
 #endif

@@ -40,6 +40,7 @@ struct pop3_session {
 	const char *err;		/* reason text for CMD_ERR */
 	char errbuf[80];
 	unsigned bad_cmds;
+	unsigned long work_round;	/* the round of its last heavy slice */
 	unsigned auth_failures;
 	char user[USER_NAME_MAX + 1];	/* USER / AUTH name, if valid */
 	char log_user[USER_NAME_MAX + 1];	/* sanitised, for the log */
@@ -94,6 +95,14 @@ void pop3_complete(struct pop3_session *s, enum cmd_result r);
 void pop3_forget_login(struct pop3_session *s);
 /* Ends the session now, for a producer that cannot go on. */
 void pop3_abort(struct pop3_session *s);
+/*
+ * A slice of heavy work (a maildrop's listing, a QUIT's unlinks) about
+ * to start: its start time, or -1 when the session must wait for a
+ * later pass (this pass's budget is spent, or its turn in this round
+ * was taken).  pop3_work_done() charges the slice to the pass.
+ */
+int64_t pop3_work_start(struct pop3_session *s);
+void pop3_work_done(int64_t start);
 
 /* Shared handlers, rows in both tables. */
 enum cmd_result pop3_cmd_capa(void *sp, int argc, char **argv);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "pop3_session.h"
@@ -93,6 +94,57 @@ pop3_stream_done(struct pop3_session *s)
 {
 	s->produce = NULL;
 	conn_stream_end(&s->base.conn);
+}
+
+/*
+ * Heavy work goes in rounds: a session that had its slice in this round
+ * waits until every other one that asked has had its own, whatever
+ * order the passes visit them in.  A round ends with a pass in which no
+ * one was turned away for the budget.
+ */
+static unsigned long work_round = 1;
+static bool work_turned_away;
+static int64_t work_spent_ns;	/* this pass's heavy work so far */
+
+static int64_t
+monotonic_ns(void)
+{
+	struct timespec now;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &now) != 0)
+		return 0;
+	return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+void
+pop3_pass_begin(void)
+{
+	if (!work_turned_away)
+		work_round++;
+	work_turned_away = false;
+	work_spent_ns = 0;
+}
+
+int64_t
+pop3_work_start(struct pop3_session *s)
+{
+	if (s->work_round == work_round)
+		return -1;
+	if (work_spent_ns >= PASS_WORK_NS) {
+		work_turned_away = true;
+		return -1;
+	}
+	s->work_round = work_round;
+	return monotonic_ns();
+}
+
+void
+pop3_work_done(int64_t start)
+{
+	int64_t spent = monotonic_ns() - start;
+
+	/* A clock that cannot be read still lets every pass do a slice. */
+	work_spent_ns += spent > 0 ? spent : PASS_WORK_NS;
 }
 
 void

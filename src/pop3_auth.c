@@ -88,9 +88,13 @@ static void
 produce_scan(struct pop3_session *s)
 {
 	bool done = false;
-	enum maildir_status st = maildir_scan_step(s->md, SCAN_BYTES_PER_PASS,
-	    &done);
+	int64_t start = pop3_work_start(s);
+	enum maildir_status st;
 
+	if (start < 0)
+		return;
+	st = maildir_scan_step(s->md, SCAN_BYTES_PER_PASS, &done);
+	pop3_work_done(start);
 	if (st != MAILDIR_OK) {
 		maildrop_failed(s, st);
 		pop3_stream_done(s);

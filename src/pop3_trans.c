@@ -60,8 +60,18 @@ static void produce_commit(struct pop3_session *s);
 static bool
 quit_work(struct pop3_session *s, bool sliced)
 {
-	return maildir_commit_step(s->md, sliced ? COMMIT_PER_PASS : 0) &&
-	    maildir_commit_verify(s->md, sliced ? VERIFY_PER_PASS : 0);
+	int64_t start;
+	bool done;
+
+	if (!sliced)
+		return maildir_commit_step(s->md, 0) &&
+		    maildir_commit_verify(s->md, 0);
+	if ((start = pop3_work_start(s)) < 0)
+		return false;
+	done = maildir_commit_step(s->md, COMMIT_PER_PASS) &&
+	    maildir_commit_verify(s->md, VERIFY_PER_PASS);
+	pop3_work_done(start);
+	return done;
 }
 
 /*

@@ -584,6 +584,7 @@ server_run(struct server_signals *sig)
 			sig->child = 0;
 			filter_reap();
 		}
+		pop3_pass_begin();
 		verify_run();
 		more = conn_run_pending();
 		/* Sessions run just now may have queued logins. */
@@ -628,8 +629,9 @@ server_shutdown(void)
 		selector_timer_cancel(srv.sel, &srv.pause_timer);
 	conn_foreach(close_session, NULL);
 	conn_reap();
-	while (pop3_run_orphans())
-		continue;
+	do
+		pop3_pass_begin();
+	while (pop3_run_orphans());
 	/* The sessions are gone, so their checks are cancelled: free them. */
 	while (verify_waiting())
 		verify_run();

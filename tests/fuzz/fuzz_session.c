@@ -508,6 +508,7 @@ reactor_pass(struct fuzz_world *w)
 {
 	bool more;
 
+	pop3_pass_begin();
 	if (selector_poll(w->sel, 0) != SELECTOR_OK)
 		fuzz_fail("selector_poll");
 	verify_run();
@@ -727,8 +728,9 @@ fuzz_finish(struct fuzz_world *w, struct fuzz_peer *peers, size_t npeers)
 	/* Whatever is left (waiting on a timer or a login) is shut down. */
 	conn_foreach(close_one, NULL);
 	conn_reap();
-	while (pop3_run_orphans())
-		continue;
+	do
+		pop3_pass_begin();
+	while (pop3_run_orphans());
 	/* Logins of sessions gone are dropped from the queue. */
 	while (verify_waiting())
 		verify_run();

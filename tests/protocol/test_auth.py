@@ -332,6 +332,21 @@ class AuthPlain(unittest.TestCase):
                                     "answered without the failure delay")
         self.assertTrue(self.c.closed(5), "3rd failure must close")
 
+    def test_empty_initial_response_is_a_failed_login(self):
+        """'=' is an empty initial response (RFC 5034), not bad base64:
+        empty credentials, so a failed login, delayed and counted."""
+        for i in range(3):
+            t0 = time.monotonic()
+            if i == 2:
+                self.c.send("AUTH PLAIN =\r\n")
+                r = self.c.line().decode()
+            else:
+                r = self.c.cmd("AUTH PLAIN =")
+            self.assertTrue(r.startswith("-ERR [AUTH]"), r)
+            self.assertGreaterEqual(time.monotonic() - t0, 0.8,
+                                    "answered without the failure delay")
+        self.assertTrue(self.c.closed(5), "3rd failure must close")
+
     def test_unknown_mechanism_refused(self):
         r = self.c.cmd("AUTH CRAM-MD5")
         self.assertTrue(r.startswith("-ERR"), r)

@@ -418,6 +418,35 @@ class BadCommands(unittest.TestCase):
             time.sleep(0.05)
 
 
+class BigListing(unittest.TestCase):
+    def test_uidl_and_list_longer_than_the_stream_buffer(self):
+        # 6000 UIDL lines of about 66 octets: 400 KB, more than the
+        # 256 KiB a stream is lent, so the listing is produced in parts;
+        # not one line may be dropped between them.
+        n = 6000
+        with Server(users=USERS) as srv:
+            cur = os.path.join(srv.user_dir("bob"), "cur")
+            for old in os.listdir(cur):
+                os.unlink(os.path.join(cur, old))
+            for i in range(n):
+                name = "%010d.M%06dP1.%s" % (1600000000 + i, i, "h" * 40)
+                path = os.path.join(cur, name + ":2,")
+                with open(path, "wb") as f:
+                    f.write(b"x\n")
+                os.utime(path, (1600000000 + i, 1600000000 + i))
+            c = srv.client()
+            c.login("bob", "hunter2")
+            self.assertTrue(c.cmd("STAT").startswith("+OK %d " % n))
+            for cmd in ("UIDL", "LIST"):
+                first, body = c.multi(cmd)
+                self.assertTrue(first.startswith("+OK"), first)
+                lines = body.decode().split("\r\n")[:-1]
+                self.assertEqual([int(l.split(" ")[0]) for l in lines],
+                                 list(range(1, n + 1)), cmd)
+            c.quit()
+            c.close()
+
+
 class NeverReads(unittest.TestCase):
     def test_client_that_never_reads_bounded_memory(self):
         # Under ASan, freed blocks sit in a quarantine that counts in RSS;

@@ -293,6 +293,30 @@ class AccessLog(unittest.TestCase):
                              r"login-failed maildrop$" % port)
             self.assertIsNotNone(m, srv.log_text())
 
+    def test_maildrop_failure_releases_the_lock(self):
+        """A login whose maildrop failed holds no lock: once the folder
+        is back, the owner logs in (not [IN-USE] until a restart)."""
+        with Server(users=USERS) as srv:
+            d = srv.user_dir("alice")
+            shutil.move(d, d + ".away")
+            with open(d, "w") as f:
+                f.write("not a folder\n")
+            c = srv.client()
+            c.greeting()
+            c.cmd("USER alice")
+            self.assertTrue(c.cmd("PASS %s" % USERS["alice"])
+                            .startswith("-ERR [SYS/TEMP]"))
+            c.close()
+            os.unlink(d)
+            shutil.move(d + ".away", d)
+            c = srv.client()
+            c.greeting()
+            c.cmd("USER alice")
+            r = c.cmd("PASS %s" % USERS["alice"])
+            self.assertTrue(r.startswith("+OK"), r)
+            c.quit()
+            c.close()
+
     def test_reason_disconnect(self):
         with Server(users=USERS) as srv:
             c = srv.client()

@@ -401,8 +401,9 @@ class Mutating(unittest.TestCase):
     def test_rset_restores(self):
         with Session(self.srv) as c:
             before = self.cur()
-            self.assertTrue(c.cmd("DELE 1").startswith("+OK"))
-            self.assertTrue(c.cmd("DELE 3").startswith("+OK"))
+            # the first, a middle and the last message (a loop bound)
+            for n in (1, 3, N):
+                self.assertTrue(c.cmd("DELE %d" % n).startswith("+OK"))
             r = c.cmd("RSET")
             self.assertTrue(r.startswith("+OK"), r)
             self.assertEqual(parse_stat(self, c.cmd("STAT")), (N, TOTAL))

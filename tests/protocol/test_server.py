@@ -306,15 +306,16 @@ class AccessLog(unittest.TestCase):
             c.cmd("USER alice")
             self.assertTrue(c.cmd("PASS %s" % USERS["alice"])
                             .startswith("-ERR [SYS/TEMP]"))
-            c.close()
             os.unlink(d)
             shutil.move(d + ".away", d)
-            c = srv.client()
-            c.greeting()
-            c.cmd("USER alice")
-            r = c.cmd("PASS %s" % USERS["alice"])
+            # the first session stays open: it must hold nothing
+            c2 = srv.client()
+            c2.greeting()
+            c2.cmd("USER alice")
+            r = c2.cmd("PASS %s" % USERS["alice"])
             self.assertTrue(r.startswith("+OK"), r)
-            c.quit()
+            c2.quit()
+            c2.close()
             c.close()
 
     def test_reason_disconnect(self):

@@ -304,6 +304,8 @@ on_unregistered(struct selector *s, int fd, void *data)
 	 * closing, so no reply or failed send there queues the conn again.
 	 */
 	c->closing = true;
+	/* A PASS line the client never ended is in no handler's hands. */
+	memset(c->in_mem, 0, sizeof(c->in_mem));
 	c->ops->on_destroy(c, why);
 	if (stream_mem != NULL)
 		stream_mem_used -= STREAM_BUF_SIZE;

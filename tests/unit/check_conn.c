@@ -45,7 +45,10 @@ static struct {
 	size_t max_out_cap;	/* the largest `out` seen while streaming */
 	bool bad_stream_buf;	/* on_output ran without the big buffer */
 	bool last_words;	/* on_destroy answers with conn_last_words() */
+	bool secret_left;	/* on_destroy found SECRET in the input */
 } res;
+
+#define SECRET "s3cret-pw"
 
 static uint8_t
 pattern(uint64_t pos)
@@ -125,6 +128,9 @@ t_destroy(struct conn *c, enum conn_end why)
 {
 	res.destroyed++;
 	res.why = why;
+	for (size_t i = 0; i + strlen(SECRET) <= sizeof(c->in_mem); i++)
+		if (memcmp(c->in_mem + i, SECRET, strlen(SECRET)) == 0)
+			res.secret_left = true;
 	if (res.last_words) {
 		ck_assert(conn_reply(c, "+OK last"));
 		conn_last_words(c);
@@ -379,6 +385,21 @@ START_TEST(test_peer_half_close_partial_line)
 	RUN_UNTIL(&p, true, p.eof, 1500, "the conn to close");
 	ck_assert(peer_has(&p, "one\r\n"));
 	ck_assert_int_eq(res.why, END_DISCONNECT);
+	finish(&p);
+}
+END_TEST
+
+/* A password in a line the client never ended is wiped at the end. */
+START_TEST(test_unended_line_wiped)
+{
+	struct peer p;
+
+	(void)open_conn(&p, IDLE_LONG, false);
+	peer_send(&p, "PASS " SECRET);
+	ck_assert_int_eq(shutdown(p.fd, SHUT_WR), 0);
+	RUN_UNTIL(&p, true, p.eof, 1500, "the conn to close");
+	ck_assert_int_eq(res.destroyed, 1);
+	ck_assert(!res.secret_left);
 	finish(&p);
 }
 END_TEST
@@ -906,6 +927,7 @@ conn_suite(void)
 	suite_add_tcase(s, core);
 
 	tcase_add_test(limits, test_peer_half_close_partial_line);
+	tcase_add_test(limits, test_unended_line_wiped);
 	tcase_add_test(limits, test_stream_peer_never_reads);
 	tcase_add_test(limits, test_lines_peer_never_reads);
 	tcase_add_test(limits, test_line_too_long_and_nul);

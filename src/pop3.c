@@ -141,10 +141,10 @@ pop3_work_start(struct pop3_session *s)
 void
 pop3_work_done(int64_t start)
 {
-	int64_t spent = monotonic_ns() - start;
+	int64_t end = monotonic_ns();
 
 	/* A clock that cannot be read still lets every pass do a slice. */
-	work_spent_ns += spent > 0 ? spent : PASS_WORK_NS;
+	work_spent_ns += start != 0 && end != 0 ? end - start : PASS_WORK_NS;
 }
 
 void

@@ -228,8 +228,7 @@ pop3_complete(struct pop3_session *s, enum cmd_result r)
 	stm_jump(&s->base.stm, outcome(s, r), s);
 }
 
-/* The state's read handler: one framed line, in s->base.line and
- * s->base.line_status. */
+/* The state's read handler: one framed line, in s->base.line. */
 static unsigned
 pop3_read(void *ctx)
 {

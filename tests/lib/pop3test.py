@@ -18,11 +18,23 @@ FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 SERVER_BIN = os.environ.get("POP3SERVER_BIN", os.path.join(ROOT, "bin", "pop3server"))
 
 
+_ports_given = set()
+
+
 def free_port(family=socket.AF_INET):
+    """A port free now that this process has not been given before: the
+    kernel may hand out a just-released port again, and a server given
+    the same port for POP3 and MGMT rightly exits 2."""
     host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    while True:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            if len(_ports_given) > 10000:   # never run out of ports
+                _ports_given.clear()
+            _ports_given.add(port)
+            return port
 
 
 def wait_port(host, port, timeout=10.0, proc=None):

@@ -33,6 +33,7 @@ struct mgmt_session {
 	enum mgmt_state next_state;
 	const char *err;		/* reason for CMD_ERR */
 	bool have_user;
+	bool named_other;		/* a non-admin USER is logged */
 	unsigned failures;
 	char listed[USER_NAME_MAX + 1];	/* USERS: the last name sent */
 	bool awaiting_pause;		/* TIMEOUT sent, the pause not over */
@@ -137,10 +138,16 @@ cmd_user(void *sp, int argc, char **argv)
 	if (!s->have_user) {
 		char name[USER_NAME_MAX + 1];
 
-		/* A guessed administrator name is an attack worth seeing. */
-		log_info("mgmt[%lu] %s user=%s login-failed not-admin", s->id,
-		    s->base.conn.peer, log_sanitize(name, sizeof(name),
-		    argv[1]));
+		/*
+		 * A guessed administrator name is an attack worth seeing,
+		 * once a session: USER costs no delay, so a line for each
+		 * would let one client fill the disk.
+		 */
+		if (!s->named_other)
+			log_info("mgmt[%lu] %s user=%s login-failed not-admin",
+			    s->id, s->base.conn.peer, log_sanitize(name,
+			    sizeof(name), argv[1]));
+		s->named_other = true;
 		return fail(s, "NOT AN ADMINISTRATOR");
 	}
 	reply(s, "+OK USER");

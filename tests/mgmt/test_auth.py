@@ -59,6 +59,20 @@ class AuthState(unittest.TestCase):
             r"mgmt\[\d+\] 127\.0\.0\.1:%d user=root\?x "
             r"login-failed not-admin$" % port), self.srv.log_text())
 
+    def test_user_of_non_admin_is_logged_once_a_session(self):
+        # USER has no delay: a line for each would let a client fill
+        # the disk, so a session logs its first wrong name only
+        self.m.text()
+        port = self.m.sock.getsockname()[1]
+        for i in range(50):
+            self.assertTrue(self.m.ask("USER root%d" % i).startswith("-ERR"))
+        self.assertEqual(self.m.ask("USER admin"), "+OK USER")
+        lines = [l for l in self.srv.log_text().splitlines()
+                 if ":%d user=" % port in l and "not-admin" in l]
+        self.assertEqual(len(lines), 1, lines)
+        self.assertTrue(lines[0].endswith("user=root0 login-failed "
+                                          "not-admin"), lines)
+
     def test_user_name_is_case_sensitive(self):
         self.m.text()
         r = self.m.ask("USER ADMIN")

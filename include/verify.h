@@ -37,7 +37,4 @@ void verify_run(void);
 /* True while checks wait: the reactor must not sleep. */
 bool verify_waiting(void);
 
-/* Overwrites a secret in a way the compiler keeps. */
-void verify_wipe(void *p, size_t n);
-
 #endif

@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "proto.h"
+#include "wipe.h"
 
 #define EXIT_ERR	1
 #define EXIT_USAGE	2
@@ -494,7 +495,7 @@ run_session(struct link *l, const char *user, const char *pw,
 	if (ok) {
 		snprintf(line, sizeof(line), "PASS %s", pw);
 		ok = exchange(l, line, false, reply_wait_ms(l, "PASS"));
-		memset(line, 0, sizeof(line));
+		wipe(line, sizeof(line));
 	}
 	if (ok)
 		ok = exchange(l, cmdline, cmd->multi,
@@ -523,7 +524,7 @@ main(int argc, char **argv)
 	    argv[i + 1]);
 	l.fd = dial(host, port, l.timeout_s);
 	ok = run_session(&l, argv[i + 1], pw, cmd, cmdline);
-	memset(pw, 0, sizeof(pw));
+	wipe(pw, sizeof(pw));
 	close(l.fd);
 	return flushed(ok ? 0 : EXIT_ERR);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "buffer.h"
+#include "wipe.h"
 
 void
 buffer_init(struct buffer *b, uint8_t *storage, size_t cap)
@@ -50,7 +51,7 @@ compact(struct buffer *b)
 		return;
 	memmove(b->data, b->data + b->read, b->write - b->read);
 	b->write -= b->read;
-	memset(b->data + b->write, 0, b->read);
+	wipe(b->data + b->write, b->read);
 	b->read = 0;
 }
 

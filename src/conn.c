@@ -18,6 +18,7 @@
 
 #include "conn.h"
 #include "stats.h"
+#include "wipe.h"
 
 static struct conn *pending_head;	/* conns with work but no I/O event */
 static struct conn *closing_head;	/* conns to destroy after the pass */
@@ -305,7 +306,7 @@ on_unregistered(struct selector *s, int fd, void *data)
 	 */
 	c->closing = true;
 	/* A PASS line the client never ended is in no handler's hands. */
-	memset(c->in_mem, 0, sizeof(c->in_mem));
+	wipe(c->in_mem, sizeof(c->in_mem));
 	c->ops->on_destroy(c, why);
 	if (stream_mem != NULL)
 		stream_mem_used -= STREAM_BUF_SIZE;

@@ -31,6 +31,7 @@
 #include "server.h"
 #include "settings.h"
 #include "users.h"
+#include "wipe.h"
 
 #define EXIT_USAGE 2
 #define MAX_CLI_USERS 4096
@@ -525,7 +526,7 @@ apply_cli_users(struct options *o, struct users *u)
 		    users_set_password(u, o->cli_users[i], colon + 1) :
 		    add_at_start(u, o->cli_users[i], colon + 1);
 		/* The clear password is not needed any more. */
-		memset(colon + 1, 0, strlen(colon + 1));
+		wipe(colon + 1, strlen(colon + 1));
 		if (st != USERS_OK) {
 			fprintf(stderr, "pop3server: -u %s: %s\n",
 			    o->cli_users[i], users_strerror(st));
@@ -542,7 +543,7 @@ create_admin(struct users *u, char *pw, size_t cap)
 	if (users_random_password(pw, cap) &&
 	    add_at_start(u, "admin", pw) == USERS_OK)
 		return true;
-	memset(pw, 0, cap);
+	wipe(pw, cap);
 	fprintf(stderr, "pop3server: cannot create the administrator\n");
 	return false;
 }
@@ -580,7 +581,7 @@ prepare_users(struct options *o, struct users **out)
 	} else if (st != USERS_OK) {
 		fprintf(stderr, "pop3server: cannot write %s: %s\n",
 		    o->users_file, strerror(errno));
-		memset(admin_pw, 0, sizeof(admin_pw));
+		wipe(admin_pw, sizeof(admin_pw));
 		users_free(u);
 		return -1;
 	}
@@ -588,7 +589,7 @@ prepare_users(struct options *o, struct users **out)
 	if (admin_pw[0] != '\0')
 		fprintf(stderr, "pop3server: created administrator 'admin' "
 		    "with password: %s\n", admin_pw);
-	memset(admin_pw, 0, sizeof(admin_pw));
+	wipe(admin_pw, sizeof(admin_pw));
 	*out = u;
 	return 0;
 }

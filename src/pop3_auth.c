@@ -15,6 +15,7 @@
 #include "pop3_session.h"
 #include "users.h"
 #include "verify.h"
+#include "wipe.h"
 
 /*
  * The failure text must never hold "lock", "wait" or "in-use": fetchmail
@@ -232,7 +233,7 @@ plain_login(struct pop3_session *s, const char *b64)
 	enum cmd_result r = n < 0 ? pop3_fail(s, "invalid base64") :
 	    plain_credentials(s, (char *)buf, (size_t)n);
 
-	verify_wipe(buf, sizeof(buf));
+	wipe(buf, sizeof(buf));
 	return r;
 }
 
@@ -254,7 +255,7 @@ pop3_sasl_response(struct pop3_session *s, char *line)
 	if (strcmp(line, "*") == 0)
 		return pop3_fail(s, "authentication cancelled");
 	r = plain_login(s, line);
-	verify_wipe(line, strlen(line));
+	wipe(line, strlen(line));
 	return r;
 }
 

@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "proto.h"
+#include "wipe.h"
 
 /*
  * Junk is wiped as it is dropped: an over-long or NUL-bearing PASS line
@@ -14,7 +15,7 @@
 static void
 discard(struct buffer *in, uint8_t *p, size_t n)
 {
-	memset(p, 0, n);
+	wipe(p, n);
 	buffer_read_adv(in, n);
 }
 
@@ -148,7 +149,7 @@ proto_dispatch(const struct cmd *const tables[], unsigned ntables,
 	 * core dump.
 	 */
 	if ((c->flags & CMD_SECRET) && sp != NULL)
-		memset(sp, 0, args_len);
+		wipe(sp, args_len);
 	return r;
 }
 

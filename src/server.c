@@ -30,6 +30,7 @@
 #include "server.h"
 #include "stats.h"
 #include "verify.h"
+#include "wipe.h"
 
 /* Accepts per listener per pass: new clients cannot starve old ones. */
 #define ACCEPTS_PER_PASS 64
@@ -144,6 +145,9 @@ discard_input(int fd, bool pop3)
 
 	if (n > 0 && pop3)
 		stats_add_in((uint64_t)n);
+	/* A pipelined USER/PASS may be among them. */
+	if (n > 0)
+		wipe(junk, (size_t)n);
 }
 
 /*

@@ -25,6 +25,7 @@
 #include "regfile.h"
 #include "settings.h"
 #include "users.h"
+#include "wipe.h"
 
 /* crypt(3) SHA-512 takes up to 16 salt characters; we use them all. */
 #define SALT_LEN		16
@@ -109,16 +110,6 @@ struct sbuf {
 	size_t	 len, cap;
 	bool	 failed;
 };
-
-/* A plain memset may be dropped as a dead store; this one is not. */
-static void
-wipe(void *p, size_t n)
-{
-	volatile unsigned char *v = p;
-
-	while (n-- > 0)
-		*v++ = 0;
-}
 
 /*
  * Equality whose time depends only on the length of `known` (the stored

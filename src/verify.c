@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "verify.h"
+#include "wipe.h"
 
 struct verify {
 	struct verify *next;
@@ -20,15 +21,6 @@ struct verify {
 };
 
 static struct verify *queue_head, **queue_tail = &queue_head;
-
-void
-verify_wipe(void *p, size_t n)
-{
-	volatile unsigned char *v = p;
-
-	while (n-- > 0)
-		*v++ = 0;
-}
 
 struct verify *
 verify_submit(struct users *u, const char *name, char *password,
@@ -50,7 +42,7 @@ verify_submit(struct users *u, const char *name, char *password,
 		*queue_tail = v;
 		queue_tail = &v->next;
 	}
-	verify_wipe(password, len);
+	wipe(password, len);
 	return v;
 }
 
@@ -59,7 +51,7 @@ verify_cancel(struct verify *v)
 {
 	if (v != NULL) {
 		v->owner = NULL;
-		verify_wipe(v->password, sizeof(v->password));
+		wipe(v->password, sizeof(v->password));
 	}
 }
 
@@ -102,7 +94,7 @@ verify_run(void)
 			    v->name[0] != '\0';
 		if (v->owner != NULL)
 			v->done(v->owner, ok);
-		verify_wipe(v->password, sizeof(v->password));
+		wipe(v->password, sizeof(v->password));
 		free(v);
 	}
 }

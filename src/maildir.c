@@ -1836,10 +1836,42 @@ maildir_rollback(struct maildrop *md)
 #define FAIL_RENAMED	(-1)	/* another program kept renaming it */
 #define FAIL_REPLACED	(-2)	/* a file with its name remains */
 
+/* The file name of an item in a sorted array of names, or of messages. */
+static const char *
+name_of_name(const void *item)
+{
+	return *(const char *const *)item;
+}
+
+static const char *
+name_of_msg(const void *item)
+{
+	return (*(struct mail_msg *const *)item)->file;
+}
+
 static int
 by_name_cmp(const void *a, const void *b)
 {
-	return base_cmp(*(const char *const *)a, *(const char *const *)b);
+	return base_cmp(name_of_name(a), name_of_name(b));
+}
+
+/* The first of n items sorted by unique name whose name is not below name. */
+static size_t
+first_not_below(const void *items, size_t n, size_t size,
+    const char *(*name_of)(const void *), const char *name)
+{
+	const char *base = items;
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (base_cmp(name_of(base + mid * size), name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
 }
 
 /*
@@ -1870,7 +1902,7 @@ file_or_moved(const char *dir, const char *name)
 static int
 holds_name(const char *dir, struct cur_index *ix, const struct mail_msg *m)
 {
-	size_t lo = 0, hi = ix->n;
+	size_t lo;
 
 	if (ix->by_name == NULL && ix->n > 0) {
 		ix->by_name = malloc(ix->n * sizeof(*ix->by_name));
@@ -1880,14 +1912,8 @@ holds_name(const char *dir, struct cur_index *ix, const struct mail_msg *m)
 			ix->by_name[k] = ix->files[k].name;
 		qsort(ix->by_name, ix->n, sizeof(*ix->by_name), by_name_cmp);
 	}
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (base_cmp(ix->by_name[mid], m->file) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
+	lo = first_not_below(ix->by_name, ix->n, sizeof(*ix->by_name),
+	    name_of_name, m->file);
 	for (; lo < ix->n && base_cmp(ix->by_name[lo], m->file) == 0; lo++)
 		if (file_or_moved(dir, ix->by_name[lo]))
 			return 1;
@@ -2033,8 +2059,7 @@ maildir_commit_step(struct maildrop *md, size_t max)
 static int
 msg_by_name_cmp(const void *a, const void *b)
 {
-	return base_cmp((*(struct mail_msg *const *)a)->file,
-	    (*(struct mail_msg *const *)b)->file);
+	return base_cmp(name_of_msg(a), name_of_msg(b));
 }
 
 /*
@@ -2070,16 +2095,9 @@ verify_begin(struct maildrop *md)
 static void
 verify_entry(struct maildrop *md, const char *dir, const char *name)
 {
-	size_t lo = 0, hi = md->verify_n;
+	size_t lo = first_not_below(md->verify_by_name, md->verify_n,
+	    sizeof(*md->verify_by_name), name_of_msg, name);
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (base_cmp(md->verify_by_name[mid]->file, name) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
 	for (; lo < md->verify_n &&
 	    base_cmp(md->verify_by_name[lo]->file, name) == 0; lo++) {
 		struct mail_msg *m = md->verify_by_name[lo];

@@ -73,9 +73,11 @@ $(BUILD)/unit/%.o: tests/unit/%.c $(BUILD)/unit/suites.h
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -I$(BUILD)/unit -Itests/unit $(CHECK_CFLAGS) $(CFLAGS) -c $< -o $@
 
-# --wrap: check_maildir counts how often the library reads a folder, and
-# plays another reader renaming a file between the library's calls.
-UNIT_WRAPS = -Wl,--wrap=opendir,--wrap=closedir,--wrap=link,--wrap=fstatat64
+# --wrap: check_maildir counts how often the library reads a folder and
+# how many entries it reads, and plays another reader renaming a file
+# between the library's calls.
+UNIT_WRAPS = -Wl,--wrap=opendir,--wrap=closedir,--wrap=readdir64
+UNIT_WRAPS += -Wl,--wrap=link,--wrap=fstatat64
 $(BUILD)/check_all: $(UNIT_OBJS) $(LIB)
 	$(CC) $(LDFLAGS) $(UNIT_WRAPS) $^ $(CHECK_LIBS) $(LDLIBS) -o $@
 

@@ -1510,12 +1510,6 @@ age_cur(time_t ago)
 	ck_assert_int_eq(utimensat(AT_FDCWD, at(p, "u/cur"), t, 0), 0);
 }
 
-/*
- * A copy written after the QUIT deleted the listed file (Python's
- * mailbox rewriting flags just then), in cur/ or in new/: the next login
- * would list it under the same UIDL, so the deletion counts as failed.
- * One reading of cur/ for the check; none when nothing was deleted.
- */
 /* u's x, y and z, listed, DELEd and unlinked; k, if asked, kept. */
 static struct maildrop *
 three_deleted(bool with_k)
@@ -1535,6 +1529,12 @@ three_deleted(bool with_k)
 	return md;
 }
 
+/*
+ * A copy written after the QUIT deleted the listed file (Python's
+ * mailbox rewriting flags just then), in cur/ or in new/: the next login
+ * would list it under the same UIDL, so the deletion counts as failed.
+ * One reading of cur/ for the check; none when nothing was deleted.
+ */
 START_TEST(test_commit_verify_sees_late_copies)
 {
 	struct maildrop *md = three_deleted(false);
@@ -1580,6 +1580,43 @@ START_TEST(test_commit_verify_in_slices)
 	ck_assert_uint_ge(calls, 7);
 	ck_assert_uint_eq(maildir_commit_failed(md), 2);
 	ck_assert(maildir_commit_verify(md, 1));
+	ck_assert_uint_eq(maildir_commit_failed(md), 2);
+	maildir_close(md);
+}
+END_TEST
+
+/* And with --wrap=readdir64: directory entries the library read. */
+struct dirent *__real_readdir64(DIR *d);
+struct dirent *__wrap_readdir64(DIR *d);
+static unsigned readdirs;
+
+struct dirent *
+__wrap_readdir64(DIR *d)
+{
+	readdirs++;
+	return __real_readdir64(d);
+}
+
+/*
+ * No call reads more than its slice, with cur/ (., .., k, x) one entry
+ * longer than the slice, as long, or one shorter; a call that is not
+ * the last uses its whole slice.
+ */
+START_TEST(test_commit_verify_slice_bound)
+{
+	struct maildrop *md = three_deleted(true);
+	size_t max = 3 + (size_t)_i;
+	bool done;
+
+	put_str("u/cur/x:2,S", "one\n", 5);
+	put_str("u/new/y", "two\n", 6);
+	do {
+		readdirs = 0;
+		done = maildir_commit_verify(md, max);
+		ck_assert_uint_le(readdirs, max);
+		if (!done)
+			ck_assert_uint_eq(readdirs, max);
+	} while (!done);
 	ck_assert_uint_eq(maildir_commit_failed(md), 2);
 	maildir_close(md);
 }
@@ -2406,6 +2443,7 @@ maildir_suite(void)
 	tcase_add_test(core, test_commit_verify_sees_late_copies);
 	tcase_add_test(core, test_commit_verify_counts_once);
 	tcase_add_test(core, test_commit_verify_in_slices);
+	tcase_add_loop_test(core, test_commit_verify_slice_bound, 0, 3);
 	tcase_add_test(core, test_commit_in_slices);
 	tcase_add_test(core, test_unreadable_left_out);
 	tcase_add_test(core, test_listing_in_slices);

@@ -6,14 +6,13 @@
 #define POP3D_STATS_H
 
 #include <stdint.h>
-#include <time.h>
 
 struct stats {
 	uint64_t historic;	/* POP3 connections accepted (refused too) */
 	uint64_t live;		/* POP3 connections open now */
 	uint64_t bytes_in;	/* octets read from POP3 client sockets */
 	uint64_t bytes_out;	/* octets written to POP3 client sockets */
-	time_t started;		/* when stats_init() ran (monotonic) */
+	uint64_t started_ms;	/* when stats_init() ran (monotonic ms) */
 };
 
 /* Zeroes the counters and notes the start time. */
@@ -27,7 +26,7 @@ void stats_add_out(uint64_t n);
 
 /* The counters; valid until the next update. */
 const struct stats *stats_get(void);
-/* Seconds since stats_init(). */
+/* Whole seconds since stats_init(). */
 uint64_t stats_uptime(void);
 
 #endif

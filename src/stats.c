@@ -4,26 +4,31 @@
  */
 #include <assert.h>
 #include <string.h>
+#include <time.h>
 
 #include "stats.h"
 
 static struct stats st;
 
-/* Monotonic seconds: UPTIME must not jump when the clock is set. */
-static time_t
-now_s(void)
+/*
+ * Monotonic milliseconds: UPTIME must not jump when the clock is set,
+ * nor count a second that has not passed (whole seconds would round a
+ * start late in one up at the next tick).
+ */
+static uint64_t
+now_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 void
 stats_init(void)
 {
 	memset(&st, 0, sizeof(st));
-	st.started = now_s();
+	st.started_ms = now_ms();
 }
 
 void
@@ -66,7 +71,7 @@ stats_get(void)
 uint64_t
 stats_uptime(void)
 {
-	time_t now = now_s();
+	uint64_t now = now_ms();
 
-	return now > st.started ? (uint64_t)(now - st.started) : 0;
+	return now > st.started_ms ? (now - st.started_ms) / 1000 : 0;
 }

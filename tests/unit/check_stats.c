@@ -11,31 +11,39 @@
 
 #define TB ((uint64_t)1 << 40)
 
-/* The clock stats counts uptime with (it must not jump). */
-static time_t
-mono_s(void)
+/* The clock stats counts uptime with (it must not jump), in ms. */
+static uint64_t
+mono_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+nap(void)
+{
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+	nanosleep(&ts, NULL);
 }
 
 START_TEST(test_init_zero)
 {
 	const struct stats *st;
-	time_t before = mono_s(), after;
+	uint64_t before = mono_ms(), after;
 
 	stats_init();
-	after = mono_s();
+	after = mono_ms();
 	st = stats_get();
 	ck_assert_ptr_nonnull(st);
 	ck_assert_uint_eq(st->historic, 0);
 	ck_assert_uint_eq(st->live, 0);
 	ck_assert_uint_eq(st->bytes_in, 0);
 	ck_assert_uint_eq(st->bytes_out, 0);
-	ck_assert(st->started >= before && st->started <= after);
-	ck_assert_uint_le(stats_uptime(), 1);
+	ck_assert(st->started_ms >= before && st->started_ms <= after);
+	ck_assert_uint_eq(stats_uptime(), 0);
 }
 END_TEST
 
@@ -121,25 +129,32 @@ START_TEST(test_init_resets)
 }
 END_TEST
 
+/*
+ * UPTIME counts whole seconds that have passed: 0 all through the first
+ * second (a second-boundary of the clock in it is no second of uptime),
+ * then 1.
+ */
 START_TEST(test_uptime_counts_seconds)
 {
-	time_t start;
+	uint64_t before = mono_ms(), start, uptime, now;
 
 	stats_init();
-	start = stats_get()->started;
-	ck_assert_uint_le(stats_uptime(), 1);
-	/* Wait for the monotonic clock to tick over (at most ~1 s). */
-	while (mono_s() == start) {
-		struct timespec ts = { 0, 10 * 1000 * 1000 };
-
-		nanosleep(&ts, NULL);
-	}
+	start = stats_get()->started_ms;
+	do {
+		uptime = stats_uptime();
+		now = mono_ms();
+		if (now - before < 1000)
+			ck_assert_uint_eq(uptime, 0);
+		nap();
+	} while (now - before < 1000);
+	while (mono_ms() - start < 1000)
+		nap();
 	ck_assert_uint_ge(stats_uptime(), 1);
 	ck_assert_uint_le(stats_uptime(), 3);
 	/* A new init restarts the clock. */
 	stats_init();
-	ck_assert_uint_le(stats_uptime(), 1);
-	ck_assert_int_ge(stats_get()->started, start + 1);
+	ck_assert_uint_eq(stats_uptime(), 0);
+	ck_assert_uint_ge(stats_get()->started_ms, start + 1000);
 }
 END_TEST
 

@@ -63,7 +63,7 @@ void filter_reap(void);
 
 /*
  * True for a command FILTER can show on one line and the log can carry:
- * at most FILTER_MAX octets, not blank, no control character but tab.
+ * at most FILTER_MAX octets, not blank, printable ASCII and tabs only.
  * FILTER_RULE says so to a user: "the command " FILTER_RULE.
  */
 bool filter_command_ok(const char *command);
@@ -71,6 +71,6 @@ bool filter_command_ok(const char *command);
 #define FILTER_TEXT_(n) #n
 #define FILTER_TEXT(n) FILTER_TEXT_(n)
 #define FILTER_RULE "must be one line of at most " FILTER_TEXT(FILTER_MAX) \
-	" octets, not blank, without control characters other than tab"
+	" octets, not blank, of printable ASCII characters and tabs"
 
 #endif

@@ -510,7 +510,8 @@ filter_command_ok(const char *command)
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)command[i];
 
-		if ((c < 0x20 && c != '\t') || c == 0x7f)
+		/* 8-bit too: 0x9b and U+009B are a terminal's CSI. */
+		if ((c < 0x20 && c != '\t') || c >= 0x7f)
 			return false;
 	}
 	return true;

@@ -187,14 +187,15 @@ class FilterCommand(FilterTest):
             m.close()
             self.assert_clean(srv)
 
-    def test_t_with_del_exits_2(self):
+    def test_t_with_del_or_8bit_exits_2(self):
         # The same rule for -t: a bad command line, refused before
-        # anything is bound or written.
+        # anything is bound or written.  "\udc9b" is the byte 0x9b (a
+        # terminal's CSI) on the command line.
         tmp = tempfile.mkdtemp(prefix="pop3test-")
         self.addCleanup(shutil.rmtree, tmp, True)
         os.mkdir(os.path.join(tmp, "mail"))
         users = os.path.join(tmp, "users")
-        for bad in ("cat\x7f", "\x7fcat"):
+        for bad in ("cat\x7f", "\x7fcat", "cat \udc9b31m"):
             with self.subTest(command=bad):
                 try:
                     p = subprocess.run(

@@ -1082,13 +1082,19 @@ START_TEST(test_filter)
 }
 END_TEST
 
-/* Control characters would reach the log and the admin's terminal. */
+/*
+ * Control characters would reach the log and the admin's terminal, the
+ * 8-bit ones (CSI, 0x9b, alone or as UTF-8's U+009B) too.
+ */
 START_TEST(test_filter_control_characters_refused)
 {
 	struct peer *p = login();
 
 	CMD(p, "FILTER cat #\x1b[2J\b", "-ERR INVALID FILTER");
 	CMD(p, "FILTER cat\x7f", "-ERR INVALID FILTER");
+	CMD(p, "FILTER cat \x9b" "31m", "-ERR INVALID FILTER");
+	CMD(p, "FILTER cat \xc2\x9b" "31m", "-ERR INVALID FILTER");
+	CMD(p, "FILTER cat \xff", "-ERR INVALID FILTER");
 	ck_assert_ptr_null(settings.filter);
 	/* Blanks alone are no command: a show, not a filter running nothing. */
 	FILTER_SHOWS(p, "FILTER \t ", "NONE");

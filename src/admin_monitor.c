@@ -386,6 +386,20 @@ parse_link_options(int argc, char **argv, const char **host,
 	return i;
 }
 
+/* True for a word that is one of parse_link_options()'s options. */
+static bool
+is_link_option(const char *word)
+{
+	static const char *const names[] = {
+		"--help", "--host", "--port", "--timeout"
+	};
+
+	for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+		if (strcmp(word, names[k]) == 0)
+			return true;
+	return false;
+}
+
 /*
  * Checks <version> <username> <password> <command> [args...] from
  * argv[i] on and returns the command; the arguments must reach the
@@ -398,8 +412,11 @@ parse_command(int argc, char **argv, int i)
 	const char *first = i < argc ? argv[i] : "";
 	int nargs = argc - (i + 4);
 
-	if (strcasecmp(first, "-HELP") == 0)
+	if (strcasecmp(first, "-HELP") == 0) {
+		if (argc - i > 1)
+			die_usage("-HELP takes no arguments", "");
 		help_and_exit();
+	}
 	/*
 	 * "-p 6000" or "-h", pop3server's spellings, are options, not a
 	 * version, even alone on the line; a command alone lacks the rest.
@@ -407,20 +424,25 @@ parse_command(int argc, char **argv, int i)
 	if (first[0] == '-' && first[1] != '\0' && find_command(first) == NULL)
 		die_usage("unknown option (options are --host, --port, "
 		    "--timeout and --help): ", first);
+	/* Taken for a name, a password or a value, it would mislead. */
+	for (int k = i + 1; k < argc; k++)
+		if (is_link_option(argv[k]))
+			die_usage("options must come before <version>: ",
+			    argv[k]);
 	if (nargs < 0)
 		die_usage("missing arguments", "");
 	if (strcmp(first, PROTOCOL_VERSION) != 0)
 		die_usage("unsupported protocol version: ", first);
 	if ((cmd = find_command(argv[i + 3])) == NULL)
 		die_usage("unknown command: ", argv[i + 3]);
-	if (cmd->verb == NULL)
-		help_and_exit();
 	/* A line break would smuggle a command of its own onto the line. */
 	for (int k = i + 1; k < argc; k++)
 		if (strpbrk(argv[k], "\r\n") != NULL)
 			die_usage("an argument may not hold a line break", "");
 	if (cmd->nargs >= 0 ? nargs != cmd->nargs : nargs > 1)
 		die_usage("wrong number of arguments for ", cmd->flag);
+	if (cmd->verb == NULL)
+		help_and_exit();
 	/*
 	 * Names, passwords and numbers hold no spaces: the server would
 	 * split such an argument in two, or see none at all.

@@ -328,6 +328,29 @@ class MonitorUsage(unittest.TestCase):
                 self.assertEqual(r.rc, 2, r)
                 self.assertIn(says, r.stderr)
 
+    def test_option_after_version_named(self):
+        # Options come before <version>: one after it would be read as
+        # the user, the command, or a user named "--timeout".
+        port = str(self.port)
+        for argv in (["1.0", "--port", port, "admin", "pw", "-NOOP"],
+                     ["1.0", "admin", "--port", port, "pw", "-NOOP"],
+                     ["1.0", "admin", "pw", "-NOOP", "--port", port],
+                     ["--port", port, "1.0", "admin", "pw", "-ADD_USER",
+                      "--timeout", "5"]):
+            with self.subTest(argv=argv):
+                r = run_monitor([MONITOR_BIN] + argv)
+                self.assertEqual(r.rc, 2, r)
+                self.assertIn("options must come before <version>: --",
+                              r.stderr)
+
+    def test_help_with_arguments_is_a_usage_error(self):
+        for argv in (["-HELP", "extra"], ["-help", "1.0"],
+                     ["1.0", "admin", "pw", "-HELP", "extra"]):
+            with self.subTest(argv=argv):
+                r = run_monitor([MONITOR_BIN] + argv)
+                self.assertEqual(r.rc, 2, r)
+                self.assertEqual(r.stdout, "", r)
+
     def test_missing_arguments(self):
         # A command alone is a command, not an unknown option.
         for argv in (["--port", str(self.port), "1.0", "admin"],

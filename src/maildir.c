@@ -1836,37 +1836,36 @@ maildir_rollback(struct maildrop *md)
 #define FAIL_RENAMED	(-1)	/* another program kept renaming it */
 #define FAIL_REPLACED	(-2)	/* a file with its name remains */
 
-/* The file name of an item in a sorted array of names, or of messages. */
+/* The file name of item k of an array of names, or of messages. */
 static const char *
-name_of_name(const void *item)
+name_at_name(const void *items, size_t k)
 {
-	return *(const char *const *)item;
+	return ((const char *const *)items)[k];
 }
 
 static const char *
-name_of_msg(const void *item)
+name_at_msg(const void *items, size_t k)
 {
-	return (*(struct mail_msg *const *)item)->file;
+	return ((struct mail_msg *const *)items)[k]->file;
 }
 
 static int
 by_name_cmp(const void *a, const void *b)
 {
-	return base_cmp(name_of_name(a), name_of_name(b));
+	return base_cmp(name_at_name(a, 0), name_at_name(b, 0));
 }
 
 /* The first of n items sorted by unique name whose name is not below name. */
 static size_t
-first_not_below(const void *items, size_t n, size_t size,
-    const char *(*name_of)(const void *), const char *name)
+first_not_below(const void *items, size_t n,
+    const char *(*name_at)(const void *, size_t), const char *name)
 {
-	const char *base = items;
 	size_t lo = 0, hi = n;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (base_cmp(name_of(base + mid * size), name) < 0)
+		if (base_cmp(name_at(items, mid), name) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -1912,8 +1911,7 @@ holds_name(const char *dir, struct cur_index *ix, const struct mail_msg *m)
 			ix->by_name[k] = ix->files[k].name;
 		qsort(ix->by_name, ix->n, sizeof(*ix->by_name), by_name_cmp);
 	}
-	lo = first_not_below(ix->by_name, ix->n, sizeof(*ix->by_name),
-	    name_of_name, m->file);
+	lo = first_not_below(ix->by_name, ix->n, name_at_name, m->file);
 	for (; lo < ix->n && base_cmp(ix->by_name[lo], m->file) == 0; lo++)
 		if (file_or_moved(dir, ix->by_name[lo]))
 			return 1;
@@ -2059,7 +2057,7 @@ maildir_commit_step(struct maildrop *md, size_t max)
 static int
 msg_by_name_cmp(const void *a, const void *b)
 {
-	return base_cmp(name_of_msg(a), name_of_msg(b));
+	return base_cmp(name_at_msg(a, 0), name_at_msg(b, 0));
 }
 
 /*
@@ -2096,7 +2094,7 @@ static void
 verify_entry(struct maildrop *md, const char *dir, const char *name)
 {
 	size_t lo = first_not_below(md->verify_by_name, md->verify_n,
-	    sizeof(*md->verify_by_name), name_of_msg, name);
+	    name_at_msg, name);
 
 	for (; lo < md->verify_n &&
 	    base_cmp(md->verify_by_name[lo]->file, name) == 0; lo++) {

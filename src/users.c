@@ -580,10 +580,38 @@ save_target(const char *path)
 }
 
 /*
+ * A whole-file write lock on a temporary file, held by users_save() from
+ * its creation to its rename: the kernel drops it when the saver dies,
+ * so a leftover tells a dead save from one under way, which a pid
+ * (reused, or a zombie's) cannot.
+ */
+static int
+lock_temp(int fd)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+
+	return fcntl(fd, F_SETLK, &fl);
+}
+
+/* True unless the file at path is surely not locked by a live save. */
+static bool
+temp_in_use(const char *path)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	bool in_use;
+
+	if (fd == -1)
+		return errno != ELOOP && errno != ENOENT;
+	in_use = fcntl(fd, F_GETLK, &fl) == -1 || fl.l_type != F_UNLCK;
+	(void)close(fd);
+	return in_use;
+}
+
+/*
  * A save killed between writing and renaming leaves path.tmp.<pid>
- * behind, full of password hashes.  Such a file is removed when its
- * process is gone (or is us: nothing of ours is mid-save while we
- * load); one of a live process, another server on the same file, stays.
+ * behind, full of password hashes.  Such a file is removed unless a
+ * live save holds its lock (another server on the same file).
  */
 static void
 remove_stale_temps(const char *path)
@@ -608,14 +636,12 @@ remove_stale_temps(const char *path)
 		    strncmp(suffix, ".tmp.", 5) != 0 ||
 		    !proto_parse_uint(suffix + 5, INT_MAX, &pid) || pid == 0)
 			continue;
-		if ((pid_t)pid != getpid() &&
-		    (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
-			continue;
 		victim = malloc(strlen(dirpath) + strlen(e->d_name) + 2);
 		if (victim == NULL)
 			break;
 		(void)sprintf(victim, "%s/%s", dirpath, e->d_name);
-		(void)unlink(victim);
+		if (!temp_in_use(victim))
+			(void)unlink(victim);
 		free(victim);
 	}
 	if (d != NULL)
@@ -904,8 +930,9 @@ temp_name(const char *path)
 }
 
 /*
- * Writes b to the new file tmp, mode 0600 and owned as path is, synced
- * and closed; -1 with errno set on any failure.
+ * Writes b to the new file tmp, mode 0600 and owned as path is, locked
+ * (lock_temp) and synced; its descriptor, which the caller closes after
+ * the rename, or -1 with errno set on any failure.
  */
 static int
 write_new_file(const char *tmp, const char *path, const struct sbuf *b)
@@ -921,14 +948,15 @@ write_new_file(const char *tmp, const char *path, const struct sbuf *b)
 	if (fd == -1)
 		return -1;
 	/* The umask may have narrowed the mode; the spec wants 0600. */
-	if (write_all(fd, b->data, b->len) == -1 || fchmod(fd, 0600) == -1 ||
-	    keep_owner(fd, path) == -1 || fsync(fd) == -1) {
+	if (lock_temp(fd) == -1 || write_all(fd, b->data, b->len) == -1 ||
+	    fchmod(fd, 0600) == -1 || keep_owner(fd, path) == -1 ||
+	    fsync(fd) == -1) {
 		saved = errno;
 		(void)close(fd);
 		errno = saved;
 		return -1;
 	}
-	return close(fd);
+	return fd;
 }
 
 /*
@@ -944,7 +972,7 @@ users_save(struct users *u)
 	struct sbuf b = { NULL, 0, 0, false };
 	bool renamed = false;
 	char *path = NULL, *tmp = NULL;
-	int dfd = -1, saved;
+	int fd = -1, dfd = -1, saved;
 
 	assert(u != NULL);
 	if (!serialize(u, &b) || (path = save_target(u->path)) == NULL ||
@@ -958,7 +986,7 @@ users_save(struct users *u)
 	 * in place: the folder (which needs read permission) is opened
 	 * before the rename, not after.
 	 */
-	if (write_new_file(tmp, path, &b) == -1 ||
+	if ((fd = write_new_file(tmp, path, &b)) == -1 ||
 	    (dfd = open_dir(path)) == -1 || rename(tmp, path) == -1)
 		goto cleanup;
 	renamed = true;
@@ -970,6 +998,9 @@ cleanup:
 		(void)close(dfd);
 	if (tmp != NULL && !renamed)
 		(void)unlink(tmp);
+	/* Its lock goes with it, once the name is no longer a leftover. */
+	if (fd != -1)
+		(void)close(fd);
 	free(tmp);
 	free(path);
 	free(b.data);

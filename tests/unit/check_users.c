@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "settings.h"
@@ -969,32 +970,66 @@ tmp_path_of(char *buf, size_t len, long pid)
 	ck_assert(n > 0 && (size_t)n < len);
 }
 
+/*
+ * A child that holds a write lock on the file at p, as a save under way
+ * does, until told to go; its pid, once the lock is taken.
+ */
+static pid_t
+hold_lock(const char *p, int *go)
+{
+	int ready[2], wait_go[2];
+	char c;
+	pid_t child;
+
+	ck_assert_int_eq(pipe(ready), 0);
+	ck_assert_int_eq(pipe(wait_go), 0);
+	child = fork();
+	ck_assert_int_ge(child, 0);
+	if (child == 0) {
+		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+		int fd = open(p, O_WRONLY);
+
+		/* Its own copy of the write end would keep the read waiting. */
+		(void)close(wait_go[1]);
+		if (fd == -1 || fcntl(fd, F_SETLK, &fl) == -1)
+			_exit(1);
+		(void)write(ready[1], "r", 1);
+		(void)read(wait_go[0], &c, 1);
+		_exit(0);
+	}
+	ck_assert_int_eq(read(ready[0], &c, 1), 1);
+	(void)close(ready[0]);
+	(void)close(ready[1]);
+	(void)close(wait_go[0]);
+	*go = wait_go[1];
+	return child;
+}
+
+/*
+ * A leftover is removed unless a live save holds its lock: whatever
+ * process its pid names now (pid 1 is alive), and a locked one stays.
+ */
 START_TEST(test_load_removes_dead_temps)
 {
 	struct users *u = load_fixture();
 	char dead[256], live[256], other[256], cousin[256];
 	struct stat st;
 	pid_t child;
-	int status;
+	int status, go;
 
 	ck_assert_int_eq(users_save(u), USERS_OK);
 	users_free(u);
-	/* A pid that is certainly gone: a child we have reaped. */
-	child = fork();
-	ck_assert_int_ge(child, 0);
-	if (child == 0)
-		_exit(0);
-	ck_assert_int_eq(waitpid(child, &status, 0), child);
-	tmp_path_of(dead, sizeof(dead), (long)child);
+	/* Its pid lives on in another process: no lock, a dead save. */
+	tmp_path_of(dead, sizeof(dead), 1);
 	write_file(dead, "hash:$6$left$behind\n", 20);
-	/* pid 1 is alive: another server may be mid-save. */
-	tmp_path_of(live, sizeof(live), 1);
+	/* Another server on the same file, mid-save. */
+	tmp_path_of(live, sizeof(live), 2);
 	write_file(live, "x", 1);
-	/* Not ours by name: "users.tmp.12x", "users2.tmp.<dead pid>". */
+	child = hold_lock(live, &go);
+	/* Not ours by name: "users.tmp.12x", "users2.tmp.1". */
 	(void)snprintf(other, sizeof(other), "%s.tmp.12x", path);
 	write_file(other, "x", 1);
-	(void)snprintf(cousin, sizeof(cousin), "%s2.tmp.%ld", path,
-	    (long)child);
+	(void)snprintf(cousin, sizeof(cousin), "%s2.tmp.1", path);
 	write_file(cousin, "x", 1);
 
 	ck_assert_int_eq(users_load(path, &u, NULL), USERS_OK);
@@ -1005,7 +1040,26 @@ START_TEST(test_load_removes_dead_temps)
 	ck_assert_int_eq(lstat(cousin, &st), 0);
 	ck_assert_uint_eq(users_count(u), 4);
 	users_free(u);
-	ck_assert_int_eq(unlink(live), 0);
+
+	/* The saver gone, even as an unreaped zombie, its leftover goes. */
+	(void)close(go);
+	for (int i = 0; i < 500; i++) {
+		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+		int fd = open(live, O_RDONLY);
+
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(fcntl(fd, F_GETLK, &fl), 0);
+		(void)close(fd);
+		if (fl.l_type == F_UNLCK)
+			break;
+		ck_assert_int_lt(i, 499);
+		(void)nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+	}
+	ck_assert_int_eq(users_load(path, &u, NULL), USERS_OK);
+	ck_assert_int_eq(lstat(live, &st), -1);
+	users_free(u);
+	ck_assert_int_eq(waitpid(child, &status, 0), child);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	ck_assert_int_eq(unlink(other), 0);
 	ck_assert_int_eq(unlink(cousin), 0);
 	assert_only_users_file();

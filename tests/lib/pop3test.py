@@ -265,12 +265,16 @@ class Client:
         self.send(text + "\r\n")
         return self.line().decode("latin-1")
 
+    # The largest reply a test reads (a 50 MB message, stuffed, is far
+    # below): a reply that never ends fails instead of filling memory.
+    MULTILINE_MAX = 1 << 28
+
     def multiline(self):
         """The body of a multi-line reply, byte-stuffing still in place,
         up to and excluding the terminating '.\\r\\n'."""
         data = bytearray(self.buf)
         start = 0
-        while True:
+        while len(data) <= self.MULTILINE_MAX:
             if data.startswith(b".\r\n"):
                 self.buf = bytes(data[3:])
                 return b""
@@ -284,6 +288,8 @@ class Client:
                 self.buf = bytes(data)
                 raise EOFError("closed inside a multi-line reply")
             data += chunk
+        raise AssertionError("a multi-line reply of over %d octets"
+                             % self.MULTILINE_MAX)
 
     def multi(self, text):
         """Sends a command; returns (first line, body) where body is None

@@ -123,14 +123,20 @@ class Mgmt(Client):
         r = self.ask("PASS " + password)
         assert r == "+OK PASS", r
 
+    # A body never ends if a listing stops moving on: fail, rather than
+    # fill the machine's memory.
+    BODY_MAX_LINES = 1000000
+
     def body(self):
         """The body lines of a multi-line reply, unstuffed, as str."""
         out = []
-        while True:
+        while len(out) < self.BODY_MAX_LINES:
             ln = self.text()
             if ln == ".":
                 return out
             out.append(ln[1:] if ln.startswith(".") else ln)
+        raise AssertionError("a body of over %d lines: %r ..."
+                             % (self.BODY_MAX_LINES, out[:3]))
 
     def run(self, command):
         """Sends a command; returns (status line, body lines or None).

@@ -145,6 +145,14 @@ class MonitorCommands(unittest.TestCase):
         self.assertEqual(out, ["+OK DELETE_USER", "USER DELETED SUCCESSFULLY"])
         self.assertNotIn("quinn", self.raw("USERS")[1])
 
+    def test_longest_line_is_sent(self):
+        # "FILTER " and 246 octets, with CRLF: the server's 255 exactly.
+        # One octet more is refused before connecting (MonitorUsage).
+        cmd = "cat #" + "x" * 241
+        out = self.run_ok("-FILTER", cmd)
+        self.assertEqual(out, ["+OK FILTER", "FILTER: " + cmd])
+        self.run_ok("-FILTER", "-")
+
     def test_reset_user_password(self):
         out = self.run_ok("-RESET_USER_PASSWORD", "bob")
         self.assertEqual(out, ["+OK RESET_USER_PASSWORD",
@@ -248,6 +256,14 @@ class MonitorLogin(unittest.TestCase):
                             options=["--timeout", "1"])
             self.assertEqual(r.rc, 1, r)
             self.assertTrue(r.lines[2].startswith("-ERR"), r)
+
+    def test_wrong_old_password_with_a_short_timeout_exit_1(self):
+        # CHANGE_PASSWORD's wrong old password has the same 1 s delay.
+        with MgmtServer() as srv:
+            r = srv.monitor("-CHANGE_PASSWORD", "not-it", "Mon-New-Pw-4",
+                            options=["--timeout", "1"])
+            self.assertEqual(r.rc, 1, r)
+            self.assertEqual(r.lines[3:], ["-ERR WRONG PASSWORD"] + TAIL, r)
 
     def test_non_admin_exit_1(self):
         with MgmtServer() as srv:
@@ -362,8 +378,10 @@ class MonitorUsage(unittest.TestCase):
 
     def test_line_too_long_for_the_server(self):
         # 255 octets with CRLF is the server's limit: refused before
-        # connecting, never sent half (or after a login).
+        # connecting, never sent half (or after a login).  "FILTER " and
+        # 247 octets is one over it.
         for args in (("-ADD_USER", "u" * 300, "pw"),
+                     ("-FILTER", "cat #" + "x" * 242),
                      ("-FILTER", "x" * 5000)):
             with self.subTest(args=args[0]):
                 self.usage(*args)

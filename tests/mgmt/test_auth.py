@@ -44,7 +44,8 @@ class AuthState(unittest.TestCase):
 
     def test_user_of_non_admin_is_refused(self):
         self.m.text()
-        for name in ("alice", "bob", "nobody"):
+        for name in ("alice", "bob", "nobody", "administrator", "admin2",
+                     "admi"):
             r = self.m.ask("USER " + name)
             self.assertTrue(r.startswith("-ERR"), (name, r))
         # the session goes on

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <assert.h>
+#include <ctype.h>
 #include <crypt.h>
 #include <dirent.h>
 #include <errno.h>
@@ -581,19 +582,27 @@ save_target(const char *path)
 
 /*
  * A whole-file write lock on a temporary file, held by users_save() from
- * its creation to its rename: the kernel drops it when the saver dies,
- * so a leftover tells a dead save from one under way, which a pid
- * (reused, or a zombie's) cannot.
+ * just after its creation to its rename: the kernel drops it when the
+ * saver dies, so a leftover tells a dead save from one under way, which
+ * a pid (reused, or a zombie's) cannot.  On a file system without locks
+ * the save goes on unlocked.
  */
 static int
 lock_temp(int fd)
 {
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
 
-	return fcntl(fd, F_SETLK, &fl);
+	if (fcntl(fd, F_SETLK, &fl) == -1 && errno != ENOLCK &&
+	    errno != EOPNOTSUPP && errno != EINVAL)
+		return -1;
+	return 0;
 }
 
-/* True unless the file at path is surely not locked by a live save. */
+/*
+ * True when a live save holds the file at path locked.  One that cannot
+ * be opened (a root save's file to the service user, a socket) or asked
+ * is no save of a server that could read the users file.
+ */
 static bool
 temp_in_use(const char *path)
 {
@@ -602,16 +611,33 @@ temp_in_use(const char *path)
 	bool in_use;
 
 	if (fd == -1)
-		return errno != ELOOP && errno != ENOENT;
-	in_use = fcntl(fd, F_GETLK, &fl) == -1 || fl.l_type != F_UNLCK;
+		return false;
+	in_use = fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
 	(void)close(fd);
 	return in_use;
 }
 
+/* path.tmp. and up to 20 letters and digits: a save's temporary file. */
+static bool
+is_temp_name(const char *name, const char *base, size_t blen)
+{
+	const char *suffix = name + blen;
+	size_t n;
+
+	if (strncmp(name, base, blen) != 0 || strncmp(suffix, ".tmp.", 5) != 0)
+		return false;
+	suffix += 5;
+	for (n = 0; suffix[n] != '\0'; n++)
+		if (!isalnum((unsigned char)suffix[n]))
+			return false;
+	return n > 0 && n <= 20;
+}
+
 /*
- * A save killed between writing and renaming leaves path.tmp.<pid>
- * behind, full of password hashes.  Such a file is removed unless a
- * live save holds its lock (another server on the same file).
+ * A save killed between writing and renaming leaves path.tmp.XXXXXX
+ * (path.tmp.<pid> before version 1.0) behind, full of password hashes.
+ * Such a file is removed unless a live save holds its lock (another
+ * server on the same file).
  */
 static void
 remove_stale_temps(const char *path)
@@ -628,13 +654,9 @@ remove_stale_temps(const char *path)
 		return;
 	d = opendir(dirpath);
 	while (d != NULL && (e = readdir(d)) != NULL) {
-		const char *suffix = e->d_name + blen;
-		uint64_t pid;
 		char *victim;
 
-		if (strncmp(e->d_name, base, blen) != 0 ||
-		    strncmp(suffix, ".tmp.", 5) != 0 ||
-		    !proto_parse_uint(suffix + 5, INT_MAX, &pid) || pid == 0)
+		if (!is_temp_name(e->d_name, base, blen))
 			continue;
 		victim = malloc(strlen(dirpath) + strlen(e->d_name) + 2);
 		if (victim == NULL)
@@ -917,51 +939,67 @@ keep_owner(int fd, const char *path)
 	return fchown(fd, old.st_uid, old.st_gid);
 }
 
-/* path.tmp.<pid>: the name the new content is written under. */
+/* path.tmp.XXXXXX: mkstemp()'s template for the new content's name. */
 static char *
 temp_name(const char *path)
 {
-	size_t len = strlen(path) + sizeof(".tmp.") + 3 * sizeof(long);
+	size_t len = strlen(path) + sizeof(".tmp.XXXXXX");
 	char *tmp = malloc(len);
 
 	if (tmp != NULL)
-		snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
+		snprintf(tmp, len, "%s.tmp.XXXXXX", path);
 	return tmp;
 }
 
+/* Removes the file tmp this save created, then closes it; -1. */
+static int
+drop_new_file(const char *tmp, int fd)
+{
+	int saved = errno;
+
+	(void)unlink(tmp);
+	(void)close(fd);
+	errno = saved;
+	return -1;
+}
+
 /*
- * Writes b to the new file tmp, mode 0600 and owned as path is, locked
- * (lock_temp) and synced; its descriptor, which the caller closes after
- * the rename, or -1 with errno set on any failure.
+ * Writes b to a new file named after the template tmp, mode 0600 and
+ * owned as path is, locked (lock_temp) and synced; its descriptor,
+ * which the caller closes after the rename, or -1 with errno set and
+ * no file left.  mkstemp() gives a name no other file has (O_EXCL,
+ * mode 0600, never through a planted link), even to two servers on one
+ * users file whose pids are equal (two containers).
  */
 static int
-write_new_file(const char *tmp, const char *path, const struct sbuf *b)
+write_new_file(char *tmp, const char *path, const struct sbuf *b)
 {
-	int fd, saved;
+	struct stat st;
+	int fd = mkstemp(tmp), saved;
 
-	/*
-	 * A crash between write and rename leaves this name behind; with
-	 * O_EXCL below we never write through a planted file or symlink.
-	 */
-	(void)unlink(tmp);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd == -1)
 		return -1;
-	/* The umask may have narrowed the mode; the spec wants 0600. */
-	if (lock_temp(fd) == -1 || write_all(fd, b->data, b->len) == -1 ||
-	    fchmod(fd, 0600) == -1 || keep_owner(fd, path) == -1 ||
-	    fsync(fd) == -1) {
-		saved = errno;
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1 || lock_temp(fd) == -1 ||
+	    fstat(fd, &st) == -1)
+		return drop_new_file(tmp, fd);
+	/* Another server's load took it for a leftover before the lock. */
+	if (st.st_nlink == 0) {
+		saved = EAGAIN;
 		(void)close(fd);
 		errno = saved;
 		return -1;
 	}
+	/* The umask may have narrowed the mode; the spec wants 0600. */
+	if (write_all(fd, b->data, b->len) == -1 ||
+	    fchmod(fd, 0600) == -1 || keep_owner(fd, path) == -1 ||
+	    fsync(fd) == -1)
+		return drop_new_file(tmp, fd);
 	return fd;
 }
 
 /*
  * Readers see either the old file or the new one, never a mix: the new
- * content goes to path.tmp.<pid> in the same folder (rename(2) is only
+ * content goes to path.tmp.XXXXXX in the same folder (rename(2) is only
  * atomic within one file system), is synced, and then replaces path.
  * On failure before the rename the old file is untouched.
  */
@@ -996,7 +1034,7 @@ cleanup:
 	saved = errno;
 	if (dfd != -1)
 		(void)close(dfd);
-	if (tmp != NULL && !renamed)
+	if (fd != -1 && !renamed)
 		(void)unlink(tmp);
 	/* Its lock goes with it, once the name is no longer a leftover. */
 	if (fd != -1)

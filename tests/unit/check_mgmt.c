@@ -1520,18 +1520,17 @@ START_TEST(test_three_failures_close)
 }
 END_TEST
 
+/* check_users.c's hook: the next save's temporary file fails with it. */
+extern int fail_mkstemp_errno;
+
 /* A failed save answers -ERR and leaves memory as the file says. */
 START_TEST(test_save_failure)
 {
 	struct peer *p = login();
-	char tmp[256];
 	struct users *v;
-	int n;
 
-	/* The temporary name is taken by a folder: the save fails. */
-	n = snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", upath, (long)getpid());
-	ck_assert(n > 0 && (size_t)n < sizeof(tmp));
-	ck_assert_int_eq(mkdir(tmp, 0700), 0);
+	/* The temporary file cannot be created: the save fails. */
+	fail_mkstemp_errno = EEXIST;
 	CMD(p, "ADD_USER dave davepw",
 	    "-ERR [SYS/TEMP] CANNOT SAVE THE USERS FILE");
 	ck_assert(!users_exists(users, "dave"));
@@ -1547,7 +1546,7 @@ START_TEST(test_save_failure)
 	    "-ERR [SYS/TEMP] CANNOT SAVE THE USERS FILE");
 	ck_assert(users_verify(users, "admin", ADMIN_PW));
 	/* With the obstacle gone the same commands work. */
-	ck_assert_int_eq(rmdir(tmp), 0);
+	fail_mkstemp_errno = 0;
 	send_line(p, "ADD_USER dave davepw");
 	EXPECT(p, "+OK ADD_USER");
 	EXPECT(p, "USER ADDED SUCCESSFULLY");

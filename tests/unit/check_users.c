@@ -107,6 +107,26 @@ new_dir(void)
 	ck_assert(n > 0 && (size_t)n < sizeof(path));
 }
 
+/*
+ * The unit binary is linked with --wrap=mkstemp64: a test (here or in
+ * check_mgmt.c) that sets fail_mkstemp_errno makes users_save()'s
+ * temporary file fail to be created, with that errno.
+ */
+int fail_mkstemp_errno;
+int __real_mkstemp64(char *template);
+int __wrap_mkstemp64(char *template);
+
+int
+__wrap_mkstemp64(char *template)
+{
+	if (fail_mkstemp_errno != 0) {
+		errno = fail_mkstemp_errno;
+		return -1;
+	}
+	return __real_mkstemp64(template);
+}
+
+/* A leftover's name, as a version before 1.0 wrote it (path.tmp.<pid>). */
 static void
 tmp_path(char *buf, size_t len)
 {
@@ -847,7 +867,7 @@ END_TEST
 START_TEST(test_save_io_failure)
 {
 	struct users *u = load_fixture(), *v = NULL;
-	char tmp[256], *before, *after, bad[256];
+	char *before, *after, bad[256];
 	size_t nb, na;
 	struct stat st;
 
@@ -856,19 +876,17 @@ START_TEST(test_save_io_failure)
 	ck_assert_int_eq(users_delete(u, "bob"), USERS_OK);
 	ck_assert_int_eq(users_set_setting(u, "max_users", 9), USERS_OK);
 
-	/* The temporary name is taken by a folder: O_EXCL open fails. */
-	tmp_path(tmp, sizeof(tmp));
-	ck_assert_int_eq(mkdir(tmp, 0700), 0);
+	/* The temporary file cannot be created: the old file stays. */
+	fail_mkstemp_errno = EEXIST;
 	errno = 0;
 	ck_assert_int_eq(users_save(u), USERS_IO);
+	fail_mkstemp_errno = 0;
 	ck_assert_int_eq(errno, EEXIST);
 	after = slurp(path, &na);
 	ck_assert_uint_eq(na, nb);
 	ck_assert_mem_eq(after, before, nb);
 	free(after);
-	ck_assert_int_eq(stat(tmp, &st), 0);
-	ck_assert(S_ISDIR(st.st_mode));
-	ck_assert_int_eq(rmdir(tmp), 0);
+	assert_only_users_file();
 
 	/* The old file still loads with the old accounts. */
 	ck_assert_int_eq(users_load(path, &v, NULL), USERS_OK);
@@ -944,12 +962,17 @@ START_TEST(test_stale_temp)
 	ck_assert(users_verify(v, "dave", "pw-dave"));
 	users_free(v);
 
-	/* A stale name that is a symlink is replaced, never written through. */
+	/*
+	 * A leftover's name that is a symlink is never written through,
+	 * and the next load removes it, not what it points to.
+	 */
 	(void)snprintf(victim, sizeof(victim), "%s/../victim", dir);
 	write_file(victim, "keep me\n", 8);
 	ck_assert_int_eq(symlink(victim, tmp), 0);
 	ck_assert_int_eq(users_delete(u, "dave"), USERS_OK);
 	ck_assert_int_eq(users_save(u), USERS_OK);
+	users_free(u);
+	ck_assert_int_eq(users_load(path, &u, NULL), USERS_OK);
 	data = slurp(victim, &n);
 	ck_assert_str_eq(data, "keep me\n");
 	free(data);
@@ -1026,8 +1049,8 @@ START_TEST(test_load_removes_dead_temps)
 	tmp_path_of(live, sizeof(live), 2);
 	write_file(live, "x", 1);
 	child = hold_lock(live, &go);
-	/* Not ours by name: "users.tmp.12x", "users2.tmp.1". */
-	(void)snprintf(other, sizeof(other), "%s.tmp.12x", path);
+	/* Not ours by name: "users.tmp.1-2", "users2.tmp.1". */
+	(void)snprintf(other, sizeof(other), "%s.tmp.1-2", path);
 	write_file(other, "x", 1);
 	(void)snprintf(cousin, sizeof(cousin), "%s2.tmp.1", path);
 	write_file(cousin, "x", 1);
@@ -1063,6 +1086,73 @@ START_TEST(test_load_removes_dead_temps)
 	ck_assert_int_eq(unlink(other), 0);
 	ck_assert_int_eq(unlink(cousin), 0);
 	assert_only_users_file();
+}
+END_TEST
+
+/*
+ * And --wrap=fsync: while users_save() syncs its temporary file, a
+ * forked process (another server's load) asks whether it is locked.
+ */
+int __real_fsync(int fd);
+int __wrap_fsync(int fd);
+static int temp_locked = -1;	/* -1: not asked */
+
+/* 1 when a file "users.tmp.*" in dir is write-locked by another process. */
+static int
+probe_temp_lock(void)
+{
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	int locked = 0;
+
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+		char p[512];
+		int fd;
+
+		if (strncmp(de->d_name, "users.tmp.", 10) != 0)
+			continue;
+		(void)snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		fd = open(p, O_RDONLY);
+		if (fd != -1 && fcntl(fd, F_GETLK, &fl) == 0 &&
+		    fl.l_type != F_UNLCK)
+			locked = 1;
+		if (fd != -1)
+			(void)close(fd);
+	}
+	if (d != NULL)
+		(void)closedir(d);
+	return locked;
+}
+
+int
+__wrap_fsync(int fd)
+{
+	pid_t child;
+	int status;
+
+	if (temp_locked == 0) {
+		child = fork();
+		if (child == 0)
+			_exit(probe_temp_lock());
+		if (child > 0 && waitpid(child, &status, 0) == child &&
+		    WIFEXITED(status))
+			temp_locked = WEXITSTATUS(status) == 1 ? 1 : 0;
+	}
+	return __real_fsync(fd);
+}
+
+/* A save holds its temporary file locked while it writes and syncs it. */
+START_TEST(test_save_locks_its_temp)
+{
+	struct users *u = load_fixture();
+
+	temp_locked = 0;
+	ck_assert_int_eq(users_save(u), USERS_OK);
+	ck_assert_int_eq(temp_locked, 1);
+	temp_locked = -1;
+	assert_only_users_file();
+	users_free(u);
 }
 END_TEST
 
@@ -1102,6 +1192,7 @@ users_suite(void)
 	tcase_add_test(core, test_random_password);
 	tcase_add_test(core, test_strerror);
 	tcase_add_test(core, test_load_removes_dead_temps);
+	tcase_add_test(core, test_save_locks_its_temp);
 	suite_add_tcase(s, core);
 
 	tcase_add_test(limits, test_name_limits);

@@ -325,6 +325,7 @@ exchange(struct link *l, const char *cmd, bool multi, uint64_t wait_ms)
 	    sizeof(line))
 		die_usage("arguments too long", "");
 	send_line(l, line);
+	wipe(line, sizeof(line));	/* PASS, or a command's password */
 	return print_reply(l, multi, wait_ms);
 }
 
@@ -400,6 +401,12 @@ is_link_option(const char *word)
 	return false;
 }
 
+static void
+misplaced_option(const char *word)
+{
+	die_usage("options must come before <version>: ", word);
+}
+
 /*
  * Checks <version> <username> <password> <command> [args...] from
  * argv[i] on and returns the command; the arguments must reach the
@@ -424,11 +431,14 @@ parse_command(int argc, char **argv, int i)
 	if (first[0] == '-' && first[1] != '\0' && find_command(first) == NULL)
 		die_usage("unknown option (options are --host, --port, "
 		    "--timeout and --help): ", first);
-	/* Taken for a name, a password or a value, it would mislead. */
-	for (int k = i + 1; k < argc; k++)
+	/*
+	 * Taken for the user, the password or the command, it would
+	 * mislead; a command's argument may be such a word (a user named
+	 * --host), unless it is one too many.
+	 */
+	for (int k = i + 1; k < argc && k <= i + 3; k++)
 		if (is_link_option(argv[k]))
-			die_usage("options must come before <version>: ",
-			    argv[k]);
+			misplaced_option(argv[k]);
 	if (nargs < 0)
 		die_usage("missing arguments", "");
 	if (strcmp(first, PROTOCOL_VERSION) != 0)
@@ -439,8 +449,12 @@ parse_command(int argc, char **argv, int i)
 	for (int k = i + 1; k < argc; k++)
 		if (strpbrk(argv[k], "\r\n") != NULL)
 			die_usage("an argument may not hold a line break", "");
-	if (cmd->nargs >= 0 ? nargs != cmd->nargs : nargs > 1)
+	if (cmd->nargs >= 0 ? nargs != cmd->nargs : nargs > 1) {
+		for (int k = i + 4; k < argc; k++)
+			if (is_link_option(argv[k]))
+				misplaced_option(argv[k]);
 		die_usage("wrong number of arguments for ", cmd->flag);
+	}
 	if (cmd->verb == NULL)
 		help_and_exit();
 	/*
@@ -547,6 +561,8 @@ main(int argc, char **argv)
 	l.fd = dial(host, port, l.timeout_s);
 	ok = run_session(&l, argv[i + 1], pw, cmd, cmdline);
 	wipe(pw, sizeof(pw));
+	/* ADD_USER and CHANGE_PASSWORD carry passwords too. */
+	wipe(cmdline, sizeof(cmdline));
 	close(l.fd);
 	return flushed(ok ? 0 : EXIT_ERR);
 }

@@ -351,13 +351,22 @@ class MonitorUsage(unittest.TestCase):
         for argv in (["1.0", "--port", port, "admin", "pw", "-NOOP"],
                      ["1.0", "admin", "--port", port, "pw", "-NOOP"],
                      ["1.0", "admin", "pw", "-NOOP", "--port", port],
-                     ["--port", port, "1.0", "admin", "pw", "-ADD_USER",
+                     ["1.0", "admin", "pw", "-DELETE_USER", "x",
                       "--timeout", "5"]):
             with self.subTest(argv=argv):
                 r = run_monitor([MONITOR_BIN] + argv)
                 self.assertEqual(r.rc, 2, r)
                 self.assertIn("options must come before <version>: --",
                               r.stderr)
+
+    def test_argument_named_like_an_option_is_sent(self):
+        # A command's argument may be such a word: a user named --host.
+        with MgmtServer() as srv:
+            r = srv.monitor("-ADD_USER", "--host", "Host-Pw-1")
+            self.assertEqual(r.rc, 0, r)
+            r = srv.monitor("-DELETE_USER", "--host")
+            self.assertEqual(r.rc, 0, r)
+            self.assertIn("USER DELETED SUCCESSFULLY", r.lines, r)
 
     def test_help_with_arguments_is_a_usage_error(self):
         for argv in (["-HELP", "extra"], ["-help", "1.0"],

@@ -204,6 +204,21 @@ class AccessLog(unittest.TestCase):
         self.assertIsNotNone(m, "%r not in %r" % (rx, line))
         return [int(g) for g in m.groups()]
 
+    def test_timestamps_are_utc_whatever_tz_says(self):
+        # A log read beside another host's must not shift with TZ.
+        env = dict(os.environ, TZ="UTC-5")
+        with Server(users=USERS, env=env) as srv:
+            c = srv.client()
+            c.login()
+            c.quit()
+            m = re.search(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)"
+                          r"\.\d{3}Z ", srv.log_text(), re.M)
+            self.assertIsNotNone(m, srv.log_text())
+            stamp = time.mktime(time.strptime(m.group(1),
+                                              "%Y-%m-%dT%H:%M:%S"))
+            utc_now = time.mktime(time.gmtime())
+            self.assertLess(abs(utc_now - stamp), 120, m.group(0))
+
     def test_connect_login_and_quit_summary(self):
         with Server(users=USERS) as srv:
             c = srv.client()
@@ -742,16 +757,33 @@ class UsersFile(unittest.TestCase):
     def test_users_file_open_to_others_made_0600(self):
         # A users file copied in by hand with mode 0644 showed every
         # password hash to every local user for as long as nothing was
-        # saved; a start without -u saves nothing.
+        # saved; a start without -u saves nothing.  Group or others,
+        # reading or writing: each is too open.
+        with Server(users={"alice": "secret"}) as srv:
+            srv.users = {}
+            for bad in (0o644, 0o640, 0o604, 0o620):
+                with self.subTest(mode=oct(bad)):
+                    srv.stop()
+                    os.chmod(srv.users_file, bad)
+                    srv.start()
+                    mode = stat.S_IMODE(os.stat(srv.users_file).st_mode)
+                    self.assertEqual(mode, 0o600, oct(mode))
+                    self.assertIn("was open to others (mode 0%o)" % bad,
+                                  srv.log_text())
+            relogin(srv, "alice", "secret").quit()
+
+    def test_u_raises_a_reached_max_users(self):
+        # -u is the operator's word: MAX_USERS binds ADD_USER only.
         with Server(users={"alice": "secret"}) as srv:
             srv.stop()
-            os.chmod(srv.users_file, 0o644)
-            srv.users = {}
+            with open(srv.users_file, "a") as f:
+                f.write("max_users=2\n")      # admin and alice
+            srv.users = {"bob": "Bob-Pw-9"}
             srv.start()
-            mode = stat.S_IMODE(os.stat(srv.users_file).st_mode)
-            self.assertEqual(mode, 0o600, oct(mode))
-            self.assertIn("was open to others (mode 0644)", srv.log_text())
-            relogin(srv, "alice", "secret").quit()
+            self.assertIn("warning: max users raised to 3 to add 'bob'",
+                          srv.log_text())
+            self.assertIn("max_users=3", users_lines(srv))
+            relogin(srv, "bob", "Bob-Pw-9").quit()
 
     def test_save_through_symlink_keeps_the_link(self):
         # A users file kept elsewhere and linked (/etc -> /var/lib) is

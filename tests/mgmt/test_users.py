@@ -388,6 +388,42 @@ class ListingDuringChanges(unittest.TestCase):
             self.assertIn(self.name(self.N - 2), listed)
 
 
+class AuditLog(unittest.TestCase):
+    def test_every_change_is_logged_without_a_password(self):
+        # The log is the administrator's audit trail (operations.md).
+        with MgmtServer() as srv:
+            bad = srv.mgmt(login=False)
+            bad.text()
+            self.assertEqual(bad.ask("USER admin"), "+OK USER")
+            self.assertTrue(bad.ask("PASS Wrong-Pw-77").startswith("-ERR"))
+            bad.close()
+            m = srv.mgmt()
+            port = m.sock.getsockname()[1]
+            for command in ("ADD_USER ivy Ivy-Audit-Pw1", "DELETE_USER ivy",
+                            "RESET_USER_PASSWORD alice", "MAX_USERS 50",
+                            "MAX_CONNEC 9", "IDLE_TIMEOUT 30",
+                            "FILTER cat"):
+                m.ok(command)
+            self.assertEqual(m.ask("QUIT"), "+OK GOODBYE")
+            m.close()
+            peer = r"mgmt\[\d+\] 127\.0\.0\.1:"
+            for rx in (peer + r"\d+ login-failed$",
+                       peer + r"%d user=admin login$" % port,
+                       r"mgmt\[\d+\] added user ivy$",
+                       r"mgmt\[\d+\] deleted user ivy$",
+                       r"mgmt\[\d+\] reset the password of alice$",
+                       r"mgmt\[\d+\] max users now 50$",
+                       r"mgmt\[\d+\] max connections now 9$",
+                       r"mgmt\[\d+\] idle timeout now 30s$",
+                       r"mgmt\[\d+\] RETR filter now: cat$",
+                       peer + r"%d closed \(quit\)$" % port):
+                with self.subTest(line=rx):
+                    self.assertTrue(srv.wait_log(rx), srv.log_text())
+            text = srv.log_text()
+            for secret in ("Ivy-Audit-Pw1", "Wrong-Pw-77", ADMIN_PW):
+                self.assertNotIn(secret, text)
+
+
 class UsersPersist(unittest.TestCase):
     def test_added_user_survives_restart(self):
         with MgmtServer() as srv:

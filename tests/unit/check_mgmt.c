@@ -1520,8 +1520,11 @@ START_TEST(test_three_failures_close)
 }
 END_TEST
 
-/* check_users.c's hook: the next save's temporary file fails with it. */
-extern int fail_mkstemp_errno;
+/*
+ * check_users.c's hooks: the next save's temporary file fails with the
+ * first; the sync of a folder fails with the second.
+ */
+extern int fail_mkstemp_errno, fail_dir_fsync_errno;
 
 /* A failed save answers -ERR and leaves memory as the file says. */
 START_TEST(test_save_failure)
@@ -1555,6 +1558,30 @@ START_TEST(test_save_failure)
 	v = reload();
 	ck_assert(users_exists(v, "dave"));
 	ck_assert_uint_eq(users_setting(v, SETTING_MAX_CONN, 0), 5);
+	users_free(v);
+	free_peer(p);
+}
+END_TEST
+
+/*
+ * Once the rename is done the change is on disk and in effect: a folder
+ * that cannot be synced after it is logged, not answered -ERR (which
+ * would undo in memory what the file already holds).
+ */
+START_TEST(test_save_unsynced_is_ok)
+{
+	struct peer *p = login();
+	struct users *v;
+
+	fail_dir_fsync_errno = EIO;
+	send_line(p, "ADD_USER erin erinpw");
+	EXPECT(p, "+OK ADD_USER");
+	EXPECT(p, "USER ADDED SUCCESSFULLY");
+	EXPECT(p, ".");
+	fail_dir_fsync_errno = 0;
+	ck_assert(users_exists(users, "erin"));
+	v = reload();
+	ck_assert(users_exists(v, "erin"));
 	users_free(v);
 	free_peer(p);
 }
@@ -1613,6 +1640,7 @@ mgmt_suite(void)
 	tcase_add_test(limits, test_numbers_strict);
 	tcase_add_test(limits, test_three_failures_close);
 	tcase_add_test(limits, test_save_failure);
+	tcase_add_test(limits, test_save_unsynced_is_ok);
 	suite_add_tcase(s, limits);
 	return s;
 }

@@ -1091,11 +1091,13 @@ END_TEST
 
 /*
  * And --wrap=fsync: while users_save() syncs its temporary file, a
- * forked process (another server's load) asks whether it is locked.
+ * forked process (another server's load) asks whether it is locked;
+ * and a test here or in check_mgmt.c makes the sync of a folder fail.
  */
 int __real_fsync(int fd);
 int __wrap_fsync(int fd);
 static int temp_locked = -1;	/* -1: not asked */
+int fail_dir_fsync_errno;
 
 /* 1 when a file "users.tmp.*" in dir is write-locked by another process. */
 static int
@@ -1128,9 +1130,15 @@ probe_temp_lock(void)
 int
 __wrap_fsync(int fd)
 {
+	struct stat st;
 	pid_t child;
 	int status;
 
+	if (fail_dir_fsync_errno != 0 && fstat(fd, &st) == 0 &&
+	    S_ISDIR(st.st_mode)) {
+		errno = fail_dir_fsync_errno;
+		return -1;
+	}
 	if (temp_locked == 0) {
 		child = fork();
 		if (child == 0)
@@ -1153,6 +1161,25 @@ START_TEST(test_save_locks_its_temp)
 	temp_locked = -1;
 	assert_only_users_file();
 	users_free(u);
+}
+END_TEST
+
+/* A folder that cannot be synced: the file is replaced all the same. */
+START_TEST(test_save_unsynced)
+{
+	struct users *u = load_fixture(), *v;
+
+	ck_assert_int_eq(users_add(u, "dave", "pw-dave"), USERS_OK);
+	fail_dir_fsync_errno = EIO;
+	errno = 0;
+	ck_assert_int_eq(users_save(u), USERS_UNSYNCED);
+	fail_dir_fsync_errno = 0;
+	ck_assert_int_eq(errno, EIO);
+	ck_assert_int_eq(users_load(path, &v, NULL), USERS_OK);
+	ck_assert(users_verify(v, "dave", "pw-dave"));
+	users_free(v);
+	users_free(u);
+	assert_only_users_file();
 }
 END_TEST
 
@@ -1193,6 +1220,7 @@ users_suite(void)
 	tcase_add_test(core, test_strerror);
 	tcase_add_test(core, test_load_removes_dead_temps);
 	tcase_add_test(core, test_save_locks_its_temp);
+	tcase_add_test(core, test_save_unsynced);
 	suite_add_tcase(s, core);
 
 	tcase_add_test(limits, test_name_limits);

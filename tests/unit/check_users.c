@@ -1183,6 +1183,40 @@ START_TEST(test_save_unsynced)
 }
 END_TEST
 
+/*
+ * Salts are 16 characters of crypt's 64 ("./0-9A-Za-z"): 64 of them
+ * use most of the alphabet, where a salt of few characters would not.
+ */
+START_TEST(test_salts_use_the_whole_alphabet)
+{
+	struct users *u = load_fixture();
+	bool seen[256] = { false };
+	char name[16], *data, *line;
+	size_t n, distinct = 0;
+
+	ck_assert_int_eq(users_set_setting(u, "max_users", 100), USERS_OK);
+	for (int i = 0; i < 64; i++) {
+		(void)snprintf(name, sizeof(name), "salt%d", i);
+		ck_assert_int_eq(users_add(u, name, "pw-salt"), USERS_OK);
+	}
+	ck_assert_int_eq(users_save(u), USERS_OK);
+	data = slurp(path, &n);
+	for (line = strstr(data, "\nsalt"); line != NULL;
+	    line = strstr(line + 1, "\nsalt")) {
+		char *salt = strstr(line, ":$6$");
+
+		ck_assert_ptr_nonnull(salt);
+		for (salt += 4; *salt != '$'; salt++)
+			seen[(unsigned char)*salt] = true;
+	}
+	for (int c = 0; c < 256; c++)
+		distinct += seen[c];
+	ck_assert_uint_ge(distinct, 40);
+	free(data);
+	users_free(u);
+}
+END_TEST
+
 START_TEST(test_strerror)
 {
 	ck_assert_str_eq(users_strerror(USERS_OK), "success");
@@ -1221,6 +1255,7 @@ users_suite(void)
 	tcase_add_test(core, test_load_removes_dead_temps);
 	tcase_add_test(core, test_save_locks_its_temp);
 	tcase_add_test(core, test_save_unsynced);
+	tcase_add_test(core, test_salts_use_the_whole_alphabet);
 	suite_add_tcase(s, core);
 
 	tcase_add_test(limits, test_name_limits);

@@ -617,20 +617,26 @@ temp_in_use(const char *path)
 	return in_use;
 }
 
-/* path.tmp. and up to 20 letters and digits: a save's temporary file. */
+/*
+ * path.tmp. and mkstemp's 6 letters and digits, or a pid of at most 7
+ * digits (before 1.0): a save's temporary file.  An operator's
+ * users.tmp.orig or users.tmp.20261130 is none.
+ */
 static bool
 is_temp_name(const char *name, const char *base, size_t blen)
 {
 	const char *suffix = name + blen;
-	size_t n;
+	size_t n, digits = 0;
 
 	if (strncmp(name, base, blen) != 0 || strncmp(suffix, ".tmp.", 5) != 0)
 		return false;
 	suffix += 5;
-	for (n = 0; suffix[n] != '\0'; n++)
+	for (n = 0; suffix[n] != '\0'; n++) {
 		if (!isalnum((unsigned char)suffix[n]))
 			return false;
-	return n > 0 && n <= 20;
+		digits += isdigit((unsigned char)suffix[n]) != 0;
+	}
+	return n == 6 || (n > 0 && n <= 7 && digits == n);
 }
 
 /*
@@ -979,7 +985,14 @@ write_new_file(char *tmp, const char *path, const struct sbuf *b)
 
 	if (fd == -1)
 		return -1;
+	/*
+	 * Locked, then mode 0600 whatever the umask and owned as the users
+	 * file at once: a load by a server running as that owner could not
+	 * ask a file it cannot open for its lock, and would take it for a
+	 * leftover.
+	 */
 	if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1 || lock_temp(fd) == -1 ||
+	    fchmod(fd, 0600) == -1 || keep_owner(fd, path) == -1 ||
 	    fstat(fd, &st) == -1)
 		return drop_new_file(tmp, fd);
 	/* Another server's load took it for a leftover before the lock. */
@@ -989,10 +1002,7 @@ write_new_file(char *tmp, const char *path, const struct sbuf *b)
 		errno = saved;
 		return -1;
 	}
-	/* The umask may have narrowed the mode; the spec wants 0600. */
-	if (write_all(fd, b->data, b->len) == -1 ||
-	    fchmod(fd, 0600) == -1 || keep_owner(fd, path) == -1 ||
-	    fsync(fd) == -1)
+	if (write_all(fd, b->data, b->len) == -1 || fsync(fd) == -1)
 		return drop_new_file(tmp, fd);
 	return fd;
 }

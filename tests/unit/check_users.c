@@ -1036,6 +1036,7 @@ START_TEST(test_load_removes_dead_temps)
 {
 	struct users *u = load_fixture();
 	char dead[256], live[256], other[256], cousin[256];
+	char orig[256], dated[256], made[256];
 	struct stat st;
 	pid_t child;
 	int status, go;
@@ -1054,6 +1055,13 @@ START_TEST(test_load_removes_dead_temps)
 	write_file(other, "x", 1);
 	(void)snprintf(cousin, sizeof(cousin), "%s2.tmp.1", path);
 	write_file(cousin, "x", 1);
+	/* An operator's copies; and mkstemp's name, unlocked, is ours. */
+	(void)snprintf(orig, sizeof(orig), "%s.tmp.orig", path);
+	write_file(orig, "x", 1);
+	(void)snprintf(dated, sizeof(dated), "%s.tmp.20261130", path);
+	write_file(dated, "x", 1);
+	(void)snprintf(made, sizeof(made), "%s.tmp.Ab3dE9", path);
+	write_file(made, "x", 1);
 
 	ck_assert_int_eq(users_load(path, &u, NULL), USERS_OK);
 	ck_assert_int_eq(lstat(dead, &st), -1);
@@ -1061,6 +1069,9 @@ START_TEST(test_load_removes_dead_temps)
 	ck_assert_int_eq(lstat(live, &st), 0);
 	ck_assert_int_eq(lstat(other, &st), 0);
 	ck_assert_int_eq(lstat(cousin, &st), 0);
+	ck_assert_int_eq(lstat(orig, &st), 0);
+	ck_assert_int_eq(lstat(dated, &st), 0);
+	ck_assert_int_eq(lstat(made, &st), -1);
 	ck_assert_uint_eq(users_count(u), 4);
 	users_free(u);
 
@@ -1085,6 +1096,8 @@ START_TEST(test_load_removes_dead_temps)
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	ck_assert_int_eq(unlink(other), 0);
 	ck_assert_int_eq(unlink(cousin), 0);
+	ck_assert_int_eq(unlink(orig), 0);
+	ck_assert_int_eq(unlink(dated), 0);
 	assert_only_users_file();
 }
 END_TEST

@@ -18,10 +18,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "now.h"
 #include "proto.h"
 #include "wipe.h"
 
@@ -164,15 +164,6 @@ dial(const char *host, const char *port, unsigned timeout_s)
 	if (fd < 0)
 		die_conn("cannot connect: ", strerror(err));
 	return fd;
-}
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /*

@@ -24,6 +24,7 @@
 #include "config.h"
 #include "dotstuff.h"
 #include "maildir.h"
+#include "now.h"
 
 #ifndef PATH_MAX
 #define PATH_MAX 4096
@@ -482,12 +483,6 @@ base_cmp(const char *a, const char *b)
 	if (c != 0)
 		return c;
 	return la == lb ? 0 : la < lb ? -1 : 1;
-}
-
-static int64_t
-timespec_ns(const struct timespec *ts)
-{
-	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
 
 /* Older first. */
@@ -1293,15 +1288,6 @@ cur_file_cmp(const void *a, const void *b)
 	const struct cur_file *x = a, *y = b;
 
 	return x->ino < y->ino ? -1 : x->ino > y->ino;
-}
-
-/* Now on clock c, in ns (0 when the clock cannot be read). */
-static int64_t
-now_ns(clockid_t c)
-{
-	struct timespec now;
-
-	return clock_gettime(c, &now) == 0 ? timespec_ns(&now) : 0;
 }
 
 /*

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "now.h"
 #include "pop3_session.h"
 #include "users.h"
 
@@ -106,16 +107,6 @@ static unsigned long work_round = 1;
 static bool work_turned_away;
 static int64_t work_spent_ns;	/* this pass's heavy work so far */
 
-static int64_t
-monotonic_ns(void)
-{
-	struct timespec now;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &now) != 0)
-		return 0;
-	return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
-}
-
 void
 pop3_pass_begin(void)
 {
@@ -135,13 +126,13 @@ pop3_work_start(struct pop3_session *s)
 		return -1;
 	}
 	s->work_round = work_round;
-	return monotonic_ns();
+	return now_ns(CLOCK_MONOTONIC);
 }
 
 void
 pop3_work_done(int64_t start)
 {
-	int64_t end = monotonic_ns();
+	int64_t end = now_ns(CLOCK_MONOTONIC);
 
 	/* A clock that cannot be read still lets every pass do a slice. */
 	work_spent_ns += start != 0 && end != 0 ? end - start : PASS_WORK_NS;

@@ -15,6 +15,7 @@
 #include <sys/select.h>
 #include <time.h>
 
+#include "now.h"
 #include "selector.h"
 
 typedef unsigned long word_t;
@@ -199,10 +200,7 @@ selector_interest(const struct selector *s, int fd)
 uint64_t
 selector_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return now_ms();
 }
 
 /* Heap of timers ordered by when_ms; heap_idx is 1-based (0: unarmed). */

@@ -4,25 +4,11 @@
  */
 #include <assert.h>
 #include <string.h>
-#include <time.h>
 
+#include "now.h"
 #include "stats.h"
 
 static struct stats st;
-
-/*
- * Monotonic milliseconds: UPTIME must not jump when the clock is set,
- * nor count a second that has not passed (whole seconds would round a
- * start late in one up at the next tick).
- */
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 void
 stats_init(void)
@@ -68,6 +54,11 @@ stats_get(void)
 	return &st;
 }
 
+/*
+ * Monotonic milliseconds: UPTIME must not jump when the clock is set,
+ * nor count a second that has not passed (whole seconds would round a
+ * start late in one up at the next tick).
+ */
 uint64_t
 stats_uptime(void)
 {

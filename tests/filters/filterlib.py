@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 
 from pop3test import (Client, Server, fixture_messages,  # noqa: E402,F401
                       stuff, top_form, unstuff, wire_form)
+import mgmtclient  # noqa: E402
 
 ADMIN_PW = "Adm1n-Pw.7731"
 USERS = {"admin": ADMIN_PW, "alice": "secret", "bob": "hunter2"}
@@ -143,25 +144,10 @@ def wait_for(pred, timeout, step=0.01):
 # --------------------------------------------------------------------------
 # Servers and clients
 
-class Mgmt(Client):
-    """A raw MGMT client (only what the filter tests need)."""
+class Mgmt(mgmtclient.Mgmt):
+    """The MGMT client, with FILTER."""
 
-    def text(self):
-        raw = self.line()
-        assert raw.endswith(b"\r\n"), raw
-        return raw[:-2].decode("latin-1")
-
-    def ask(self, command):
-        self.send(command + "\r\n")
-        return self.text()
-
-    def login(self, password=ADMIN_PW):
-        g = self.text()
-        assert g.startswith("+OK"), g
-        r = self.ask("USER admin")
-        assert r.startswith("+OK"), r
-        r = self.ask("PASS " + password)
-        assert r.startswith("+OK"), r
+    ADMIN_PW = ADMIN_PW
 
     def filter(self, arg=None):
         """FILTER [arg]: returns the reply as a list of lines (status,

@@ -30,17 +30,12 @@ sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 from pop3test import (Client, Server, SERVER_BIN, FIXTURES,  # noqa: E402,F401
                       fixture_messages, free_port, stuff, unstuff,
                       wire_form)
+import mgmtclient  # noqa: E402
 
 ADMIN_PW = "Adm1n-Hard.9041"
 USERS = {"admin": ADMIN_PW, "alice": "secret", "bob": "hunter2"}
 AUTH_FAILED = "-ERR [AUTH] invalid user name or password"
 CANNOT_SAVE = "-ERR [SYS/TEMP] CANNOT SAVE THE USERS FILE"
-MGMT_GREETING = "+OK Management server ready"
-
-# MGMT commands whose +OK reply is multi-line (spec table).
-MGMT_MULTI = {"CAPA", "HISTORIC_CONNEC", "LIVE_CONNEC", "BYTES_TRANS",
-              "USERS", "STATUS", "MAX_USERS", "DELETE_USER", "ADD_USER",
-              "RESET_USER_PASSWORD", "CHANGE_PASSWORD", "FILTER"}
 
 
 class Watchdog(Exception):
@@ -139,62 +134,8 @@ def asan_env():
 
 # --- MGMT ---------------------------------------------------------------
 
-class Mgmt(Client):
-    """A raw MGMT client (lines as str, without CRLF)."""
-
-    def __init__(self, port, host="127.0.0.1", timeout=10.0):
-        super().__init__(port, host=host, timeout=timeout)
-
-    def text(self):
-        raw = self.line()
-        return raw[:-2].decode("latin-1")
-
-    def ask(self, command):
-        if isinstance(command, str):
-            command = command.encode("latin-1")
-        self.send(command + b"\r\n")
-        return self.text()
-
-    def login(self, password=ADMIN_PW):
-        g = self.text()
-        assert g == MGMT_GREETING, g
-        r = self.ask("USER admin")
-        assert r == "+OK USER", r
-        r = self.ask("PASS " + password)
-        assert r == "+OK PASS", r
-        return self
-
-    def body(self):
-        out = []
-        while True:
-            ln = self.text()
-            if ln == ".":
-                return out
-            out.append(ln[1:] if ln.startswith(".") else ln)
-
-    def run(self, command):
-        """(status line, body lines or None)."""
-        first = self.ask(command)
-        verb = command.split(" ", 1)[0].upper()
-        if first.startswith("+OK") and verb in MGMT_MULTI:
-            return first, self.body()
-        return first, None
-
-    def ok(self, command):
-        first, body = self.run(command)
-        assert first.startswith("+OK"), "%s -> %r" % (command, first)
-        return body
-
-    def status(self):
-        out = {}
-        for ln in self.ok("STATUS"):
-            k, v = ln.split(": ")
-            out[k] = int(v)
-        return out
-
-    def users(self):
-        body = self.ok("USERS")
-        return body[2:]
+class Mgmt(mgmtclient.Mgmt):
+    ADMIN_PW = ADMIN_PW
 
 
 def mgmt(srv, login=True, password=None, timeout=10.0):

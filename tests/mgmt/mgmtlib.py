@@ -21,6 +21,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 from pop3test import (Client, Server, SERVER_BIN,  # noqa: E402,F401
                       free_port, fixture_messages, stuff, unstuff,
                       wire_form)
+import mgmtclient  # noqa: E402
+from mgmtclient import GREETING, MULTI, parse_figures  # noqa: E402,F401
 
 # admin_monitor of the same build as the server under test (a sanitizer
 # build uses its own).
@@ -29,21 +31,16 @@ MONITOR_BIN = os.path.join(os.path.dirname(os.path.abspath(SERVER_BIN)),
 
 ADMIN_PW = "Adm1n-Pw.7731"
 USERS = {"admin": ADMIN_PW, "alice": "secret", "bob": "hunter2"}
-GREETING = "+OK Management server ready"
 
 STATUS_KEYS = ["BYTES SENT", "BYTES RECEIVED", "LIVE CONNECTIONS",
                "HISTORIC CONNECTIONS", "TOTAL USERS", "MAX USERS",
                "MAX CONNECTIONS", "IDLE TIMEOUT", "UPTIME"]
 
-# Commands valid in ACTIVE_MGMT (spec table), and those whose +OK reply
-# is multi-line.
+# Commands valid in ACTIVE_MGMT (spec table).
 ACTIVE_COMMANDS = ["NOOP", "CAPA", "QUIT", "HISTORIC_CONNEC", "LIVE_CONNEC",
                    "BYTES_TRANS", "USERS", "STATUS", "MAX_USERS",
                    "MAX_CONNEC", "IDLE_TIMEOUT", "TIMEOUT", "DELETE_USER",
                    "ADD_USER", "RESET_USER_PASSWORD", "CHANGE_PASSWORD"]
-MULTI = {"CAPA", "HISTORIC_CONNEC", "LIVE_CONNEC", "BYTES_TRANS", "USERS",
-         "STATUS", "MAX_USERS", "DELETE_USER", "ADD_USER",
-         "RESET_USER_PASSWORD", "CHANGE_PASSWORD", "FILTER"}
 
 # How long a failed PASS must at least be held back (spec: about 1 s).
 FAIL_DELAY_MIN = 0.8
@@ -98,81 +95,8 @@ class DefaultMgmtAddrServer(MgmtServer):
         raise AssertionError("no -L 127.0.0.1 in %r" % cmd)
 
 
-class Mgmt(Client):
-    """A raw MGMT client."""
-
-    def __init__(self, port, host="127.0.0.1", timeout=10.0):
-        super().__init__(port, host=host, timeout=timeout)
-
-    def text(self):
-        """One reply line as str, without its CRLF."""
-        raw = self.line()
-        assert raw.endswith(b"\r\n")
-        return raw[:-2].decode("latin-1")
-
-    def ask(self, command):
-        """Sends one command line; returns its status line (no CRLF)."""
-        self.send(command + "\r\n")
-        return self.text()
-
-    def login(self, password=ADMIN_PW):
-        g = self.text()
-        assert g == GREETING, g
-        r = self.ask("USER admin")
-        assert r == "+OK USER", r
-        r = self.ask("PASS " + password)
-        assert r == "+OK PASS", r
-
-    # A body never ends if a listing stops moving on: fail, rather than
-    # fill the machine's memory.
-    BODY_MAX_LINES = 1000000
-
-    def body(self):
-        """The body lines of a multi-line reply, unstuffed, as str."""
-        out = []
-        while len(out) < self.BODY_MAX_LINES:
-            ln = self.text()
-            if ln == ".":
-                return out
-            out.append(ln[1:] if ln.startswith(".") else ln)
-        raise AssertionError("a body of over %d lines: %r ..."
-                             % (self.BODY_MAX_LINES, out[:3]))
-
-    def run(self, command):
-        """Sends a command; returns (status line, body lines or None).
-        The body is read when the reply is +OK and the command is one of
-        the multi-line ones."""
-        first = self.ask(command)
-        verb = command.split(" ", 1)[0].upper()
-        if first.startswith("+OK") and verb in MULTI:
-            return first, self.body()
-        return first, None
-
-    def ok(self, command):
-        first, body = self.run(command)
-        assert first.startswith("+OK"), "%s -> %r" % (command, first)
-        return body
-
-    def figures(self, command="STATUS"):
-        """A figures reply as dict KEY -> int."""
-        return parse_figures(self.ok(command))
-
-    def status(self):
-        return self.figures("STATUS")
-
-    def alive(self):
-        """True when the session still answers (NOOP in ACTIVE state)."""
-        return self.ask("NOOP") == "+OK NOOP"
-
-
-def parse_figures(lines):
-    out = {}
-    for ln in lines:
-        m = re.fullmatch(r"([A-Z][A-Z ]*[A-Z]): (\d+)", ln)
-        assert m, "not a 'KEY: <integer>' line: %r" % ln
-        assert m.group(1) not in out, "key twice: %r" % ln
-        out[m.group(1)] = int(m.group(2))
-    return out
+class Mgmt(mgmtclient.Mgmt):
+    ADMIN_PW = ADMIN_PW
 
 
 def wait_figure(m, key, want, timeout=5.0):

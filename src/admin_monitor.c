@@ -349,6 +349,29 @@ help_and_exit(void)
 	exit(flushed(0));
 }
 
+/* The options before <version>: how to reach the server. */
+enum link_option { OPT_HELP, OPT_HOST, OPT_PORT, OPT_TIMEOUT, OPT_NONE };
+
+static enum link_option
+link_option(const char *word)
+{
+	static const char *const names[] = {
+		[OPT_HELP] = "--help", [OPT_HOST] = "--host",
+		[OPT_PORT] = "--port", [OPT_TIMEOUT] = "--timeout",
+	};
+	enum link_option o = OPT_HELP;
+
+	while (o < OPT_NONE && strcmp(word, names[o]) != 0)
+		o++;
+	return o;
+}
+
+static bool
+is_link_option(const char *word)
+{
+	return link_option(word) != OPT_NONE;
+}
+
 /* Reads --host, --port and --timeout; returns the index of <version>. */
 static int
 parse_link_options(int argc, char **argv, const char **host,
@@ -358,38 +381,30 @@ parse_link_options(int argc, char **argv, const char **host,
 	int i = 1;
 
 	for (; i < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
-		if (strcmp(argv[i], "--help") == 0)
+		switch (link_option(argv[i])) {
+		case OPT_HELP:
 			help_and_exit();
-		if (strcmp(argv[i], "--host") == 0) {
+			break;
+		case OPT_HOST:
 			*host = option_value(argc, argv, i);
-		} else if (strcmp(argv[i], "--port") == 0) {
+			break;
+		case OPT_PORT:
 			*port = option_value(argc, argv, i);
 			if (!proto_parse_uint(*port, 65535, &v) || v == 0)
 				die_usage("invalid port: ", *port);
-		} else if (strcmp(argv[i], "--timeout") == 0) {
+			break;
+		case OPT_TIMEOUT:
 			if (!proto_parse_uint(option_value(argc, argv, i), 3600,
 			    &v) || v == 0)
 				die_usage("invalid timeout: ", argv[i + 1]);
 			*timeout_s = (unsigned)v;
-		} else {
+			break;
+		case OPT_NONE:
 			die_usage("unknown option: ", argv[i]);
+			break;
 		}
 	}
 	return i;
-}
-
-/* True for a word that is one of parse_link_options()'s options. */
-static bool
-is_link_option(const char *word)
-{
-	static const char *const names[] = {
-		"--help", "--host", "--port", "--timeout"
-	};
-
-	for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
-		if (strcmp(word, names[k]) == 0)
-			return true;
-	return false;
 }
 
 static void
@@ -423,19 +438,23 @@ parse_command(int argc, char **argv, int i)
 		die_usage("unknown option (options are --host, --port, "
 		    "--timeout and --help): ", first);
 	/*
-	 * Taken for the user, the password or the command, it would
-	 * mislead; a command's argument may be such a word (a user named
-	 * --host), unless it is one too many.
+	 * Taken for the user or the command, it would mislead.  A password
+	 * may be such a word (CHANGE_PASSWORD sets any), and so may a
+	 * command's argument (a user named --host), unless it is one too
+	 * many or the command after it is none.
 	 */
-	for (int k = i + 1; k < argc && k <= i + 3; k++)
+	for (int k = i + 1; k < argc && k <= i + 3; k += 2)
 		if (is_link_option(argv[k]))
 			misplaced_option(argv[k]);
 	if (nargs < 0)
 		die_usage("missing arguments", "");
 	if (strcmp(first, PROTOCOL_VERSION) != 0)
 		die_usage("unsupported protocol version: ", first);
-	if ((cmd = find_command(argv[i + 3])) == NULL)
+	if ((cmd = find_command(argv[i + 3])) == NULL) {
+		if (is_link_option(argv[i + 2]))
+			misplaced_option(argv[i + 2]);
 		die_usage("unknown command: ", argv[i + 3]);
+	}
 	/* A line break would smuggle a command of its own onto the line. */
 	for (int k = i + 1; k < argc; k++)
 		if (strpbrk(argv[k], "\r\n") != NULL)

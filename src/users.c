@@ -8,8 +8,8 @@
 #include <sys/types.h>
 
 #include <assert.h>
-#include <ctype.h>
 #include <crypt.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -618,8 +618,8 @@ temp_in_use(const char *path)
 
 /*
  * path.tmp. and mkstemp's 6 letters and digits, or a pid of at most 7
- * digits (before 1.0): a save's temporary file.  An operator's
- * users.tmp.orig or users.tmp.20261130 is none.
+ * digits (the names of earlier builds): a save's temporary file.  An
+ * operator's users.tmp.orig or users.tmp.20261130 is none.
  */
 static bool
 is_temp_name(const char *name, const char *base, size_t blen)
@@ -640,7 +640,7 @@ is_temp_name(const char *name, const char *base, size_t blen)
 
 /*
  * A save killed between writing and renaming leaves path.tmp.XXXXXX
- * (path.tmp.<pid> before version 1.0) behind, full of password hashes.
+ * (path.tmp.<pid> from earlier builds) behind, full of password hashes.
  * Such a file is removed unless a live save holds its lock (another
  * server on the same file).
  */
@@ -979,8 +979,7 @@ drop_new_file(const char *tmp, int fd)
 static int
 write_new_file(char *tmp, const char *path, const struct sbuf *b)
 {
-	struct stat st;
-	int fd = mkstemp(tmp), saved;
+	int fd = mkstemp(tmp);
 
 	if (fd == -1)
 		return -1;
@@ -988,19 +987,12 @@ write_new_file(char *tmp, const char *path, const struct sbuf *b)
 	 * Locked, then mode 0600 whatever the umask and owned as the users
 	 * file at once: a load by a server running as that owner could not
 	 * ask a file it cannot open for its lock, and would take it for a
-	 * leftover.
+	 * leftover.  (One that took it before the lock makes the rename
+	 * fail: the save fails and the users file is untouched.)
 	 */
 	if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1 || lock_temp(fd) == -1 ||
-	    fchmod(fd, 0600) == -1 || keep_owner(fd, path) == -1 ||
-	    fstat(fd, &st) == -1)
+	    fchmod(fd, 0600) == -1 || keep_owner(fd, path) == -1)
 		return drop_new_file(tmp, fd);
-	/* Another server's load took it for a leftover before the lock. */
-	if (st.st_nlink == 0) {
-		saved = EAGAIN;
-		(void)close(fd);
-		errno = saved;
-		return -1;
-	}
 	if (write_all(fd, b->data, b->len) == -1 || fsync(fd) == -1)
 		return drop_new_file(tmp, fd);
 	return fd;

@@ -1,4 +1,8 @@
-/* Secrets zeroed through a volatile pointer (wipe.h). */
+/*
+ * Zeroing of secrets (wipe.h) through a volatile pointer, so that the
+ * stores are kept even when the memory is freed right after.  Knows
+ * nothing of what it wipes; never allocates.
+ */
 #include "wipe.h"
 
 void

@@ -368,6 +368,26 @@ class MonitorUsage(unittest.TestCase):
             self.assertEqual(r.rc, 0, r)
             self.assertIn("USER DELETED SUCCESSFULLY", r.lines, r)
 
+    def test_password_named_like_an_option_is_sent(self):
+        # CHANGE_PASSWORD sets any printable word: the new password logs
+        # in from the command line, not only through standard input.
+        with MgmtServer() as srv:
+            r = srv.monitor("-CHANGE_PASSWORD", ADMIN_PW, "--port")
+            self.assertEqual(r.rc, 0, r)
+            r = srv.monitor("-NOOP", password="--port")
+            self.assertEqual(r.rc, 0, r)
+            self.assertEqual(r.lines[:3], HEAD, r)
+
+    def test_help_option_wins_over_the_rest(self):
+        # --help is read with the options, before anything else.
+        for argv in (["--help", "extra"],
+                     ["--port", str(self.port), "--help", "1.0", "admin",
+                      "pw", "-NOOP"]):
+            with self.subTest(argv=argv):
+                r = run_monitor([MONITOR_BIN] + argv)
+                self.assertEqual(r.rc, 0, r)
+                self.assertIn("usage: admin_monitor", r.stdout)
+
     def test_help_with_arguments_is_a_usage_error(self):
         for argv in (["-HELP", "extra"], ["-help", "1.0"],
                      ["1.0", "admin", "pw", "-HELP", "extra"]):

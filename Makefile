@@ -135,16 +135,20 @@ lint:
 	clang-tidy --quiet src/*.c -- $(LINT_CFLAGS)
 
 # Paths are quoted (a DESTDIR may hold spaces), and uninstall removes
-# exactly what install put there: DOCDIR may be shared with others.
+# the files install put there and the doc folders it leaves empty,
+# nothing else: DOCDIR, man8 and man1 may be shared with others.
 EXAMPLES := $(notdir $(wildcard docs/examples/*))
 DOCS     := README.md $(notdir $(wildcard docs/*.md))
 
 # The texts (man pages, unit file, docs) name the default install's
 # paths: each is installed naming this install's, and the README's
-# links follow the docs into DOCDIR.
-INSTALL_SED := s|/usr/local/share/doc/pop3server/|$(DOCDIR)/|g; \
-    s|/usr/local/share/man/|$(MANDIR)/|g; \
-    s|/usr/local/sbin/|$(PREFIX)/sbin/|g; s|/usr/local/bin/|$(PREFIX)/bin/|g
+# links follow the docs into DOCDIR.  A path's \, & and | are escaped
+# for sed's replacement.
+sed_path = $(subst |,\|,$(subst &,\&,$(subst \,\\,$(1))))
+INSTALL_SED := s|/usr/local/share/doc/pop3server/|$(call sed_path,$(DOCDIR))/|g; \
+    s|/usr/local/share/man/|$(call sed_path,$(MANDIR))/|g; \
+    s|/usr/local/sbin/|$(call sed_path,$(PREFIX))/sbin/|g; \
+    s|/usr/local/bin/|$(call sed_path,$(PREFIX))/bin/|g
 README_SED := ; s|](docs/|](|g; s|^bin/||; s|man -l docs/\([a-z0-9_]*\)\.\([18]\)|man \2 \1|g
 define install_text
 for f in $(1); do sed '$(INSTALL_SED)$(3)' "$$f" > "$(DESTDIR)$(2)/$${f##*/}" && \

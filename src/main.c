@@ -749,8 +749,9 @@ main(int argc, char **argv)
 	 * root) but never silently: --allow-root says it is intended.
 	 */
 	if ((getuid() == 0 || geteuid() == 0) && !o.allow_root)
-		log_warn("serving mail as root; use -g USER to drop "
-		    "privileges after binding, or --allow-root");
+		log_warn("serving mail as root; use -g USER (a user other "
+		    "than root) to drop privileges after binding, or "
+		    "--allow-root");
 	if (prepare_users(&o, &users) < 0) {
 		server_shutdown();
 		return EXIT_FAILURE;

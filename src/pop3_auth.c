@@ -6,6 +6,7 @@
  * and never logged.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +55,13 @@ login_failed(struct pop3_session *s)
 static void
 maildrop_failed(struct pop3_session *s, enum maildir_status st)
 {
-	pop3_maildir_warn(s, "maildrop", st, errno);
+	int err = errno;
+	char what[PATH_MAX + 16];
+
+	/* The folder, so that the admin can fix its owner or mode. */
+	(void)snprintf(what, sizeof(what), "maildrop %s/%s",
+	    s->env->mail_root, s->user);
+	pop3_maildir_warn(s, what, st, err);
 	/* The access log's login outcome, with the address to find it by. */
 	log_info("pop3[%lu] %s user=%s login-failed maildrop", s->id,
 	    s->base.conn.peer, s->user);

@@ -192,6 +192,18 @@ class Install(unittest.TestCase):
         self.make_run("uninstall", "PREFIX=/opt/x")
         self.assertEqual(regular_files(self.dest), set())
 
+    def test_prefix_with_sed_characters(self):
+        # &, | and \ mean something in a sed replacement: the texts must
+        # name the path as it is.
+        prefix = "/opt/a&b|c\\d"
+        self.make_run("install", "PREFIX=" + prefix)
+        self.check_tree(installed(prefix))
+        with open(os.path.join(self.dest, prefix[1:], "share/doc/pop3server",
+                               "examples/pop3server.service")) as f:
+            self.assertIn("ExecStart=%s/sbin/pop3server " % prefix, f.read())
+        self.make_run("uninstall", "PREFIX=" + prefix)
+        self.assertEqual(regular_files(self.dest), set())
+
     def test_mandir_and_docdir_on_their_own(self):
         self.make_run("install", "PREFIX=/usr", "MANDIR=/usr/man",
                       "DOCDIR=/usr/doc/p3")

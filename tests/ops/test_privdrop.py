@@ -6,6 +6,7 @@ An unknown user is a bad option value (exit status 2, before binding);
 the existing unprivileged account "nobody" (group nogroup) and a mail
 root and users-file folder chowned to it, as operations.md 2.3 says."""
 import os
+import re
 import shutil
 import signal
 import socket
@@ -129,8 +130,10 @@ class Dropped(unittest.TestCase):
             self.assertTrue(r.startswith("-ERR [SYS/TEMP]"), r)
         finally:
             c.close()
-        self.assertTrue(self.s.wait_log(r"warning: pop3\[\d+\] user=alice maildrop"),
-                        self.s.log_text())
+        # The warning names the folder to fix, and why.
+        self.assertTrue(self.s.wait_log(
+            r"warning: pop3\[\d+\] user=alice maildrop %s: cannot be read "
+            r"\(Permission denied\)" % re.escape(alice)), self.s.log_text())
 
     def test_unreadable_message_left_out_not_the_maildrop(self):
         # One message file the server cannot read costs that message,

@@ -198,7 +198,7 @@ cmd_pass(void *sp, int argc, char **argv)
 	if (!have_user)
 		return login_failed(s);
 	s->pending_login = verify_submit(s->env->users, ADMIN_NAME, argv[1],
-	    login_checked, s);
+	    login_checked, s, true);
 	if (s->pending_login == NULL)
 		return fail(s, "[SYS/TEMP] OUT OF MEMORY");
 	conn_hold(&s->base.conn);

@@ -163,7 +163,7 @@ static enum cmd_result
 try_login(struct pop3_session *s, char *password)
 {
 	s->pending_login = verify_submit(s->env->users, s->user, password,
-	    login_checked, s);
+	    login_checked, s, false);
 	if (s->pending_login == NULL)
 		return pop3_fail(s, "[SYS/TEMP] out of memory");
 	conn_hold(&s->base.conn);

@@ -1,6 +1,9 @@
 /*
- * The password-check queue (verify.h).  One FIFO for the whole process:
- * a check is answered in the order it came, whatever protocol sent it.
+ * The password-check queue (verify.h).  Three lanes, each in the order
+ * checks came: those the login cache knew at submission, the
+ * administrator's crypt(3) checks, the users' crypt(3) checks.  A
+ * flood of wrong passwords then holds up only the crypt(3) checks
+ * behind it, never a returning user or the administrator.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,15 +19,60 @@ struct verify {
 	verify_done_fn *done;
 	void *owner;			/* NULL once cancelled */
 	bool hopeless;			/* longer than any stored password */
+	bool first;			/* an administrator's check */
 	char name[USER_NAME_MAX + 1];
 	char password[PASSWORD_MAX + 1];
 };
 
-static struct verify *queue_head, **queue_tail = &queue_head;
+enum lane_id { LANE_CACHED, LANE_FIRST, LANE_IN_TURN, NLANES };
+
+static struct lane {
+	struct verify *head, **tail;
+} lanes[NLANES] = {
+	[LANE_CACHED] = { NULL, &lanes[LANE_CACHED].head },
+	[LANE_FIRST] = { NULL, &lanes[LANE_FIRST].head },
+	[LANE_IN_TURN] = { NULL, &lanes[LANE_IN_TURN].head },
+};
+
+/* The last pass answered cached checks: a crypt(3) waiting goes next. */
+static bool cached_went_last;
+
+static void
+enqueue(enum lane_id l, struct verify *v)
+{
+	v->next = NULL;
+	*lanes[l].tail = v;
+	lanes[l].tail = &v->next;
+}
+
+static struct verify *
+dequeue(enum lane_id l)
+{
+	struct verify *v = lanes[l].head;
+
+	lanes[l].head = v->next;
+	if (lanes[l].head == NULL)
+		lanes[l].tail = &lanes[l].head;
+	return v;
+}
+
+/* A check the login cache answers, without crypt(3). */
+static bool
+cached(const struct verify *v)
+{
+	return v->owner != NULL && !v->hopeless && v->name[0] != '\0' &&
+	    users_verify_cached(v->users, v->name, v->password);
+}
+
+static enum lane_id
+crypt_lane(const struct verify *v)
+{
+	return v->first ? LANE_FIRST : LANE_IN_TURN;
+}
 
 struct verify *
 verify_submit(struct users *u, const char *name, char *password,
-    verify_done_fn *done, void *owner)
+    verify_done_fn *done, void *owner, bool first)
 {
 	size_t len = strlen(password);
 	struct verify *v = calloc(1, sizeof(*v));
@@ -33,14 +81,14 @@ verify_submit(struct users *u, const char *name, char *password,
 		v->users = u;
 		v->done = done;
 		v->owner = owner;
+		v->first = first;
 		v->hopeless = len > PASSWORD_MAX;
 		if (!v->hopeless)
 			memcpy(v->password, password, len + 1);
 		/* A name too long to be anybody's checks as unknown. */
 		if (strlen(name) <= USER_NAME_MAX)
 			snprintf(v->name, sizeof(v->name), "%s", name);
-		*queue_tail = v;
-		queue_tail = &v->next;
+		enqueue(cached(v) ? LANE_CACHED : crypt_lane(v), v);
 	}
 	wipe(password, len);
 	return v;
@@ -55,23 +103,67 @@ verify_cancel(struct verify *v)
 	}
 }
 
-static struct verify *
-dequeue(void)
+static void
+answer(struct verify *v, bool ok)
 {
-	struct verify *v = queue_head;
-
-	queue_head = v->next;
-	if (queue_head == NULL)
-		queue_tail = &queue_head;
-	return v;
+	if (v->owner != NULL)
+		v->done(v->owner, ok);
+	wipe(v->password, sizeof(v->password));
+	free(v);
 }
 
-/* A check the login cache answers, without crypt(3). */
 static bool
-cached(const struct verify *v)
+crypt_waiting(void)
 {
-	return v->name[0] != '\0' &&
-	    users_verify_cached(v->users, v->name, v->password);
+	return lanes[LANE_FIRST].head != NULL ||
+	    lanes[LANE_IN_TURN].head != NULL;
+}
+
+/*
+ * Answers up to budget checks of the cached lane; returns what is
+ * left.  One the cache has forgotten since (expired, a new password)
+ * joins its crypt(3) lane.
+ */
+static int
+answer_cached(int budget)
+{
+	while (lanes[LANE_CACHED].head != NULL && budget > 0) {
+		struct verify *v = dequeue(LANE_CACHED);
+
+		budget--;
+		if (v->owner != NULL && !cached(v))
+			enqueue(crypt_lane(v), v);
+		else
+			answer(v, v->owner != NULL);
+	}
+	return budget;
+}
+
+/*
+ * One crypt(3), the administrator's lane first, when the whole budget
+ * is left: cancelled checks before it cost a unit each and put it off
+ * to the next pass.
+ */
+static void
+answer_crypt(int budget)
+{
+	while (crypt_waiting() && budget > 0) {
+		enum lane_id l = lanes[LANE_FIRST].head != NULL ?
+		    LANE_FIRST : LANE_IN_TURN;
+		struct verify *v = lanes[l].head;
+
+		if (v->owner != NULL && !v->hopeless) {
+			if (budget < LOGINS_PER_PASS)
+				return;
+			(void)dequeue(l);
+			answer(v, users_verify(v->users, v->name, v->password) &&
+			    v->name[0] != '\0');
+			return;
+		}
+		(void)dequeue(l);
+		answer(v, false);
+		budget--;
+	}
 }
 
 void
@@ -79,28 +171,15 @@ verify_run(void)
 {
 	int budget = LOGINS_PER_PASS;
 
-	while (queue_head != NULL && budget > 0) {
-		struct verify *v = queue_head;
-		bool checkable = v->owner != NULL && !v->hopeless;
-		bool ok = checkable && cached(v);
-		bool needs_crypt = checkable && !ok;
-
-		if (needs_crypt && budget < LOGINS_PER_PASS)
-			break;	/* a crypt(3) waits for a pass of its own */
-		dequeue();
-		budget -= needs_crypt ? LOGINS_PER_PASS : 1;
-		if (needs_crypt)
-			ok = users_verify(v->users, v->name, v->password) &&
-			    v->name[0] != '\0';
-		if (v->owner != NULL)
-			v->done(v->owner, ok);
-		wipe(v->password, sizeof(v->password));
-		free(v);
-	}
+	/* When both kinds wait, passes take turns: neither starves. */
+	if (!cached_went_last || !crypt_waiting())
+		budget = answer_cached(budget);
+	cached_went_last = budget < LOGINS_PER_PASS;
+	answer_crypt(budget);
 }
 
 bool
 verify_waiting(void)
 {
-	return queue_head != NULL;
+	return lanes[LANE_CACHED].head != NULL || crypt_waiting();
 }

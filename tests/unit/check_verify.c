@@ -1,9 +1,11 @@
 /*
- * Unit tests of the password-check queue: answers come in queue order
- * and only from verify_run(); a pass answers up to LOGINS_PER_PASS
- * checks the login cache knows, or one crypt(3); a cancelled check is
- * never answered; wrong, unknown, empty and over-long credentials fail;
- * the caller's copy of the password is wiped at once.
+ * Unit tests of the password-check queue: answers come in order within
+ * a lane and only from verify_run(); a pass answers up to
+ * LOGINS_PER_PASS checks the login cache knows, or one crypt(3); cached
+ * checks and the administrator's do not wait behind users' crypt(3)
+ * checks; a cancelled check is never answered; wrong, unknown, empty
+ * and over-long credentials fail; the caller's copy of the password is
+ * wiped at once.
  */
 #include <check.h>
 #include <stdio.h>
@@ -57,19 +59,28 @@ teardown(void)
 	users = NULL;
 }
 
-/* Queues a check for owner i; the password is a copy we can inspect. */
+/*
+ * Queues a check for owner i, an administrator's when first; the
+ * password is a copy we can inspect.
+ */
 static struct verify *
-submit(int i, const char *name, const char *password)
+submit_as(int i, const char *name, const char *password, bool first)
 {
 	char pw[PASSWORD_MAX + 64];
 	struct verify *v;
 
 	snprintf(pw, sizeof(pw), "%s", password);
-	v = verify_submit(users, name, pw, done, &owners[i]);
+	v = verify_submit(users, name, pw, done, &owners[i], first);
 	ck_assert_ptr_nonnull(v);
 	for (size_t k = 0; k < strlen(password); k++)
 		ck_assert_msg(pw[k] == '\0', "password not wiped at %zu", k);
 	return v;
+}
+
+static struct verify *
+submit(int i, const char *name, const char *password)
+{
+	return submit_as(i, name, password, false);
 }
 
 /* Puts a password in the login cache the way a first login does. */
@@ -214,6 +225,70 @@ START_TEST(test_cancelled_is_cheap)
 }
 END_TEST
 
+/* A flood of wrong passwords does not hold up a login the cache knows. */
+START_TEST(test_cached_not_behind_crypts)
+{
+	warm("alice", "alice-pw");
+	for (int i = 1; i <= 5; i++)
+		submit(i, "bob", "wrong");
+	submit(6, "alice", "alice-pw");
+	verify_run();
+	ck_assert_int_eq(nanswers, 1);
+	ck_assert_int_eq(answers[0].owner, 6);
+	ck_assert(answers[0].ok);
+}
+END_TEST
+
+/* The administrator's crypt(3) goes before the users' waiting ones. */
+START_TEST(test_admin_before_users)
+{
+	submit(1, "bob", "wrong");
+	submit(2, "bob", "wrong");
+	submit_as(3, "alice", "alice-pw", true);
+	verify_run();
+	ck_assert_int_eq(nanswers, 1);
+	ck_assert_int_eq(answers[0].owner, 3);
+	ck_assert(answers[0].ok);
+	verify_run();
+	ck_assert_int_eq(answers[1].owner, 1);
+}
+END_TEST
+
+/* Cached checks arriving every pass never starve a crypt(3). */
+START_TEST(test_passes_take_turns)
+{
+	warm("alice", "alice-pw");
+	submit(1, "bob", "bob-pw");
+	submit(2, "alice", "alice-pw");
+	verify_run();
+	ck_assert_int_eq(nanswers, 1);
+	ck_assert_int_eq(answers[0].owner, 2);
+	submit(3, "alice", "alice-pw");
+	verify_run();
+	ck_assert_int_eq(nanswers, 2);
+	ck_assert_int_eq(answers[1].owner, 1);
+	ck_assert(answers[1].ok);
+	verify_run();
+	ck_assert_int_eq(nanswers, 3);
+	ck_assert_int_eq(answers[2].owner, 3);
+}
+END_TEST
+
+/* A password changed after the check was queued is checked anew. */
+START_TEST(test_changed_password_not_cached)
+{
+	warm("alice", "alice-pw");
+	submit(1, "alice", "alice-pw");
+	ck_assert_int_eq(users_set_password(users, "alice", "new-pw"),
+	    USERS_OK);
+	while (verify_waiting())
+		verify_run();
+	ck_assert_int_eq(nanswers, 1);
+	ck_assert_int_eq(answers[0].owner, 1);
+	ck_assert(!answers[0].ok);
+}
+END_TEST
+
 Suite *verify_suite(void);
 
 Suite *
@@ -231,6 +306,10 @@ verify_suite(void)
 	tcase_add_test(tc, test_cache_needs_same_password);
 	tcase_add_test(tc, test_cancel);
 	tcase_add_test(tc, test_cancelled_is_cheap);
+	tcase_add_test(tc, test_cached_not_behind_crypts);
+	tcase_add_test(tc, test_admin_before_users);
+	tcase_add_test(tc, test_passes_take_turns);
+	tcase_add_test(tc, test_changed_password_not_cached);
 	suite_add_tcase(s, tc);
 	return s;
 }

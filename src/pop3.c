@@ -59,6 +59,15 @@ pop3_reply(struct pop3_session *s, const char *fmt, ...)
 }
 
 void
+pop3_reply_tally(struct pop3_session *s, const char *lead)
+{
+	size_t n = maildir_live_count(s->md);
+
+	(void)pop3_reply(s, "+OK %s%zu message%s (%llu octets)", lead, n,
+	    n == 1 ? "" : "s", (unsigned long long)maildir_live_size(s->md));
+}
+
+void
 pop3_maildir_warn(const struct pop3_session *s, const char *what,
     enum maildir_status st, int err)
 {

@@ -115,8 +115,7 @@ produce_scan(struct pop3_session *s)
 	log_maildrop_notes(s);
 	log_info("pop3[%lu] %s user=%s login", s->id, s->base.conn.peer,
 	    s->user);
-	pop3_reply(s, "+OK maildrop has %zu messages (%llu octets)",
-	    s->msgs_at_login, (unsigned long long)s->size_at_login);
+	pop3_reply_tally(s, "maildrop has ");
 	s->next_state = POP3_TRANSACTION;
 	pop3_stream_done(s);
 }

@@ -102,14 +102,14 @@ quit_outcome(struct pop3_session *s)
 static void
 answer_quit(struct pop3_session *s)
 {
-	size_t failed = quit_outcome(s);
+	size_t failed = quit_outcome(s), left = maildir_live_count(s->md);
 
 	if (failed > 0)
 		pop3_reply(s, "-ERR [SYS/TEMP] not every message could be "
 		    "deleted (%zu failed)", failed);
 	else
-		pop3_reply(s, "+OK " POP3D_NAME " signing off (%zu messages "
-		    "left)", maildir_live_count(s->md));
+		pop3_reply(s, "+OK " POP3D_NAME " signing off (%zu message%s "
+		    "left)", left, left == 1 ? "" : "s");
 }
 
 bool
@@ -211,9 +211,7 @@ cmd_list(void *sp, int argc, char **argv)
 		    (unsigned long long)maildir_msg(s->md, n)->size);
 		return CMD_REPLIED;
 	}
-	pop3_reply(s, "+OK %zu messages (%llu octets)",
-	    maildir_live_count(s->md),
-	    (unsigned long long)maildir_live_size(s->md));
+	pop3_reply_tally(s, "");
 	s->cursor = 1;
 	return pop3_stream(s, produce_list, maildir_count(s->md) > 8);
 }
@@ -518,9 +516,7 @@ cmd_rset(void *sp, int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	maildir_rollback(s->md);
-	pop3_reply(s, "+OK maildrop has %zu messages (%llu octets)",
-	    maildir_live_count(s->md),
-	    (unsigned long long)maildir_live_size(s->md));
+	pop3_reply_tally(s, "maildrop has ");
 	return CMD_REPLIED;
 }
 

@@ -412,6 +412,29 @@ class Mutating(unittest.TestCase):
             self.assertEqual(unstuff(body), WIRES[2])
         self.assertEqual(self.cur(), before)
 
+    def test_counts_in_words(self):
+        # The login, LIST, RSET and QUIT lines count in words: "1
+        # message", "7 messages".
+        c = self.srv.client()
+        try:
+            c.line()
+            c.cmd("USER alice")
+            self.assertEqual(c.cmd("PASS secret"), "+OK maildrop has %d "
+                             "messages (%d octets)\r\n" % (N, TOTAL))
+            for n in range(2, N + 1):
+                self.assertTrue(c.cmd("DELE %d" % n).startswith("+OK"))
+            first, _ = c.multi("LIST")
+            self.assertEqual(first, "+OK 1 message (%d octets)\r\n"
+                             % len(WIRES[0]))
+            self.assertEqual(c.cmd("RSET"), "+OK maildrop has %d messages "
+                             "(%d octets)\r\n" % (N, TOTAL))
+            for n in range(2, N + 1):
+                self.assertTrue(c.cmd("DELE %d" % n).startswith("+OK"))
+            self.assertEqual(c.cmd("QUIT"),
+                             "+OK pop3server signing off (1 message left)\r\n")
+        finally:
+            c.close()
+
     def test_dele_quit_removes_exactly_those_files(self):
         c = self.srv.client()
         c.login()

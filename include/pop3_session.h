@@ -78,7 +78,10 @@ extern const struct cmd pop3_trans_cmds[];
 /* The engine's services to the handlers (pop3.c). */
 bool pop3_reply(struct pop3_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Replies "+OK <lead>N messages (M octets)" for the messages not deleted. */
+/*
+ * Replies "+OK <lead>N messages (M octets)" ("1 message") for the
+ * messages not deleted.
+ */
 void pop3_reply_tally(struct pop3_session *s, const char *lead);
 /* Logs that `what` (the maildrop, a message) failed with st; err: errno. */
 void pop3_maildir_warn(const struct pop3_session *s, const char *what,

@@ -1083,8 +1083,8 @@ finish_listing(struct maildrop *md)
 		md->msgs[i].in_new = ents[i].in_new;
 		md->msgs[i].ino = (uint64_t)ents[i].ino;
 		md->msgs[i].file_size = ents[i].size;
-		md->msgs[i].mtime_ns = timespec_ns(&ents[i].mtime);
-		md->msgs[i].ctime_ns = timespec_ns(&ents[i].ctime);
+		md->msgs[i].mtime_ns = now_ts_ns(&ents[i].mtime);
+		md->msgs[i].ctime_ns = now_ts_ns(&ents[i].ctime);
 		ents[i].name = NULL;
 	}
 	md->count = n;
@@ -1303,7 +1303,7 @@ index_stamp(const struct maildrop *md, struct cur_index *ix)
 
 	ix->stamped = stat(md->cur, &sb) == 0;
 	if (ix->stamped) {
-		ix->dir_mtime_ns = timespec_ns(&sb.st_mtim);
+		ix->dir_mtime_ns = now_ts_ns(&sb.st_mtim);
 		ix->settled = now_ns(CLOCK_REALTIME) - ix->dir_mtime_ns >
 		    INDEX_SETTLE_NS;
 	}
@@ -1316,7 +1316,7 @@ cur_as_read(const struct maildrop *md, const struct cur_index *ix)
 	struct stat sb;
 
 	return ix->stamped && stat(md->cur, &sb) == 0 &&
-	    timespec_ns(&sb.st_mtim) == ix->dir_mtime_ns;
+	    now_ts_ns(&sb.st_mtim) == ix->dir_mtime_ns;
 }
 
 /*
@@ -1425,7 +1425,7 @@ is_msg_file(const struct stat *sb, const struct mail_msg *m)
 {
 	return S_ISREG(sb->st_mode) && (uint64_t)sb->st_ino == m->ino &&
 	    (uint64_t)sb->st_size == m->file_size &&
-	    timespec_ns(&sb->st_mtim) == m->mtime_ns;
+	    now_ts_ns(&sb->st_mtim) == m->mtime_ns;
 }
 
 /* True when cur/name is m's file as listed. */
@@ -1595,9 +1595,9 @@ scan_open(struct maildrop *md, bool *later)
 	md->scan_fd = fd;
 	md->scan_read = 0;
 	md->scan_expect = (uint64_t)sb.st_size;
-	md->scan_ctime_ns = timespec_ns(&sb.st_ctim);
+	md->scan_ctime_ns = now_ts_ns(&sb.st_ctim);
 	/* Sized as it is now: a change since the listing is no change. */
-	m->mtime_ns = timespec_ns(&sb.st_mtim);
+	m->mtime_ns = now_ts_ns(&sb.st_mtim);
 	wiresize_init(&md->scan_ws);
 	return MAILDIR_OK;
 }
@@ -1792,7 +1792,7 @@ maildir_msg_open(struct maildrop *md, size_t n, int *fd)
 	}
 	/* A rewrite in place keeps the inode but moves the mtime. */
 	if ((uint64_t)sb.st_size != md->msgs[n - 1].file_size ||
-	    timespec_ns(&sb.st_mtim) != md->msgs[n - 1].mtime_ns) {
+	    now_ts_ns(&sb.st_mtim) != md->msgs[n - 1].mtime_ns) {
 		(void)close(f);
 		return MAILDIR_CHANGED;
 	}

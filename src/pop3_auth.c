@@ -55,12 +55,14 @@ login_failed(struct pop3_session *s)
 static void
 maildrop_failed(struct pop3_session *s, enum maildir_status st)
 {
-	int err = errno;
+	int err = errno, n;
 	char what[PATH_MAX + 16];
 
 	/* The folder, so that the admin can fix its owner or mode. */
-	(void)snprintf(what, sizeof(what), "maildrop %s/%s",
-	    s->env->mail_root, s->user);
+	n = snprintf(what, sizeof(what), "maildrop %s/%s", s->env->mail_root,
+	    s->user);
+	if (n < 0 || (size_t)n >= sizeof(what))
+		(void)snprintf(what, sizeof(what), "maildrop");
 	pop3_maildir_warn(s, what, st, err);
 	/* The access log's login outcome, with the address to find it by. */
 	log_info("pop3[%lu] %s user=%s login-failed maildrop", s->id,

@@ -18,9 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "now.h"
 #include "proto.h"
 #include "regfile.h"
 #include "settings.h"
@@ -72,11 +72,12 @@ struct account {
 	char	*hash;		/* points into name's allocation */
 	/*
 	 * Login cache (Dovecot's auth cache idea): a keyed MAC of the
-	 * last password that passed crypt(3), valid until cache_until.
+	 * last password that passed crypt(3), valid until cache_until
+	 * (monotonic ms: setting the clock neither stretches nor cuts it).
 	 * Any change of the hash makes a new account record: no stale hit.
 	 */
 	uint64_t cache_mac;
-	time_t	 cache_until;
+	uint64_t cache_until;
 };
 
 struct setting {
@@ -1179,7 +1180,7 @@ users_verify_cached(struct users *u, const char *name, const char *password)
 	if (!found)
 		return false;
 	a = &u->acc[i];
-	return a->cache_until > time(NULL) &&
+	return a->cache_until > now_ms() &&
 	    login_mac(u, a, password) == a->cache_mac;
 }
 
@@ -1204,7 +1205,8 @@ users_verify(struct users *u, const char *name, const char *password)
 		wipe(h, strlen(h));
 	if (found && ok) {
 		u->acc[i].cache_mac = login_mac(u, &u->acc[i], password);
-		u->acc[i].cache_until = time(NULL) + LOGIN_CACHE_TTL;
+		u->acc[i].cache_until = now_ms() +
+		    (uint64_t)LOGIN_CACHE_TTL * 1000;
 	}
 	return found && ok;
 }

@@ -18,23 +18,26 @@ struct verify {
 	struct users *users;
 	verify_done_fn *done;
 	void *owner;			/* NULL once cancelled */
-	bool hopeless;			/* longer than any stored password */
-	bool first;			/* an administrator's check */
+	bool hopeless;		/* longer than any stored password */
+	bool first;		/* an administrator's check */
 	char name[USER_NAME_MAX + 1];
 	char password[PASSWORD_MAX + 1];
 };
 
-enum lane_id { LANE_CACHED, LANE_FIRST, LANE_IN_TURN, NLANES };
+enum lane_id { LANE_CACHED, LANE_FIRST, LANE_IN_TURN, LANE_COUNT };
 
 static struct lane {
 	struct verify *head, **tail;
-} lanes[NLANES] = {
+} lanes[LANE_COUNT] = {
 	[LANE_CACHED] = { NULL, &lanes[LANE_CACHED].head },
 	[LANE_FIRST] = { NULL, &lanes[LANE_FIRST].head },
 	[LANE_IN_TURN] = { NULL, &lanes[LANE_IN_TURN].head },
 };
 
-/* The last pass answered cached checks: a crypt(3) waiting goes next. */
+/*
+ * The last pass answered cached checks while a crypt(3) waited: the
+ * crypt(3) goes next.
+ */
 static bool cached_went_last;
 
 static void
@@ -151,13 +154,15 @@ answer_crypt(int budget)
 		enum lane_id l = lanes[LANE_FIRST].head != NULL ?
 		    LANE_FIRST : LANE_IN_TURN;
 		struct verify *v = lanes[l].head;
+		bool ok;
 
 		if (v->owner != NULL && !v->hopeless) {
 			if (budget < LOGINS_PER_PASS)
 				return;
 			(void)dequeue(l);
-			answer(v, users_verify(v->users, v->name, v->password) &&
-			    v->name[0] != '\0');
+			/* crypt(3) even for "": a failure takes as long. */
+			ok = users_verify(v->users, v->name, v->password);
+			answer(v, ok && v->name[0] != '\0');
 			return;
 		}
 		(void)dequeue(l);
@@ -174,7 +179,7 @@ verify_run(void)
 	/* When both kinds wait, passes take turns: neither starves. */
 	if (!cached_went_last || !crypt_waiting())
 		budget = answer_cached(budget);
-	cached_went_last = budget < LOGINS_PER_PASS;
+	cached_went_last = budget < LOGINS_PER_PASS && crypt_waiting();
 	answer_crypt(budget);
 }
 

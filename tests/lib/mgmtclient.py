@@ -56,7 +56,9 @@ class Mgmt(Client):
         assert g == GREETING, g
         r = self.ask("USER admin")
         assert r == "+OK USER", r
-        r = self.ask("PASS " + (self.ADMIN_PW if password is None else password))
+        if password is None:
+            password = self.ADMIN_PW
+        r = self.ask("PASS " + password)
         assert r == "+OK PASS", r
         return self
 

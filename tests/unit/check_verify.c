@@ -274,6 +274,21 @@ START_TEST(test_passes_take_turns)
 }
 END_TEST
 
+/* Turns are taken only while both kinds wait: no memory of idle passes. */
+START_TEST(test_turns_forget_idle_passes)
+{
+	warm("alice", "alice-pw");
+	submit(1, "alice", "alice-pw");
+	verify_run();
+	ck_assert_int_eq(nanswers, 1);
+	submit(2, "bob", "bob-pw");
+	submit(3, "alice", "alice-pw");
+	verify_run();
+	ck_assert_int_eq(nanswers, 2);
+	ck_assert_int_eq(answers[1].owner, 3);
+}
+END_TEST
+
 /* A password changed after the check was queued is checked anew. */
 START_TEST(test_changed_password_not_cached)
 {
@@ -309,6 +324,7 @@ verify_suite(void)
 	tcase_add_test(tc, test_cached_not_behind_crypts);
 	tcase_add_test(tc, test_admin_before_users);
 	tcase_add_test(tc, test_passes_take_turns);
+	tcase_add_test(tc, test_turns_forget_idle_passes);
 	tcase_add_test(tc, test_changed_password_not_cached);
 	suite_add_tcase(s, tc);
 	return s;

@@ -725,6 +725,10 @@ class MessageFileChanges(HardTest):
                 r"user=alice 1 deletions failed \(the first, %s: a file "
                 r"with its name remains\)" % re.escape(name), 5),
                 srv.log_text())
+            # The access log counts what was removed: one of two.
+            self.assertTrue(srv.wait_log(
+                r"user=alice logout .* dele=1/%d .*reason=quit" % len(ALICE),
+                5), srv.log_text())
             c = srv.client()
             c.login()
             self.assertEqual(c.cmd("UIDL 1").split()[2], uid)

@@ -412,6 +412,27 @@ class Mutating(unittest.TestCase):
             self.assertEqual(unstuff(body), WIRES[2])
         self.assertEqual(self.cur(), before)
 
+    def test_message_file_closed_once(self):
+        # A RETR read to its end closes the message file; the number
+        # goes to the next client accepted.  Closing it again at QUIT
+        # would cut that client off.
+        a = self.srv.client()
+        b = None
+        try:
+            a.login("alice", "secret")
+            first, body = a.multi("RETR 1")
+            self.assertEqual(unstuff(body), WIRES[0])
+            b = self.srv.client()
+            b.line()
+            self.assertEqual(b.cmd("USER bob"), "+OK send PASS\r\n")
+            self.assertTrue(a.quit().startswith("+OK"))
+            self.assertEqual(b.cmd("USER bob"), "+OK send PASS\r\n")
+            self.assertTrue(b.cmd("PASS hunter2").startswith("+OK"))
+        finally:
+            a.close()
+            if b is not None:
+                b.close()
+
     def test_counts_in_words(self):
         # The login, LIST, RSET and QUIT lines count in words: "1
         # message", "7 messages".

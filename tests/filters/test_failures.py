@@ -176,9 +176,15 @@ class Failures(FilterTest):
         # connection is closed.
         self.m.set_filter("echo first line; exec sleep 60")
         t0 = time.monotonic()
+        cpu0 = self.srv.cpu_seconds()
         self.assertEqual(self.c.cmd("RETR 1"), OK_FILTERED)
         got, complete = read_multiline_or_close(self.c, timeout=10)
         elapsed = time.monotonic() - t0
+        # Waiting on the silent filter is no busy loop: a spin would
+        # burn the whole wait.
+        cpu = self.srv.cpu_seconds() - cpu0
+        self.assertLess(cpu, elapsed / 2, "server used %.2fs CPU in %.1fs"
+                        % (cpu, elapsed))
         self.assertFalse(complete, "a truncated message ended with '.'")
         self.assertEqual(got, b"first line\r\n"[:len(got)])
         self.assertGreater(elapsed, 1.5)

@@ -109,12 +109,34 @@ class Pause(unittest.TestCase):
         c.login("alice", "secret")
         t0 = self.pause()
         c.send("STAT\r\n")
+        cpu0 = self.srv.cpu_seconds()
         self.assertIsNone(recv_within(c, self.PAUSE - 0.7),
                           "answered during the pause")
+        # Input waiting on a frozen session must not wake the reactor
+        # again and again: a spin burns the whole window.
+        spent = self.srv.cpu_seconds() - cpu0
+        self.assertLess(spent, 0.5, "server burnt %.2f s of CPU while "
+                        "paused with input pending" % spent)
         r = c.line().decode()
         self.assertGreaterEqual(time.monotonic() - t0, self.PAUSE - 0.1)
         self.assertTrue(r.startswith("+OK"), r)
         self.assertTrue(c.cmd("NOOP").startswith("+OK"))
+        self.completed(t0)
+
+    def test_delayed_reply_waits_for_the_pause_end(self):
+        """A failed login's reply, delayed 1 s, falls due during the
+        pause: it comes when the session carries on, not before."""
+        self.start()
+        c = self.srv.client(timeout=10)
+        self.addCleanup(c.close)
+        c.line()
+        c.send("USER alice\r\nPASS wrong\r\n")
+        self.assertTrue(c.line().startswith(b"+OK"))
+        t0 = self.pause(3)
+        self.assertIsNone(recv_within(c, 3 - 0.7),
+                          "a reply sent during the pause")
+        r = c.line().decode()
+        self.assertTrue(r.startswith("-ERR [AUTH]"), r)
         self.completed(t0)
 
     def test_pause_does_not_count_against_idle_timer(self):

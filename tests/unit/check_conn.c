@@ -80,6 +80,10 @@ t_line(struct conn *c, enum line_status st, char *line)
 		t->stream_pos = 0;
 		t->stream_left = strtoull(line + 7, NULL, 10);
 		conn_stream_begin(c, true);
+	} else if (strcmp(line, "HOLD") == 0) {
+		/* A big stream whose source has nothing yet: it keeps one. */
+		conn_stream_begin(c, true);
+		conn_stream_wait(c);
 	} else if (strcmp(line, "QUIET") == 0) {
 		/* Parsed, not answered. */
 	} else if (strcmp(line, "LATER") == 0) {
@@ -553,6 +557,102 @@ START_TEST(test_lines_peer_never_reads)
 }
 END_TEST
 
+/* STREAM_MEM_BUDGET caps the big buffers lent at once. */
+START_TEST(test_stream_budget_caps_big_buffers)
+{
+	enum { LENT = STREAM_MEM_BUDGET / STREAM_BUF_SIZE };
+	static struct peer p[LENT + 2];
+	static struct tconn *t[LENT + 2];
+	size_t streaming = 0, lent = 0, last;
+
+	for (size_t i = 0; i <= LENT; i++) {
+		t[i] = open_conn(&p[i], IDLE_LONG, false);
+		peer_send(&p[i], "HOLD\r\n");
+	}
+	RUN_UNTIL(NULL, false, res.lines == LENT + 1, 3000, "every HOLD");
+	for (size_t i = 0; i <= LENT; i++) {
+		streaming += t[i]->c.streaming;
+		lent += t[i]->c.stream_mem != NULL;
+	}
+	ck_assert_uint_eq(streaming, LENT + 1);
+	ck_assert_uint_eq(lent, LENT);
+	/* One that ends gives its buffer back for the next stream. */
+	for (last = 0; t[last]->c.stream_mem == NULL; last++)
+		continue;
+	conn_close_soon(&t[last]->c, END_DISCONNECT);
+	t[LENT + 1] = open_conn(&p[LENT + 1], IDLE_LONG, false);
+	peer_send(&p[LENT + 1], "HOLD\r\n");
+	RUN_UNTIL(NULL, false, res.lines == LENT + 2, 1000, "the last HOLD");
+	ck_assert_ptr_nonnull(t[LENT + 1]->c.stream_mem);
+	finish(&p[0]);
+	for (size_t i = 1; i <= LENT + 1; i++)
+		peer_free(&p[i]);
+}
+END_TEST
+
+/* A big buffer given back as its stream drains is lent again. */
+START_TEST(test_stream_buffer_given_back)
+{
+	enum { ROUNDS = 2 * (STREAM_MEM_BUDGET / STREAM_BUF_SIZE) + 1 };
+	struct peer p;
+
+	(void)open_conn(&p, IDLE_LONG, false);
+	for (size_t i = 1; i <= ROUNDS; i++) {
+		peer_send(&p, "STREAM 10\r\n");
+		RUN_UNTIL(&p, true, p.len == 10 * i, 1000, "the stream");
+	}
+	ck_assert(!res.bad_stream_buf);
+	finish(&p);
+}
+END_TEST
+
+/*
+ * A QUIT whose answer cannot be flushed: a peer that never reads,
+ * behind a stream that fills the conn's small socket buffer.
+ */
+static struct tconn *
+stuck_quit(struct peer *p, uint64_t idle_ms)
+{
+	struct tconn *t = open_conn(p, idle_ms, false);
+	int small = 4096;
+
+	ck_assert_int_eq(setsockopt(t->c.fd, SOL_SOCKET, SO_SNDBUF, &small,
+	    sizeof(small)), 0);
+	ck_assert_int_eq(setsockopt(p->fd, SOL_SOCKET, SO_RCVBUF, &small,
+	    sizeof(small)), 0);
+	peer_send(p, "STREAM 200000\r\nQUIT\r\n");
+	RUN_UNTIL(p, false, res.lines == 2, 1000, "the QUIT");
+	ck_assert(!buffer_empty(&t->c.out));
+	return t;
+}
+
+/* It still quit (its UPDATE ran) when the peer goes away meanwhile. */
+START_TEST(test_unflushed_quit_keeps_its_reason)
+{
+	struct peer p;
+
+	(void)stuck_quit(&p, IDLE_LONG);
+	close(p.fd);
+	p.fd = -1;
+	RUN_UNTIL(NULL, false, res.destroyed == 1, 1000, "the close");
+	ck_assert_int_eq(res.why, END_QUIT);
+	finish(&p);
+}
+END_TEST
+
+/* And the idle deadline ends it as a QUIT, without an idle goodbye. */
+START_TEST(test_unflushed_quit_closed_at_idle)
+{
+	struct peer p;
+
+	(void)stuck_quit(&p, 100);
+	RUN_UNTIL(NULL, false, res.destroyed == 1, 1500, "the idle close");
+	ck_assert_int_eq(res.timeouts, 0);
+	ck_assert_int_eq(res.why, END_QUIT);
+	finish(&p);
+}
+END_TEST
+
 START_TEST(test_idle_timeout)
 {
 	struct peer p;
@@ -929,6 +1029,10 @@ conn_suite(void)
 	tcase_add_test(limits, test_peer_half_close_partial_line);
 	tcase_add_test(limits, test_unended_line_wiped);
 	tcase_add_test(limits, test_stream_peer_never_reads);
+	tcase_add_test(limits, test_stream_budget_caps_big_buffers);
+	tcase_add_test(limits, test_stream_buffer_given_back);
+	tcase_add_test(limits, test_unflushed_quit_keeps_its_reason);
+	tcase_add_test(limits, test_unflushed_quit_closed_at_idle);
 	tcase_add_test(limits, test_lines_peer_never_reads);
 	tcase_add_test(limits, test_line_too_long_and_nul);
 	tcase_add_test(limits, test_init_refused);

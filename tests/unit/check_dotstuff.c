@@ -288,6 +288,8 @@ START_TEST(test_top_shapes)
 	TOP("", 0, "\r\n.\r\n");
 	/* Stuffing inside the body lines TOP sends. */
 	TOP("S: x\n\n.\n..\n.z\n", 2, "S: x\r\n\r\n..\r\n...\r\n.\r\n");
+	/* A header line of one dot is stuffed, and is no blank line. */
+	TOP("S: x\n.\nT: y\n\nb\n", 0, "S: x\r\n..\r\nT: y\r\n\r\n.\r\n");
 }
 END_TEST
 

@@ -94,6 +94,18 @@ warm(const char *name, const char *password)
 	nanswers = 0;
 }
 
+/* One pass that answers exactly one more check: owner's, with ok. */
+static void
+pass_answers(int owner, bool ok)
+{
+	int before = nanswers;
+
+	verify_run();
+	ck_assert_int_eq(nanswers, before + 1);
+	ck_assert_int_eq(answers[before].owner, owner);
+	ck_assert(answers[before].ok == ok);
+}
+
 START_TEST(test_answers_only_in_run)
 {
 	submit(1, "alice", "alice-pw");
@@ -169,13 +181,8 @@ START_TEST(test_crypt_after_cached_waits)
 	warm("alice", "alice-pw");
 	submit(1, "alice", "alice-pw");
 	submit(2, "bob", "bob-pw");
-	verify_run();
-	ck_assert_int_eq(nanswers, 1);
-	ck_assert_int_eq(answers[0].owner, 1);
-	verify_run();
-	ck_assert_int_eq(nanswers, 2);
-	ck_assert_int_eq(answers[1].owner, 2);
-	ck_assert(answers[1].ok);
+	pass_answers(1, true);
+	pass_answers(2, true);
 }
 END_TEST
 
@@ -232,10 +239,7 @@ START_TEST(test_cached_not_behind_crypts)
 	for (int i = 1; i <= 5; i++)
 		submit(i, "bob", "wrong");
 	submit(6, "alice", "alice-pw");
-	verify_run();
-	ck_assert_int_eq(nanswers, 1);
-	ck_assert_int_eq(answers[0].owner, 6);
-	ck_assert(answers[0].ok);
+	pass_answers(6, true);
 }
 END_TEST
 
@@ -245,12 +249,8 @@ START_TEST(test_admin_before_users)
 	submit(1, "bob", "wrong");
 	submit(2, "bob", "wrong");
 	submit_as(3, "alice", "alice-pw", true);
-	verify_run();
-	ck_assert_int_eq(nanswers, 1);
-	ck_assert_int_eq(answers[0].owner, 3);
-	ck_assert(answers[0].ok);
-	verify_run();
-	ck_assert_int_eq(answers[1].owner, 1);
+	pass_answers(3, true);
+	pass_answers(1, false);
 }
 END_TEST
 
@@ -260,17 +260,10 @@ START_TEST(test_passes_take_turns)
 	warm("alice", "alice-pw");
 	submit(1, "bob", "bob-pw");
 	submit(2, "alice", "alice-pw");
-	verify_run();
-	ck_assert_int_eq(nanswers, 1);
-	ck_assert_int_eq(answers[0].owner, 2);
+	pass_answers(2, true);
 	submit(3, "alice", "alice-pw");
-	verify_run();
-	ck_assert_int_eq(nanswers, 2);
-	ck_assert_int_eq(answers[1].owner, 1);
-	ck_assert(answers[1].ok);
-	verify_run();
-	ck_assert_int_eq(nanswers, 3);
-	ck_assert_int_eq(answers[2].owner, 3);
+	pass_answers(1, true);
+	pass_answers(3, true);
 }
 END_TEST
 
@@ -279,13 +272,10 @@ START_TEST(test_turns_forget_idle_passes)
 {
 	warm("alice", "alice-pw");
 	submit(1, "alice", "alice-pw");
-	verify_run();
-	ck_assert_int_eq(nanswers, 1);
+	pass_answers(1, true);
 	submit(2, "bob", "bob-pw");
 	submit(3, "alice", "alice-pw");
-	verify_run();
-	ck_assert_int_eq(nanswers, 2);
-	ck_assert_int_eq(answers[1].owner, 3);
+	pass_answers(3, true);
 }
 END_TEST
 

@@ -79,7 +79,7 @@ $(BUILD)/unit/%.o: tests/unit/%.c $(BUILD)/unit/suites.h
 # and looks at its lock while it syncs.
 UNIT_WRAPS = -Wl,--wrap=opendir,--wrap=closedir,--wrap=readdir64
 UNIT_WRAPS += -Wl,--wrap=link,--wrap=fstatat64,--wrap=mkstemp64
-UNIT_WRAPS += -Wl,--wrap=fsync
+UNIT_WRAPS += -Wl,--wrap=fsync,--wrap=realloc
 $(BUILD)/check_all: $(UNIT_OBJS) $(LIB)
 	$(CC) $(LDFLAGS) $(UNIT_WRAPS) $^ $(CHECK_LIBS) $(LDLIBS) -o $@
 

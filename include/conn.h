@@ -150,10 +150,11 @@ void conn_release(struct conn *c);
 /*
  * Answers `line` after `ms` milliseconds (a failed login's delay),
  * parsing nothing meanwhile; then closes after the flush
- * if then_close, or resumes parsing.  Returns false (nothing changes)
- * when the timer cannot be armed.  A longer line is truncated.
+ * if then_close (END_LIMIT), or resumes parsing.  When the timer cannot
+ * be armed (no memory), all that happens at once.  A line longer than
+ * late_line is truncated.
  */
-bool conn_reply_later(struct conn *c, uint64_t ms, const char *line,
+void conn_reply_later(struct conn *c, uint64_t ms, const char *line,
     bool then_close);
 
 /*

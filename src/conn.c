@@ -518,17 +518,17 @@ on_late_timer(struct selector *s, void *data)
 	wake(c);
 }
 
-bool
+void
 conn_reply_later(struct conn *c, uint64_t ms, const char *line,
     bool then_close)
 {
-	if (selector_timer_arm(c->sel, &c->late_timer, ms, on_late_timer,
-	    c) != SELECTOR_OK)
-		return false;
 	snprintf(c->late_line, sizeof(c->late_line), "%s", line);
 	c->late_close = then_close;
 	c->held = true;
-	return true;
+	/* No memory for the timer: the answer goes now, the close too. */
+	if (selector_timer_arm(c->sel, &c->late_timer, ms, on_late_timer,
+	    c) != SELECTOR_OK)
+		on_late_timer(c->sel, c);
 }
 
 void

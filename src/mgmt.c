@@ -160,9 +160,8 @@ login_failed(struct mgmt_session *s)
 {
 	s->failures++;
 	log_info("mgmt[%lu] %s login-failed", s->id, s->base.conn.peer);
-	if (!conn_reply_later(&s->base.conn, AUTH_FAIL_DELAY_MS, "-ERR WRONG "
-	    "PASSWORD", s->failures >= MAX_AUTH_FAILURES))
-		return fail(s, "WRONG PASSWORD");
+	conn_reply_later(&s->base.conn, AUTH_FAIL_DELAY_MS,
+	    "-ERR WRONG PASSWORD", s->failures >= MAX_AUTH_FAILURES);
 	return CMD_PENDING;
 }
 
@@ -564,9 +563,8 @@ cmd_change_password(void *sp, int argc, char **argv)
 		 */
 		log_warn("mgmt[%lu] administrator password not changed: wrong "
 		    "old password", s->id);
-		if (!conn_reply_later(&s->base.conn, AUTH_FAIL_DELAY_MS,
-		    "-ERR WRONG PASSWORD", false))
-			return fail(s, "WRONG PASSWORD");
+		conn_reply_later(&s->base.conn, AUTH_FAIL_DELAY_MS,
+		    "-ERR WRONG PASSWORD", false);
 		return CMD_PENDING;
 	}
 	if (!begin(s))

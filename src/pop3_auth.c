@@ -43,11 +43,8 @@ login_failed(struct pop3_session *s)
 	s->have_user = false;
 	log_info("pop3[%lu] %s user=%s login-failed", s->id, s->base.conn.peer,
 	    s->log_user[0] ? s->log_user : "-");
-	if (!conn_reply_later(&s->base.conn, AUTH_FAIL_DELAY_MS, AUTH_FAILED,
-	    s->auth_failures >= MAX_AUTH_FAILURES)) {
-		pop3_reply(s, AUTH_FAILED);
-		return CMD_REPLIED;
-	}
+	conn_reply_later(&s->base.conn, AUTH_FAIL_DELAY_MS, AUTH_FAILED,
+	    s->auth_failures >= MAX_AUTH_FAILURES);
 	return CMD_PENDING;
 }
 

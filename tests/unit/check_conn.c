@@ -87,9 +87,9 @@ t_line(struct conn *c, enum line_status st, char *line)
 	} else if (strcmp(line, "QUIET") == 0) {
 		/* Parsed, not answered. */
 	} else if (strcmp(line, "LATER") == 0) {
-		ck_assert(conn_reply_later(c, 50, "+OK later", false));
+		conn_reply_later(c, 50, "+OK later", false);
 	} else if (strcmp(line, "LATERCLOSE") == 0) {
-		ck_assert(conn_reply_later(c, 50, "-ERR later", true));
+		conn_reply_later(c, 50, "-ERR later", true);
 	} else {
 		ck_assert(conn_reply(c, "%s", line));
 	}
@@ -225,6 +225,30 @@ peer_free(struct peer *p)
 /* ---- the loop ---- */
 
 static struct selector *sel;
+
+/* Linked with --wrap=realloc: fails while asked to, counting failures. */
+void *__real_realloc(void *ptr, size_t size);
+void *__wrap_realloc(void *ptr, size_t size);
+static bool fail_realloc;
+static int realloc_failures;
+
+void *
+__wrap_realloc(void *ptr, size_t size)
+{
+	if (fail_realloc) {
+		realloc_failures++;
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __real_realloc(ptr, size);
+}
+
+static void
+no_op_timer(struct selector *s, void *data)
+{
+	(void)s;
+	(void)data;
+}
 
 /* One pass the way server_run() makes it, then the peer reads. */
 static void
@@ -836,6 +860,35 @@ START_TEST(test_reply_later_then_close)
 }
 END_TEST
 
+START_TEST(test_reply_later_without_memory)
+{
+	/* Enough dummy timers to fill any timer heap the reactor grows. */
+	static struct sel_timer dummies[1024];
+	struct peer p;
+	size_t n = 0;
+
+	(void)open_conn(&p, IDLE_LONG, false);
+	peer_read(&p);		/* the peer's own buffer, before realloc fails */
+	fail_realloc = true;
+	while (n < sizeof(dummies) / sizeof(dummies[0]) &&
+	    selector_timer_arm(sel, &dummies[n], 100000, no_op_timer,
+	    NULL) == SELECTOR_OK)
+		n++;
+	ck_assert_int_eq(realloc_failures, 1);	/* the heap is full */
+	peer_send(&p, "LATERCLOSE\r\nnext\r\n");
+	/* No timer to wait for: the answer and the close come at once. */
+	RUN_UNTIL(&p, true, p.eof, 25, "the close");
+	fail_realloc = false;
+	ck_assert_int_eq(realloc_failures, 2);
+	ck_assert(peer_has(&p, "-ERR later\r\n"));
+	ck_assert_uint_eq(res.lines, 1);
+	ck_assert_int_eq(res.why, END_LIMIT);
+	for (size_t i = 0; i < n; i++)
+		selector_timer_cancel(sel, &dummies[i]);
+	finish(&p);
+}
+END_TEST
+
 START_TEST(test_stats_counted)
 {
 	struct peer p;
@@ -1039,6 +1092,7 @@ conn_suite(void)
 	tcase_add_test(limits, test_last_words_sent_before_close);
 	tcase_add_test(limits, test_last_words_to_a_gone_peer);
 	tcase_add_test(limits, test_reply_too_big);
+	tcase_add_test(limits, test_reply_later_without_memory);
 	suite_add_tcase(s, limits);
 	return s;
 }

@@ -24,20 +24,14 @@ struct server_config {
 	unsigned filter_limit_s;	/* a filter's silence limit */
 };
 
-/* Why server_init() failed: decides the exit status. */
-enum server_status {
-	SERVER_OK = 0,
-	SERVER_ADDRINUSE,	/* a port is taken */
-	SERVER_FAIL,		/* anything else */
-};
-
 /*
  * Raises the descriptor limit, creates the reactor and binds every
  * listener (the part that may need root).  `signal_fd` is the read end
  * of the signal self-pipe; it wakes select() so server_run() can look
- * at the flags.  Logs the reason on failure.
+ * at the flags.  False (the reason logged) on failure: a port in use
+ * and any other failure both end the server with status 1.
  */
-enum server_status server_bind(const struct server_config *cfg,
+bool server_bind(const struct server_config *cfg,
     int signal_fd);
 
 /*

@@ -351,8 +351,8 @@ apply_option(int ch, char **argv, struct options *o)
 		o->users_file = optarg;
 		break;
 	case 'T':
-		o->server.idle_s = (unsigned)number(optarg, 1, 86400,
-		    "-T seconds");
+		o->server.idle_s = (unsigned)number(optarg, 1,
+		    SETTING_IDLE_MAX, "-T seconds");
 		break;
 	case 'm':
 		o->server.max_conn = connections(optarg);
@@ -370,8 +370,8 @@ apply_option(int ch, char **argv, struct options *o)
 		o->allow_root = true;
 		break;
 	case OPT_FILTER_TIMEOUT:
-		o->server.filter_limit_s = (unsigned)number(optarg, 1, 86400,
-		    "--filter-timeout seconds");
+		o->server.filter_limit_s = (unsigned)number(optarg, 1,
+		    MAX_FILTER_TIMEOUT, "--filter-timeout seconds");
 		break;
 	case 'v':
 		printf(POP3D_NAME " " POP3D_VERSION "\n");
@@ -717,7 +717,6 @@ main(int argc, char **argv)
 {
 	static struct options o;
 	struct users *users = NULL;
-	enum server_status st;
 	int rc;
 
 	if (!std_fds_open())
@@ -734,8 +733,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "pop3server: signals: %s\n", strerror(errno));
 		return EXIT_FAILURE;
 	}
-	st = server_bind(&o.server, signal_pipe[0]);
-	if (st != SERVER_OK || (o.run_as != NULL &&
+	if (!server_bind(&o.server, signal_pipe[0]) || (o.run_as != NULL &&
 	    drop_privileges(o.run_as, o.run_uid, o.run_gid) < 0)) {
 		server_shutdown();
 		return EXIT_FAILURE;

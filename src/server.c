@@ -207,7 +207,7 @@ admit(int fd, const struct sockaddr_storage *ss)
 
 	peer_text(ss, peer, sizeof(peer));
 	if (prepare_client(fd) < 0) {
-		close(fd);
+		refuse(fd, BUSY, true, peer, "cannot set up its socket");
 		return;
 	}
 	if (stats_get()->live >= srv.settings.max_conn) {
@@ -250,8 +250,10 @@ accept_batch(int lfd, bool pop3)
 		if (mgmt_full())
 			refuse(fd, MGMT_FULL, false, peer,
 			    "too many management sessions");
-		else if (prepare_client(fd) < 0 ||
-		    mgmt_session_new(&srv.mgmt, fd, peer) < 0)
+		else if (prepare_client(fd) < 0)
+			refuse(fd, BUSY, false, peer,
+			    "cannot set up its socket");
+		else if (mgmt_session_new(&srv.mgmt, fd, peer) < 0)
 			refuse(fd, BUSY, false, peer,
 			    "no room in the reactor");
 	}
@@ -347,7 +349,7 @@ fail:
  * Binds `addr` (or each of `dflt` when addr is NULL) on `port`.  With
  * the defaults, an address family the host lacks is skipped.
  */
-static enum server_status
+static bool
 bind_service(const char *what, const char *addr, unsigned port,
     const char *const dflt[], const struct sel_handler *h)
 {
@@ -367,7 +369,7 @@ bind_service(const char *what, const char *addr, unsigned port,
 		if (rc != 0) {
 			log_err("%s: cannot use address %s: %s", what, *list,
 			    gai_strerror(rc));
-			return SERVER_FAIL;
+			return false;
 		}
 		for (ai = res; ai != NULL; ai = ai->ai_next) {
 			if (listen_on(ai->ai_addr, ai->ai_addrlen, h) == 0) {
@@ -383,18 +385,17 @@ bind_service(const char *what, const char *addr, unsigned port,
 			log_err("%s: cannot listen on %s port %u: %s", what,
 			    *list, port, strerror(errno));
 			freeaddrinfo(res);
-			return errno == EADDRINUSE ? SERVER_ADDRINUSE :
-			    SERVER_FAIL;
+			return false;
 		}
 		freeaddrinfo(res);
 	}
 	if (bound == 0) {
 		log_err("%s: no address to listen on", what);
-		return SERVER_FAIL;
+		return false;
 	}
 	log_info("%s: listening on port %u (%zu socket%s)", what, port, bound,
 	    bound == 1 ? "" : "s");
-	return SERVER_OK;
+	return true;
 }
 
 /* Applies the idle timeout to one open POP3 session. */
@@ -527,13 +528,12 @@ load_settings(const struct server_config *cfg, struct users *users,
 	return true;
 }
 
-enum server_status
+bool
 server_bind(const struct server_config *cfg, int signal_fd)
 {
 	static const char *const all[] = { "::", "0.0.0.0", NULL };
 	static const char *const loopback[] = { "::1", "127.0.0.1", NULL };
 	enum selector_status sst;
-	enum server_status st;
 
 	srv.nofile = raise_nofile();
 	stats_init();
@@ -541,21 +541,18 @@ server_bind(const struct server_config *cfg, int signal_fd)
 	srv.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (srv.sel == NULL || srv.spare_fd < 0) {
 		log_err("cannot set up the reactor: %s", strerror(errno));
-		return SERVER_FAIL;
+		return false;
 	}
 	sst = selector_register(srv.sel, signal_fd, &signal_handler, SEL_READ,
 	    NULL);
 	if (sst != SELECTOR_OK) {
 		log_err("cannot watch the signal pipe: %s",
 		    selector_strerror(sst));
-		return SERVER_FAIL;
+		return false;
 	}
-	st = bind_service("pop3", cfg->pop3_addr, cfg->pop3_port, all,
-	    &pop3_listener);
-	if (st == SERVER_OK)
-		st = bind_service("mgmt", cfg->mgmt_addr, cfg->mgmt_port,
-		    loopback, &mgmt_listener);
-	return st;
+	return bind_service("pop3", cfg->pop3_addr, cfg->pop3_port, all,
+	    &pop3_listener) && bind_service("mgmt", cfg->mgmt_addr,
+	    cfg->mgmt_port, loopback, &mgmt_listener);
 }
 
 bool

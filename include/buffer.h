@@ -47,6 +47,7 @@ void buffer_write_adv(struct buffer *b, size_t n);
 size_t buffer_readable(const struct buffer *b);
 /* Room left, counting the consumed prefix that compaction reclaims. */
 size_t buffer_free(const struct buffer *b);
+/* True when nothing is readable. */
 bool buffer_empty(const struct buffer *b);
 
 /* Appends n bytes; returns false and appends nothing if they don't fit. */

@@ -44,6 +44,12 @@ _Static_assert(SASL_MAX_LINE <= IN_BUF_SIZE / 2,
 #define STREAM_BUF_SIZE		((size_t)256 * 1024)
 
 /*
+ * A listing (LIST, UIDL, MGMT USERS) of more entries than this streams
+ * through the big buffer; a few lines fit the small one.
+ */
+#define SMALL_LISTING		8
+
+/*
  * Most wire bytes a message stream encodes and sends in one step.  Steps
  * well under the stream buffer let our encoding overlap the reader's
  * copy instead of taking turns with it, and staying just under two
@@ -80,6 +86,8 @@ _Static_assert(SASL_MAX_LINE <= IN_BUF_SIZE / 2,
 
 /* A RETR filter silent this long is killed (spec: default 30 s). */
 #define DEFAULT_FILTER_TIMEOUT	30
+/* The longest --filter-timeout, as the longest idle timeout: a day. */
+#define MAX_FILTER_TIMEOUT	86400
 
 /*
  * The MGMT spec's greeting: admin_monitor checks it, so a --port that

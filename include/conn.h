@@ -134,6 +134,7 @@ size_t conn_out_room(const struct conn *c);
  * (otherwise the stream uses the small buffer).
  */
 void conn_stream_begin(struct conn *c, bool big);
+/* The producer wrote its last byte: parsing resumes after the flush. */
 void conn_stream_end(struct conn *c);
 
 /*

@@ -51,6 +51,7 @@ struct filter *filter_start(struct selector *sel, const struct filter_job *job,
  */
 size_t filter_take(struct filter *f, uint8_t *dst, size_t cap);
 
+/* Whether output may still come, and how the filter ended. */
 enum filter_state filter_state(const struct filter *f);
 /* True once the filter wrote at least one byte of output. */
 bool filter_has_output(const struct filter *f);

@@ -4,8 +4,9 @@
  * messages, computes their POP3 sizes, opens message files for reading,
  * and deletes messages at commit.  No socket calls, no protocol here.
  *
- * Nothing is removed before maildir_commit(); maildir_rollback() forgets
- * every deletion mark (RFC 1939 section 6).
+ * Nothing is removed before maildir_commit_step(); a session that ends
+ * any other way closes the maildrop with its marks unused, and
+ * maildir_rollback() forgets them all at RSET (RFC 1939 section 6).
  */
 #ifndef POP3D_MAILDIR_H
 #define POP3D_MAILDIR_H
@@ -109,7 +110,7 @@ enum maildir_status maildir_msg_open(struct maildrop *md, size_t n, int *fd);
 
 /* Marks message n deleted; false when out of range or already deleted. */
 bool maildir_mark_deleted(struct maildrop *md, size_t n);
-/* Forgets every deletion mark (RSET, and any session end but QUIT). */
+/* Forgets every deletion mark (RSET). */
 void maildir_rollback(struct maildrop *md);
 /*
  * UPDATE state: unlinks the marked messages, at most `max` per call (0:

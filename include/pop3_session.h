@@ -76,6 +76,7 @@ extern const struct cmd pop3_auth_cmds[];
 extern const struct cmd pop3_trans_cmds[];
 
 /* The engine's services to the handlers (pop3.c). */
+/* Queues one reply line (CRLF added); false when `out` has no room. */
 bool pop3_reply(struct pop3_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /*
@@ -98,6 +99,8 @@ void pop3_stream_done(struct pop3_session *s);
 void pop3_complete(struct pop3_session *s, enum cmd_result r);
 /* Drops a session's queued password check (the session is ending). */
 void pop3_forget_login(struct pop3_session *s);
+/* Closes the maildrop and releases its lock (failed login, end). */
+void pop3_release_maildrop(struct pop3_session *s);
 /* Ends the session now, for a producer that cannot go on. */
 void pop3_abort(struct pop3_session *s);
 /*
@@ -113,13 +116,19 @@ void pop3_work_done(int64_t start);
 enum cmd_result pop3_cmd_capa(void *sp, int argc, char **argv);
 
 /*
- * The line answering an AUTH continuation (pop3_auth.c); NULL when it
- * was longer than SASL_MAX_LINE.
+ * Handles the line answering an AUTH continuation (pop3_auth.c): line
+ * is NULL when the client's was longer than SASL_MAX_LINE (a failed
+ * login); "*" cancels.
  */
 enum cmd_result pop3_sasl_response(struct pop3_session *s, char *line);
 
-/* TRANSACTION hooks (pop3_trans.c). */
+/*
+ * Releases what a RETR or QUIT holds (message fd, filter) when it ends
+ * or the session does; finishes a QUIT's deletions when the server
+ * stops (pop3_trans.c).
+ */
 void pop3_trans_cleanup(struct pop3_session *s);
+/* The UPDATE state's on_arrival hook: starts QUIT's deletions. */
 void pop3_update_enter(unsigned state, void *ctx);
 /* True while QUIT's deletions are under way. */
 bool pop3_quit_running(const struct pop3_session *s);

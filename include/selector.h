@@ -59,11 +59,19 @@ struct selector *selector_new(size_t capacity);
 /* Unregisters every descriptor (calling on_close) and frees; NULL ok. */
 void selector_destroy(struct selector *s);
 
+/* The capacity selector_new() was given. */
 size_t selector_capacity(const struct selector *s);
 
+/*
+ * Watches fd for `interest` (SEL_READ, SEL_WRITE) and calls h's
+ * handlers with data; SELECTOR_FDTOOBIG when fd is outside the
+ * capacity, SELECTOR_EXISTS when already registered.
+ */
 enum selector_status selector_register(struct selector *s, int fd,
     const struct sel_handler *h, unsigned interest, void *data);
+/* Stops watching fd and calls its on_close handler. */
 enum selector_status selector_unregister(struct selector *s, int fd);
+/* Changes what fd is watched for; SELECTOR_NOTREG when not registered. */
 enum selector_status selector_set_interest(struct selector *s, int fd,
     unsigned interest);
 /* Current interest of fd, or SEL_NONE when fd is not registered. */

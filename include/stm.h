@@ -33,6 +33,7 @@ unsigned stm_write(struct stm *m, void *ctx);
 /* Moves to `next` (departure, then arrival), unless already there. */
 void stm_jump(struct stm *m, unsigned next, void *ctx);
 
+/* The current state. */
 unsigned stm_state(const struct stm *m);
 
 #endif

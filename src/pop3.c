@@ -308,6 +308,16 @@ logout_reason(const struct pop3_session *s, enum conn_end why)
 	return conn_end_name(END_DISCONNECT);
 }
 
+void
+pop3_release_maildrop(struct pop3_session *s)
+{
+	maildir_close(s->md);
+	s->md = NULL;
+	if (s->locked)
+		users_unlock(s->env->users, s->user, s);
+	s->locked = false;
+}
+
 /* The one place a session's resources go, once its conn is unregistered. */
 static void
 end_session(struct pop3_session *s)
@@ -320,9 +330,7 @@ end_session(struct pop3_session *s)
 	 * Closing never starts an UPDATE (RFC 1939 section 6); one that
 	 * QUIT started was finished before this.
 	 */
-	maildir_close(s->md);
-	if (s->locked)
-		users_unlock(s->env->users, s->user, s);
+	pop3_release_maildrop(s);
 	log_info("pop3[%lu] %s user=%s logout retr=%u/%llu top=%u "
 	    "dele=%u/%zu size=%llu in=%llu out=%llu reason=%s", s->id,
 	    c->peer, s->log_user[0] ? s->log_user : "-", s->retr_count,

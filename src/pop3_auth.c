@@ -64,10 +64,7 @@ maildrop_failed(struct pop3_session *s, enum maildir_status st)
 	/* The access log's login outcome, with the address to find it by. */
 	log_info("pop3[%lu] %s user=%s login-failed maildrop", s->id,
 	    s->base.conn.peer, s->user);
-	maildir_close(s->md);
-	s->md = NULL;
-	users_unlock(s->env->users, s->user, s);
-	s->locked = false;
+	pop3_release_maildrop(s);
 	s->have_user = false;
 	pop3_reply(s, st == MAILDIR_TOOBIG ?
 	    "-ERR [SYS/PERM] maildrop too large" :

@@ -18,8 +18,8 @@
 #include "now.h"
 #include "selector.h"
 
-typedef unsigned long word_t;
-#define WORD_BITS (sizeof(word_t) * CHAR_BIT)
+/* The descriptor sets are arrays of unsigned long, as fd_set is. */
+#define WORD_BITS (sizeof(unsigned long) * CHAR_BIT)
 
 struct item {
 	const struct sel_handler *h;
@@ -33,26 +33,26 @@ struct selector {
 	size_t nwords;
 	int max_fd;		/* highest registered fd, -1 when none */
 	struct item *items;
-	word_t *want_r, *want_w;	/* master sets */
-	word_t *ready_r, *ready_w;	/* copies handed to select() */
+	unsigned long *want_r, *want_w;	/* master sets */
+	unsigned long *ready_r, *ready_w;	/* copies handed to select() */
 	struct sel_timer **heap;
 	size_t nheap, heap_cap;
 };
 
 static void
-bit_set(word_t *set, int fd)
+bit_set(unsigned long *set, int fd)
 {
-	set[(size_t)fd / WORD_BITS] |= (word_t)1 << ((size_t)fd % WORD_BITS);
+	set[(size_t)fd / WORD_BITS] |= (unsigned long)1 << ((size_t)fd % WORD_BITS);
 }
 
 static void
-bit_clr(word_t *set, int fd)
+bit_clr(unsigned long *set, int fd)
 {
-	set[(size_t)fd / WORD_BITS] &= ~((word_t)1 << ((size_t)fd % WORD_BITS));
+	set[(size_t)fd / WORD_BITS] &= ~((unsigned long)1 << ((size_t)fd % WORD_BITS));
 }
 
 static bool
-bit_isset(const word_t *set, int fd)
+bit_isset(const unsigned long *set, int fd)
 {
 	return (set[(size_t)fd / WORD_BITS] >> ((size_t)fd % WORD_BITS)) & 1;
 }
@@ -61,7 +61,7 @@ struct selector *
 selector_new(size_t capacity)
 {
 	struct selector *s = calloc(1, sizeof(*s));
-	size_t min_words = sizeof(fd_set) / sizeof(word_t);
+	size_t min_words = sizeof(fd_set) / sizeof(unsigned long);
 
 	if (s == NULL)
 		return NULL;
@@ -72,10 +72,10 @@ selector_new(size_t capacity)
 		s->nwords = min_words;
 	s->max_fd = -1;
 	s->items = calloc(capacity ? capacity : 1, sizeof(*s->items));
-	s->want_r = calloc(s->nwords, sizeof(word_t));
-	s->want_w = calloc(s->nwords, sizeof(word_t));
-	s->ready_r = calloc(s->nwords, sizeof(word_t));
-	s->ready_w = calloc(s->nwords, sizeof(word_t));
+	s->want_r = calloc(s->nwords, sizeof(unsigned long));
+	s->want_w = calloc(s->nwords, sizeof(unsigned long));
+	s->ready_r = calloc(s->nwords, sizeof(unsigned long));
+	s->ready_w = calloc(s->nwords, sizeof(unsigned long));
 	if (s->items == NULL || s->want_r == NULL || s->want_w == NULL ||
 	    s->ready_r == NULL || s->ready_w == NULL) {
 		selector_destroy(s);
@@ -340,7 +340,7 @@ wait_time(struct selector *s, int max_wait_ms, struct timeval *tv)
  * (selector_unregister clears it) and still wants it.
  */
 static void
-fire(struct selector *s, int fd, const word_t *ready, unsigned kind)
+fire(struct selector *s, int fd, const unsigned long *ready, unsigned kind)
 {
 	struct item *it = &s->items[fd];
 
@@ -361,8 +361,8 @@ selector_poll(struct selector *s, int max_wait_ms)
 	int n;
 
 	tvp = wait_time(s, max_wait_ms, &tv);
-	memcpy(s->ready_r, s->want_r, words * sizeof(word_t));
-	memcpy(s->ready_w, s->want_w, words * sizeof(word_t));
+	memcpy(s->ready_r, s->want_r, words * sizeof(unsigned long));
+	memcpy(s->ready_w, s->want_w, words * sizeof(unsigned long));
 	n = select(nfds, (fd_set *)(void *)s->ready_r,
 	    (fd_set *)(void *)s->ready_w, NULL, tvp);
 	if (n < 0) {
@@ -371,7 +371,7 @@ selector_poll(struct selector *s, int max_wait_ms)
 		return SELECTOR_IO;
 	}
 	for (size_t w = 0; n > 0 && w < words; w++) {
-		word_t any = s->ready_r[w] | s->ready_w[w];
+		unsigned long any = s->ready_r[w] | s->ready_w[w];
 
 		while (any != 0) {
 			unsigned bit = (unsigned)__builtin_ctzl(any);

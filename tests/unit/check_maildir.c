@@ -12,7 +12,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -24,6 +23,7 @@
 
 #include "config.h"
 #include "maildir.h"
+#include "scratch.h"
 
 #ifndef PATH_MAX
 #define PATH_MAX 4096
@@ -38,39 +38,16 @@
 static char base[PATH_MAX];
 static char root[PATH_MAX];
 
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void
-rm_tree(char *dir)
-{
-	if (dir[0] != '\0')
-		(void)nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	dir[0] = '\0';
-}
-
 static void
 base_setup(void)
 {
-	const char *tmp = getenv("TMPDIR");
-	int len;
-
-	len = snprintf(base, sizeof(base), "%s/check_maildir.XXXXXX",
-	    tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-	ck_assert(len > 0 && (size_t)len < sizeof(base));
-	ck_assert_ptr_nonnull(mkdtemp(base));
+	scratch_make(base, sizeof(base), "maildir");
 }
 
 static void
 base_teardown(void)
 {
-	rm_tree(base);
+	scratch_remove(base);
 }
 
 static void
@@ -86,7 +63,7 @@ setup(void)
 static void
 teardown(void)
 {
-	rm_tree(root);
+	scratch_remove(root);
 }
 
 /* root/rel into buf (PATH_MAX). */

@@ -15,7 +15,6 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -28,6 +27,7 @@
 #include "conn.h"
 #include "log.h"
 #include "mgmt.h"
+#include "scratch.h"
 #include "selector.h"
 #include "settings.h"
 #include "stats.h"
@@ -82,27 +82,13 @@ stub_pause(unsigned seconds)
 static void
 base_setup(void)
 {
-	/* Unchecked fixtures must not exit; tests fail on an empty base. */
-	(void)snprintf(base, sizeof(base), "/tmp/check_mgmt.XXXXXX");
-	if (mkdtemp(base) == NULL)
-		base[0] = '\0';
-}
-
-static int
-rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	(void)remove(p);
-	return 0;	/* best effort: keep removing the rest */
+	scratch_make(base, sizeof(base), "mgmt");
 }
 
 static void
 base_teardown(void)
 {
-	if (base[0] != '\0')
-		(void)nftw(base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	scratch_remove(base);
 }
 
 /* ---- the peer (the administrator's client) ---- */

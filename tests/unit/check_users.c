@@ -13,13 +13,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "scratch.h"
 #include "settings.h"
 #include "users.h"
 
@@ -70,27 +70,13 @@ static char path[192];
 static void
 base_setup(void)
 {
-	/* Unchecked fixtures must not exit; tests fail on an empty base. */
-	(void)snprintf(base, sizeof(base), "/tmp/check_users.XXXXXX");
-	if (mkdtemp(base) == NULL)
-		base[0] = '\0';
-}
-
-static int
-rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	(void)remove(p);
-	return 0;	/* best effort: keep removing the rest */
+	scratch_make(base, sizeof(base), "users");
 }
 
 static void
 base_teardown(void)
 {
-	if (base[0] != '\0')
-		(void)nftw(base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	scratch_remove(base);
 }
 
 /* A fresh folder for this test; path names "users" inside it. */

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import unittest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
@@ -219,6 +220,21 @@ class Server:
             raise AssertionError("sanitizer report from the server:\n"
                                  + report)
         return False
+
+
+class SharedServerTest(unittest.TestCase):
+    """Tests that share one server for their class: SERVER started with
+    the keyword arguments SERVER_KW, as cls.srv."""
+    SERVER = Server
+    SERVER_KW = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = cls.SERVER(**cls.SERVER_KW).__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.__exit__(None, None, None)
 
 
 class Client:

@@ -18,7 +18,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 
-from pop3test import (Client, Server, SERVER_BIN,  # noqa: E402,F401
+from pop3test import (Client, Server, SERVER_BIN, SharedServerTest,  # noqa
                       free_port, fixture_messages, stuff, unstuff,
                       wire_form)
 import mgmtclient  # noqa: E402

@@ -6,20 +6,15 @@ import time
 import unittest
 
 from mgmtlib import (ADMIN_PW, GREETING, FAIL_DELAY_MIN, MgmtServer, Mgmt,
-                     recv_within)
+                     SharedServerTest, recv_within)
 
 
-class AuthState(unittest.TestCase):
+class AuthState(SharedServerTest):
     """Cheap AUTH_MGMT checks on one shared server (each test opens its
     own MGMT connection)."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = MgmtServer().__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.__exit__(None, None, None)
+    SERVER = MgmtServer
+    SERVER_KW = {}
 
     def setUp(self):
         self.m = Mgmt(self.srv.mgmt_port)

@@ -7,20 +7,15 @@ import signal
 import time
 import unittest
 
-from mgmtlib import (MgmtServer, users_file_mode, users_file_text,
+from mgmtlib import (MgmtServer, SharedServerTest, users_file_mode, users_file_text,
                      wait_figure)
 
 
-class SettingArguments(unittest.TestCase):
+class SettingArguments(SharedServerTest):
     """Accepted and refused values, on one shared server."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = MgmtServer(idle=30).__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.__exit__(None, None, None)
+    SERVER = MgmtServer
+    SERVER_KW = dict(idle=30)
 
     def setUp(self):
         self.m = self.srv.mgmt()

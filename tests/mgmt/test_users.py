@@ -9,20 +9,15 @@ import time
 import unittest
 
 from mgmtlib import (ADMIN_PW, SHA512_HASH, MgmtServer, Mgmt, crypt_matches,
-                     pop3_login_result, tree, users_file_accounts,
+                     SharedServerTest, pop3_login_result, tree, users_file_accounts,
                      users_file_mode, users_file_text)
 
 
-class UserCommands(unittest.TestCase):
+class UserCommands(SharedServerTest):
     """On one shared server; each test uses its own user names."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = MgmtServer().__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.__exit__(None, None, None)
+    SERVER = MgmtServer
+    SERVER_KW = {}
 
     def setUp(self):
         self.m = self.srv.mgmt()

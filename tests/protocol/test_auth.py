@@ -10,7 +10,8 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
-from pop3test import Server, fixture_messages, unstuff  # noqa: E402
+from pop3test import (Server, SharedServerTest, fixture_messages,  # noqa: E402
+                      unstuff)
 
 USERS = {"alice": "secret", "bob": "hunter2"}
 BUSY_WORDS = ("lock", "wait", "in-use")
@@ -30,14 +31,8 @@ def parse_capa(lines):
     return caps
 
 
-class GreetingAndUserPass(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server(users=USERS).__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.__exit__(None, None, None)
+class GreetingAndUserPass(SharedServerTest):
+    SERVER_KW = dict(users=USERS)
 
     def setUp(self):
         self.c = self.srv.client()
@@ -123,16 +118,10 @@ class GreetingAndUserPass(unittest.TestCase):
         self.assertIn("PLAIN", [l.strip().upper() for l in lines])
 
 
-class Failures(unittest.TestCase):
+class Failures(SharedServerTest):
     """Bad credentials: same answer, delay, limit."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server(users=USERS).__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.__exit__(None, None, None)
+    SERVER_KW = dict(users=USERS)
 
     def attempt(self, user, password, out, key):
         c = self.srv.client()
@@ -242,14 +231,8 @@ class Failures(unittest.TestCase):
         c.close()
 
 
-class AuthPlain(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server(users=USERS).__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.__exit__(None, None, None)
+class AuthPlain(SharedServerTest):
+    SERVER_KW = dict(users=USERS)
 
     def setUp(self):
         self.c = self.srv.client()
@@ -355,21 +338,13 @@ class AuthPlain(unittest.TestCase):
         self.c.quit()
 
 
-class LongCredentials(unittest.TestCase):
+class LongCredentials(SharedServerTest):
     """RFC 5034 section 4: the response after "+ " is not bound by the
     255-octet command limit, so the longest valid name (64) and password
     (128) can log in with AUTH PLAIN."""
     NAME = "n" * 64
     PASSWORD = "p" * 128
-
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server(users={cls.NAME: cls.PASSWORD},
-                         mail=None).__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.__exit__(None, None, None)
+    SERVER_KW = dict(users={NAME: PASSWORD}, mail=None)
 
     def setUp(self):
         self.c = self.srv.client()

@@ -14,8 +14,9 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
-from pop3test import (Client, Server, fixture_messages, stuff,  # noqa: E402
-                      top_form, unstuff, wire_form)
+from pop3test import (Client, Server, SharedServerTest,  # noqa: E402
+                      fixture_messages, stuff, top_form, unstuff,
+                      wire_form)
 
 USERS = {"alice": "secret", "bob": "hunter2"}
 MSGS = fixture_messages("alice")
@@ -85,14 +86,8 @@ def classify(clients, seconds):
     return out
 
 
-class Lines(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server(users=USERS).__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.__exit__(None, None, None)
+class Lines(SharedServerTest):
+    SERVER_KW = dict(users=USERS)
 
     def test_254_and_255_octet_lines_are_commands(self):
         # "PASS <pw>\r\n": -ERR [AUTH] proves the line was run as PASS
@@ -232,14 +227,8 @@ class Lines(unittest.TestCase):
         c.close()
 
 
-class Pipelining(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server(users=USERS).__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.__exit__(None, None, None)
+class Pipelining(SharedServerTest):
+    SERVER_KW = dict(users=USERS)
 
     def check(self, c, cmd, first, body):
         op = cmd.split()[0]
@@ -308,14 +297,8 @@ class Pipelining(unittest.TestCase):
         c.close()
 
 
-class BadCommands(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server(users=USERS).__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.__exit__(None, None, None)
+class BadCommands(SharedServerTest):
+    SERVER_KW = dict(users=USERS)
 
     def send_bad(self, c, count):
         """Sends up to `count` unknown commands; returns how many were

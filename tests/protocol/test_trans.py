@@ -11,8 +11,9 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
-from pop3test import (Server, fixture_messages, stuff, top_form,  # noqa: E402
-                      unstuff, wire_form)
+from pop3test import (Server, SharedServerTest,  # noqa: E402
+                      fixture_messages, stuff, top_form, unstuff,
+                      wire_form)
 
 USERS = {"alice": "secret", "bob": "hunter2", "carol": "carolpw"}
 MSGS = fixture_messages("alice")          # (uid, raw, cur name or None)
@@ -68,16 +69,10 @@ def uidl_map(test, c):
     return out
 
 
-class ReadOnly(unittest.TestCase):
+class ReadOnly(SharedServerTest):
     """Commands that change nothing; one server for the class."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server(users=USERS).__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.__exit__(None, None, None)
+    SERVER_KW = dict(users=USERS)
 
     def test_stat_counts_wire_sizes(self):
         with Session(self.srv) as c:

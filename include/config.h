@@ -94,6 +94,8 @@ _Static_assert(SASL_MAX_LINE <= IN_BUF_SIZE / 2,
  * names the POP3 service by mistake is not taken for MGMT.
  */
 #define MGMT_GREETING		"+OK Management server ready"
+/* The greeting of a client over the 64 MGMT sessions (admin_monitor: 1). */
+#define MGMT_FULL_GREETING	"-ERR TOO MANY MANAGEMENT SESSIONS"
 
 /* The MGMT spec's bounds for a TIMEOUT pause, seconds. */
 #define MGMT_PAUSE_MIN		1

@@ -247,6 +247,13 @@ print_line(const char *line, size_t len)
 	putchar('\n');
 }
 
+/* True when the line is exactly text. */
+static bool
+is_line(const char *line, size_t len, const char *text)
+{
+	return len == strlen(text) && memcmp(line, text, len) == 0;
+}
+
 /* True when the line is the status word alone or followed by a space. */
 static bool
 has_status(const char *line, size_t len, const char *word)
@@ -298,10 +305,10 @@ read_greeting(struct link *l, uint64_t wait_ms)
 	size_t len = read_line(l, line, now_ms() + wait_ms);
 
 	print_line(line, len);
-	if (has_status(line, len, "-ERR"))
+	/* A full MGMT service refuses; any other -ERR is another service. */
+	if (is_line(line, len, MGMT_FULL_GREETING))
 		return false;
-	if (len != strlen(MGMT_GREETING) ||
-	    memcmp(line, MGMT_GREETING, len) != 0)
+	if (!is_line(line, len, MGMT_GREETING))
 		die_conn("not a management server: its greeting is not ",
 		    "\"" MGMT_GREETING "\"");
 	return true;

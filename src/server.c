@@ -40,7 +40,7 @@
 
 #define TOO_MANY "-ERR [SYS/TEMP] too many connections\r\n"
 #define BUSY "-ERR [SYS/TEMP] server busy, try again later\r\n"
-#define MGMT_FULL "-ERR TOO MANY MANAGEMENT SESSIONS\r\n"
+#define MGMT_FULL MGMT_FULL_GREETING "\r\n"
 #define REFUSED_INPUT_MAX 4096	/* a client's first lines, not a flood */
 
 struct listener {

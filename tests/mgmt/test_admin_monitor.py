@@ -517,6 +517,23 @@ class MonitorConnection(unittest.TestCase):
                 self.assertEqual(r.lines, [greeting], r)
                 self.assertIn("not a management server", r.stderr, r)
 
+    def test_other_err_greeting_exit_3(self):
+        """Only MGMT's own refusal is a refused session (1); the -ERR of
+        another service (a full POP3 server on the port given by
+        mistake) is a wrong server, said so on standard error."""
+        for greeting in ("-ERR [SYS/TEMP] too many connections", "-ERR"):
+            with self.subTest(greeting=greeting):
+                r = against(ScriptedPeer((greeting + "\r\n").encode(), []))
+                self.assertEqual(r.rc, 3, r)
+                self.assertEqual(r.lines, [greeting], r)
+                self.assertIn("not a management server", r.stderr, r)
+
+    def test_full_mgmt_greeting_exit_1(self):
+        greeting = "-ERR TOO MANY MANAGEMENT SESSIONS"
+        r = against(ScriptedPeer((greeting + "\r\n").encode(), []))
+        self.assertEqual(r.rc, 1, r)
+        self.assertEqual(r.lines, [greeting], r)
+
     def test_pop3_port_by_mistake_exit_3(self):
         """A POP3 server greets with +OK too and admin is a POP3 user:
         without the greeting check, -NOOP would report a healthy MGMT

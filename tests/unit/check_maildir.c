@@ -784,6 +784,32 @@ START_TEST(test_relocate_needs_same_file)
 END_TEST
 
 /*
+ * Two names hard-linked to one file are two messages.  The one deleted
+ * went away meanwhile: its inode must not lead the deletion to the
+ * other name, which the user never deleted.
+ */
+START_TEST(test_relocate_ignores_hard_link_twin)
+{
+	struct maildrop *md;
+	char p[PATH_MAX], q[PATH_MAX];
+	size_t x;
+
+	make_user("u");
+	put_str("u/cur/x:2,", "one file, two names\n", 1);
+	ck_assert_int_eq(link(at(p, "u/cur/x:2,"), at(q, "u/cur/y:2,")), 0);
+	md = open_scanned("u");
+	ck_assert_uint_eq(maildir_count(md), 2);
+	x = strcmp(maildir_msg(md, 1)->uid, "x") == 0 ? 1 : 2;
+	ck_assert_str_eq(maildir_msg(md, x)->uid, "x");
+	ck_assert(maildir_mark_deleted(md, x));
+	ck_assert_int_eq(unlink(at(p, "u/cur/x:2,")), 0);
+	(void)commit_all(md);
+	ck_assert(exists("u/cur/y:2,"));
+	maildir_close(md);
+}
+END_TEST
+
+/*
  * The same when the copy went to new/ (Python's mailbox writes a new
  * MaildirMessage there): the next login would list it under the same
  * UIDL, so the deletion counts as failed.
@@ -1942,12 +1968,17 @@ int __wrap_fstatat64(int dirfd, const char *name, struct stat *sb,
     int flags);
 static void (*before_link)(const char *from);
 static void (*after_stat)(const char *name);
+static int link_errno;	/* non-zero: a file system without hard links */
 
 int
 __wrap_link(const char *from, const char *to)
 {
 	if (before_link != NULL)
 		before_link(from);
+	if (link_errno != 0) {
+		errno = link_errno;
+		return -1;
+	}
 	return __real_link(from, to);
 }
 
@@ -1999,6 +2030,29 @@ START_TEST(test_move_loses_race)
 }
 END_TEST
 
+/*
+ * Without hard links the move into cur/ falls back to rename(), which
+ * would replace a message already there under the target name.
+ */
+START_TEST(test_no_hard_links_never_overwrites)
+{
+	struct maildrop *md;
+	char p[PATH_MAX];
+	struct stat sb;
+
+	make_user("u");
+	put_str("u/cur/x:2,", "already listed\n", 5);
+	put_str("u/new/x", "new\n", 6);
+	link_errno = EPERM;
+	md = open_scanned("u");
+	link_errno = 0;
+	ck_assert_uint_eq(maildir_count(md), 2);
+	ck_assert_int_eq(stat(at(p, "u/cur/x:2,"), &sb), 0);
+	ck_assert_int_eq(sb.st_size, 15);
+	maildir_close(md);
+}
+END_TEST
+
 static unsigned x_names_seen;
 
 /* Once the listing read both names, x:2,S becomes x:2, (the rename). */
@@ -2032,6 +2086,64 @@ START_TEST(test_listing_sees_rename)
 	ck_assert_str_eq(file_of(md, 1), "x:2,");
 	maildir_close(md);
 	assert_only_message("u", "x:2,");
+}
+END_TEST
+
+static int spare_fds[256];
+static size_t spare_count;
+static bool m_listed;
+
+static void
+note_m_listed(const char *name)
+{
+	m_listed = m_listed || strcmp(name, "m:2,") == 0;
+}
+
+/* Once the listing has read m:2, and closed cur/, no descriptor is left. */
+static void
+take_every_descriptor(void)
+{
+	if (!m_listed || spare_count > 0)
+		return;
+	while (spare_count < sizeof(spare_fds) / sizeof(spare_fds[0]) &&
+	    (spare_fds[spare_count] = dup(0)) >= 0)
+		spare_count++;
+}
+
+/*
+ * No descriptor left to size a message is the server's trouble, not
+ * the message's: the login fails (to be tried again) rather than
+ * serve a maildrop without that message.
+ */
+START_TEST(test_no_descriptor_left_fails_the_scan)
+{
+	struct maildrop *md;
+	struct rlimit old, low;
+	enum maildir_status st;
+	bool done = false;
+	size_t calls = 0;
+
+	make_user("u");
+	put_str("u/cur/m:2,", "mine\n", 1);
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = 64;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	md = open_ok("u");
+	after_stat = note_m_listed;
+	after_closedir = take_every_descriptor;
+	do
+		st = maildir_scan_step(md, 1 << 20, &done);
+	while (st == MAILDIR_OK && !done && ++calls < 100);
+	after_stat = NULL;
+	after_closedir = NULL;
+	ck_assert_uint_gt(spare_count, 0);
+	while (spare_count > 0)
+		(void)close(spare_fds[--spare_count]);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	ck_assert_int_eq(st, MAILDIR_IO);
+	maildir_close(md);
+	ck_assert(exists("u/cur/m:2,"));
 }
 END_TEST
 
@@ -2416,6 +2528,7 @@ maildir_suite(void)
 	tcase_add_test(core, test_cut_twin_rename);
 	tcase_add_test(core, test_served_from_new);
 	tcase_add_test(core, test_relocate_needs_same_file);
+	tcase_add_test(core, test_relocate_ignores_hard_link_twin);
 	tcase_add_test(core, test_replaced_into_new_is_no_deletion);
 	tcase_add_test(core, test_commit_verify_sees_late_copies);
 	tcase_add_test(core, test_commit_verify_counts_once);
@@ -2430,6 +2543,8 @@ maildir_suite(void)
 	tcase_add_test(core, test_changed_before_sizing_is_served);
 	tcase_add_test(core, test_flags_renamed_under_us);
 	tcase_add_test(core, test_move_loses_race);
+	tcase_add_test(core, test_no_hard_links_never_overwrites);
+	tcase_add_test(core, test_no_descriptor_left_fails_the_scan);
 	tcase_add_test(core, test_listing_sees_rename);
 	tcase_add_test(core, test_bad_user);
 	tcase_add_test(core, test_creates_dirs);

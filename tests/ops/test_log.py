@@ -8,12 +8,15 @@ reopening closes the old descriptor; the file is always appended to,
 at start and after SIGHUP, never written over from its beginning;
 without --log the signal is harmless.  A user name or a message file
 name with a space is logged with '?' in its place, so every line keeps
-the fields the recipes split on.  Standard error as a pipe nobody
-reads never stops the server.  The "who read what, when" recipes of
+the fields the recipes split on; so is DEL, and a name cut to fit ends
+with '?'.  A line the file takes only in part is taken back, never
+glued to the next.  Standard error as a pipe nobody reads never stops
+the server.  The "who read what, when" recipes of
 docs/operations.md 6 give the right answers on a real log."""
 import base64
 import os
 import re
+import resource
 import shutil
 import signal
 import stat
@@ -305,6 +308,38 @@ class Sanitized(unittest.TestCase):
             self.assertEqual(m.group(1), "1600000000.M1?x.host:2,")
             self.assertNotIn("M1 x", s.log_text())
 
+    def logout_after_user(self, name):
+        """The logout line of a session that sent USER name, then QUIT."""
+        with Server() as s:
+            c = s.client()
+            port = c.sock.getsockname()[1]
+            try:
+                c.greeting()
+                self.assertTrue(c.cmd("USER " + name).startswith("+OK"))
+                c.quit()
+            finally:
+                c.close()
+            self.assertTrue(s.wait_log(r" pop3\[\d+\] 127\.0\.0\.1:%d "
+                                       r"user=\S* logout " % port),
+                            s.log_text())
+            return [l for l in lines_of(s.log_text(), port)
+                    if " logout " in l][0]
+
+    def test_delete_character_in_user_name(self):
+        # DEL (0x7f) is a control character too: raw, it reaches the
+        # terminal of whoever reads the log.
+        logout = self.logout_after_user("al\x7fice")
+        self.assertEqual(logout.split(" ")[4], "user=al?ice", logout)
+        self.assertNotIn("\x7f", logout)
+
+    def test_cut_user_name_ends_with_a_question_mark(self):
+        # A name longer than the log keeps (64 octets, USER_NAME_MAX) is
+        # cut, and its last kept octet becomes '?': cut plainly, 70 'a's
+        # would read as "a" * 64, a valid name of another user.
+        logout = self.logout_after_user("a" * 70)
+        self.assertEqual(logout.split(" ")[4], "user=" + "a" * 63 + "?",
+                         logout)
+
 
 class NoLogFile(unittest.TestCase):
 
@@ -396,6 +431,45 @@ class StalledLogReader(unittest.TestCase):
                                  (len(read), m.group(0)))
             finally:
                 os.close(s.pipe)
+
+
+class CutLine(unittest.TestCase):
+    """A line the file system takes only in part (a full disk) is taken
+    back: left there, its head would run into the next line, and one
+    line per event is what every log parser splits on.  A file size
+    limit (RLIMIT_FSIZE, SIGXFSZ ignored) cuts a write short at a byte
+    the test chooses; a full tmpfs refused whole lines when tried, so
+    FullLogDisk in tests/hardening passes without the take-back."""
+
+    def test_line_cut_short_is_taken_back(self):
+        d = tmpdir(self, "ops-log-")
+        log = os.path.join(d, "pop3server.log")
+        # SIGXFSZ ignored: a write past the limit fails (EFBIG) instead
+        # of killing the server.
+        def no_sigxfsz():
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+        with Server(args=["--log", log], preexec_fn=no_sigxfsz) as s:
+            p1 = session(s)
+            self.assertTrue(wait_for(lambda: complete(read_text(log), p1)),
+                            read_text(log))
+            # Room for 10 more octets: the next line is cut after them.
+            hard = resource.prlimit(s.pid, resource.RLIMIT_FSIZE)[1]
+            resource.prlimit(s.pid, resource.RLIMIT_FSIZE,
+                             (os.path.getsize(log) + 10, hard))
+            session(s)
+            resource.prlimit(s.pid, resource.RLIMIT_FSIZE, (hard, hard))
+            p3 = session(s)
+            self.assertTrue(wait_for(lambda: complete(read_text(log), p3)),
+                            read_text(log))
+            text = read_text(log)
+        self.assertTrue(text.endswith("\n"), text[-500:])
+        stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z [a-z]+: "
+        for line in text.splitlines():
+            self.assertRegex(line, "^" + stamp)
+            self.assertEqual(len(re.findall(stamp, line)), 1, line)
+        m = re.search(r" warning: (\d+) log lines dropped: ", text)
+        self.assertTrue(m and int(m.group(1)) > 0, text[-1500:])
 
 
 class FullPipeAtStart(unittest.TestCase):

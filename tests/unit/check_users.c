@@ -1197,6 +1197,129 @@ START_TEST(test_save_unsynced)
 }
 END_TEST
 
+/* Descriptors open in this process, the listing's own left out. */
+static int
+open_fds(void)
+{
+	struct dirent *de;
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	(void)closedir(d);
+	return n - 1;
+}
+
+/*
+ * A save closes what it opened: the new file, which would keep the
+ * live users file write-locked, and its folder.  The server saves at
+ * every MGMT change, so one descriptor left a save would run it out.
+ */
+START_TEST(test_save_closes_its_descriptors)
+{
+	struct users *u = load_fixture();
+	int before = open_fds(), after;
+
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(users_save(u), USERS_OK);
+	after = open_fds();
+	ck_assert_msg(after == before, "%d descriptors before 3 saves, "
+	    "%d after", before, after);
+	users_free(u);
+}
+END_TEST
+
+/*
+ * path becomes a relative symlink to "users" in another fresh folder,
+ * whose name goes to real (sizeof(dir) bytes); that file holds the
+ * fixture, or does not exist yet when dangle is true.
+ */
+static void
+link_users_file(char *real, bool dangle)
+{
+	char to[sizeof(dir) + 16];
+
+	new_dir();
+	if (!dangle)
+		write_file(path, fixture, sizeof(fixture) - 1);
+	memcpy(real, dir, sizeof(dir));
+	(void)snprintf(to, sizeof(to), "../%s/users", strrchr(real, '/') + 1);
+	new_dir();
+	ck_assert_int_eq(symlink(to, path), 0);
+}
+
+/*
+ * After a save through the link of link_users_file(): path is still
+ * that link to the file in real, which holds user `name`, and neither
+ * folder holds anything else (the temporary file was renamed in the
+ * real file's folder).
+ */
+static void
+assert_saved_through_link(const char *real, const char *name)
+{
+	char file[sizeof(dir) + 8], link_dir[sizeof(dir)];
+	struct users *v = NULL;
+	struct stat lst, st, rst;
+
+	ck_assert_int_eq(lstat(path, &lst), 0);
+	ck_assert_msg(S_ISLNK(lst.st_mode), "%s is no longer a symlink", path);
+	(void)snprintf(file, sizeof(file), "%s/users", real);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(lstat(file, &rst), 0);
+	ck_assert(S_ISREG(rst.st_mode));
+	ck_assert(st.st_dev == rst.st_dev && st.st_ino == rst.st_ino);
+	ck_assert_int_eq(users_load(file, &v, NULL), USERS_OK);
+	ck_assert_msg(users_exists(v, name), "%s not saved in %s", name, file);
+	users_free(v);
+	assert_only_users_file();
+	memcpy(link_dir, dir, sizeof(dir));
+	memcpy(dir, real, sizeof(dir));
+	assert_only_users_file();
+	memcpy(dir, link_dir, sizeof(dir));
+}
+
+/*
+ * A users file kept in /var/lib and linked from /etc: a save replaces
+ * the file the link points to, in its own folder, and the link stays
+ * (pop3server(8), operations.md section 7).
+ */
+START_TEST(test_save_through_symlink)
+{
+	char real[sizeof(dir)];
+	struct users *u = NULL;
+
+	link_users_file(real, false);
+	ck_assert_int_eq(users_load(path, &u, NULL), USERS_OK);
+	ck_assert(users_verify(u, "alice", P_ALICE));
+	ck_assert_int_eq(users_add(u, "dave", "pw-dave"), USERS_OK);
+	ck_assert_int_eq(users_save(u), USERS_OK);
+	assert_saved_through_link(real, "dave");
+	users_free(u);
+}
+END_TEST
+
+/*
+ * The same link before its file exists (a first start): the save
+ * creates the file the link names, and the link stays.
+ */
+START_TEST(test_save_through_dangling_symlink)
+{
+	char real[sizeof(dir)];
+	struct users *u = NULL;
+
+	link_users_file(real, true);
+	ck_assert_int_eq(users_load(path, &u, NULL), USERS_OK);
+	ck_assert_uint_eq(users_count(u), 0);
+	ck_assert_int_eq(users_add(u, "dave", "pw-dave"), USERS_OK);
+	ck_assert_int_eq(users_save(u), USERS_OK);
+	assert_saved_through_link(real, "dave");
+	users_free(u);
+}
+END_TEST
+
 /*
  * Salts are 16 characters of crypt's 64 ("./0-9A-Za-z"): 64 of them
  * use most of the alphabet, where a salt of few characters would not.
@@ -1270,6 +1393,9 @@ users_suite(void)
 	tcase_add_test(core, test_leftover_symlink);
 	tcase_add_test(core, test_save_locks_its_temp);
 	tcase_add_test(core, test_save_unsynced);
+	tcase_add_test(core, test_save_closes_its_descriptors);
+	tcase_add_test(core, test_save_through_symlink);
+	tcase_add_test(core, test_save_through_dangling_symlink);
 	tcase_add_test(core, test_salts_use_the_whole_alphabet);
 	suite_add_tcase(s, core);
 

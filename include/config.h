@@ -94,8 +94,13 @@ _Static_assert(SASL_MAX_LINE <= IN_BUF_SIZE / 2,
  * names the POP3 service by mistake is not taken for MGMT.
  */
 #define MGMT_GREETING		"+OK Management server ready"
-/* The greeting of a client over the 64 MGMT sessions (admin_monitor: 1). */
+/*
+ * The greetings of MGMT clients refused (admin_monitor exits 1, and
+ * tells them from another service's -ERR): over the 64 sessions, and
+ * no descriptor or memory left.
+ */
 #define MGMT_FULL_GREETING	"-ERR TOO MANY MANAGEMENT SESSIONS"
+#define MGMT_BUSY_GREETING	"-ERR SERVER BUSY, TRY AGAIN LATER"
 
 /* The MGMT spec's bounds for a TIMEOUT pause, seconds. */
 #define MGMT_PAUSE_MIN		1

@@ -305,8 +305,9 @@ read_greeting(struct link *l, uint64_t wait_ms)
 	size_t len = read_line(l, line, now_ms() + wait_ms);
 
 	print_line(line, len);
-	/* A full MGMT service refuses; any other -ERR is another service. */
-	if (is_line(line, len, MGMT_FULL_GREETING))
+	/* MGMT's own refusals; any other -ERR is another service's. */
+	if (is_line(line, len, MGMT_FULL_GREETING) ||
+	    is_line(line, len, MGMT_BUSY_GREETING))
 		return false;
 	if (!is_line(line, len, MGMT_GREETING))
 		die_conn("not a management server: its greeting is not ",

@@ -41,6 +41,7 @@
 #define TOO_MANY "-ERR [SYS/TEMP] too many connections\r\n"
 #define BUSY "-ERR [SYS/TEMP] server busy, try again later\r\n"
 #define MGMT_FULL MGMT_FULL_GREETING "\r\n"
+#define MGMT_BUSY MGMT_BUSY_GREETING "\r\n"
 #define REFUSED_INPUT_MAX 4096	/* a client's first lines, not a flood */
 
 struct listener {
@@ -194,7 +195,8 @@ refuse_at_limit(int lfd, bool pop3)
 		if (pop3)
 			stats_accepted();
 		peer_text(&ss, peer, sizeof(peer));
-		refuse(fd, BUSY, pop3, peer, "out of descriptors");
+		refuse(fd, pop3 ? BUSY : MGMT_BUSY, pop3, peer,
+		    "out of descriptors");
 	}
 	srv.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	return fd >= 0 && srv.spare_fd >= 0;
@@ -251,10 +253,10 @@ accept_batch(int lfd, bool pop3)
 			refuse(fd, MGMT_FULL, false, peer,
 			    "too many management sessions");
 		else if (prepare_client(fd) < 0)
-			refuse(fd, BUSY, false, peer,
+			refuse(fd, MGMT_BUSY, false, peer,
 			    "cannot set up its socket");
 		else if (mgmt_session_new(&srv.mgmt, fd, peer) < 0)
-			refuse(fd, BUSY, false, peer,
+			refuse(fd, MGMT_BUSY, false, peer,
 			    "no room in the reactor");
 	}
 }

@@ -528,11 +528,15 @@ class MonitorConnection(unittest.TestCase):
                 self.assertEqual(r.lines, [greeting], r)
                 self.assertIn("not a management server", r.stderr, r)
 
-    def test_full_mgmt_greeting_exit_1(self):
-        greeting = "-ERR TOO MANY MANAGEMENT SESSIONS"
-        r = against(ScriptedPeer((greeting + "\r\n").encode(), []))
-        self.assertEqual(r.rc, 1, r)
-        self.assertEqual(r.lines, [greeting], r)
+    def test_mgmt_refusal_greetings_exit_1(self):
+        """MGMT's own refusals: over its 64 sessions, and busy (no
+        descriptor or memory left)."""
+        for greeting in ("-ERR TOO MANY MANAGEMENT SESSIONS",
+                         "-ERR SERVER BUSY, TRY AGAIN LATER"):
+            with self.subTest(greeting=greeting):
+                r = against(ScriptedPeer((greeting + "\r\n").encode(), []))
+                self.assertEqual(r.rc, 1, r)
+                self.assertEqual(r.lines, [greeting], r)
 
     def test_pop3_port_by_mistake_exit_3(self):
         """A POP3 server greets with +OK too and admin is a POP3 user:

@@ -75,8 +75,9 @@ $(BUILD)/unit/%.o: tests/unit/%.c $(BUILD)/unit/suites.h
 
 # --wrap: check_maildir counts how often the library reads a folder and
 # how many entries it reads, and plays another reader renaming a file
-# between the library's calls; check_users makes a save's mkstemp fail
-# and looks at its lock while it syncs.
+# between the library's calls, or a file system without hard links;
+# check_users makes a save's mkstemp fail and looks at its lock while it
+# syncs; check_conn makes the timer heap's realloc fail.
 UNIT_WRAPS = -Wl,--wrap=opendir,--wrap=closedir,--wrap=readdir64
 UNIT_WRAPS += -Wl,--wrap=link,--wrap=fstatat64,--wrap=mkstemp64
 UNIT_WRAPS += -Wl,--wrap=fsync,--wrap=realloc

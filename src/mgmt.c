@@ -324,7 +324,8 @@ cmd_users(void *sp, int argc, char **argv)
 
 	(void)argc;
 	(void)argv;
-	conn_stream_begin(&s->base.conn, users_count(s->env->users) > SMALL_LISTING);
+	conn_stream_begin(&s->base.conn,
+	    users_count(s->env->users) > SMALL_LISTING);
 	reply(s, "+OK USERS");
 	reply(s, "USER COUNT: %zu", users_count(s->env->users));
 	reply(s, "USER LIST:");

@@ -213,7 +213,8 @@ cmd_list(void *sp, int argc, char **argv)
 	}
 	pop3_reply_tally(s, "");
 	s->cursor = 1;
-	return pop3_stream(s, produce_list, maildir_count(s->md) > SMALL_LISTING);
+	return pop3_stream(s, produce_list,
+	    maildir_count(s->md) > SMALL_LISTING);
 }
 
 static enum cmd_result
@@ -230,7 +231,8 @@ cmd_uidl(void *sp, int argc, char **argv)
 	}
 	pop3_reply(s, "+OK unique-id listing follows");
 	s->cursor = 1;
-	return pop3_stream(s, produce_uidl, maildir_count(s->md) > SMALL_LISTING);
+	return pop3_stream(s, produce_uidl,
+	    maildir_count(s->md) > SMALL_LISTING);
 }
 
 /* Ends a message stream that cannot be finished: drop the client. */

@@ -42,13 +42,13 @@ struct selector {
 static void
 bit_set(unsigned long *set, int fd)
 {
-	set[(size_t)fd / WORD_BITS] |= (unsigned long)1 << ((size_t)fd % WORD_BITS);
+	set[(size_t)fd / WORD_BITS] |= 1UL << ((size_t)fd % WORD_BITS);
 }
 
 static void
 bit_clr(unsigned long *set, int fd)
 {
-	set[(size_t)fd / WORD_BITS] &= ~((unsigned long)1 << ((size_t)fd % WORD_BITS));
+	set[(size_t)fd / WORD_BITS] &= ~(1UL << ((size_t)fd % WORD_BITS));
 }
 
 static bool

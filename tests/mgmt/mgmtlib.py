@@ -18,9 +18,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 
-from pop3test import (Client, Server, SERVER_BIN, SharedServerTest,  # noqa
-                      free_port, fixture_messages, stuff, unstuff,
-                      wire_form)
+from pop3test import (Client, Server, SERVER_BIN,  # noqa: E402,F401
+                      SharedServerTest, free_port, fixture_messages, stuff,
+                      unstuff, wire_form)
 import mgmtclient  # noqa: E402
 from mgmtclient import GREETING, MULTI, parse_figures  # noqa: E402,F401
 

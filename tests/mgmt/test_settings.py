@@ -7,8 +7,8 @@ import signal
 import time
 import unittest
 
-from mgmtlib import (MgmtServer, SharedServerTest, users_file_mode, users_file_text,
-                     wait_figure)
+from mgmtlib import (MgmtServer, SharedServerTest, users_file_mode,
+                     users_file_text, wait_figure)
 
 
 class SettingArguments(SharedServerTest):

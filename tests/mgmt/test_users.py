@@ -9,8 +9,8 @@ import time
 import unittest
 
 from mgmtlib import (ADMIN_PW, SHA512_HASH, MgmtServer, Mgmt, crypt_matches,
-                     SharedServerTest, pop3_login_result, tree, users_file_accounts,
-                     users_file_mode, users_file_text)
+                     SharedServerTest, pop3_login_result, tree,
+                     users_file_accounts, users_file_mode, users_file_text)
 
 
 class UserCommands(SharedServerTest):

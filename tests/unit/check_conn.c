@@ -323,6 +323,7 @@ setup(void)
 static void
 teardown(void)
 {
+	fail_realloc = false;	/* a failed test must not fail the next */
 	if (sel != NULL) {
 		conn_run_pending();
 		conn_reap();
@@ -868,7 +869,7 @@ START_TEST(test_reply_later_without_memory)
 	size_t n = 0;
 
 	(void)open_conn(&p, IDLE_LONG, false);
-	peer_read(&p);		/* the peer's own buffer, before realloc fails */
+	peer_read(&p);	/* the peer's own buffer, before realloc fails */
 	fail_realloc = true;
 	while (n < sizeof(dummies) / sizeof(dummies[0]) &&
 	    selector_timer_arm(sel, &dummies[n], 100000, no_op_timer,

@@ -511,8 +511,12 @@ class CommandLine(unittest.TestCase):
         self.assertIn("-p and -P are both %s" % port, err)
         # Different texts for one address, a wildcard, MGMT's default
         # (loopback): the same collision, found before binding.
-        for addrs in (["-l", "localhost", "-L", "127.0.0.1"],
+        for addrs in ([],                   # both defaults: the usual slip
+                      ["-l", "localhost", "-L", "127.0.0.1"],
                       ["-l", "0.0.0.0", "-L", "127.0.0.1"],
+                      ["-l", "127.0.0.1", "-L", "0.0.0.0"],
+                      ["-l", "::1", "-L", "::"],
+                      ["-l", "::1"],
                       ["-l", "127.0.0.1"]):
             rc, out, err = self.run_server(
                 ["-p", port, "-P", port, "-d", self.mail, "-U", self.users]
@@ -595,6 +599,14 @@ BAD_OPTIONS = {
     "port_negative": ["-p", "-1"],
     "mgmt_port_70000": ["-P", "70000"],
     "user_without_colon": ["-u", "alice"],
+    # refused before any socket is bound, not after (exit 1)
+    "user_empty_password": ["-u", "alice:"],
+    "user_password_with_space": ["-u", "alice:a b"],
+    # one more than the 4096 the table holds
+    "too_many_users": [a for i in range(4097)
+                       for a in ("-u", "u%d:pw%d" % (i, i))],
+    # a typo such as "-d /srv/mail extra" must not go unnoticed
+    "stray_argument": ["stray"],
     # addresses that cannot be resolved (no DNS query needed to know)
     "pop3_address_bad": ["-l", "fe80::1%nosuchif"],
     "mgmt_address_bad": ["-L", "::1%nosuchif"],

@@ -1,7 +1,11 @@
 """After every kind of filtered RETR on one server (success, failures
 before and after the +OK, timeouts, clients gone mid-filter, concurrent
 ones), the server's open descriptor count is back where it started and
-no child is left, zombie or not."""
+no child is left, zombie or not.  A filter inherits no descriptor of
+the server's but its three pipes: not the log, not a socket."""
+import os
+import shutil
+import tempfile
 import unittest
 
 from filterlib import (ALICE, ERR_FILTER, OK_FILTERED, UPPER, FilterServer,
@@ -90,6 +94,42 @@ class Descriptors(FilterTest):
             # must be gone after that.
             self.assert_clean(srv, timeout=5)
             self.assertEqual(srv.fds(), base)
+
+
+class LoggedFilterServer(FilterServer):
+    """A FilterServer whose access log is also written with --log (to
+    the file its standard error goes to, which the harness reads)."""
+
+    def start(self):
+        if "--log" not in self.args:
+            self.args += ["--log", self.log_file]
+        super().start()
+
+
+class Inherited(FilterTest):
+
+    def test_filter_gets_no_server_descriptor(self):
+        # The filter runs a command of the operator's choice: with the
+        # --log file open it could write forged access-log lines, and a
+        # client socket would let it talk to another user's session.
+        tmp = tempfile.mkdtemp(prefix="filtertest-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        seen = os.path.join(tmp, "fds")
+        probe = ("for f in /proc/$$/fd/*; do readlink \"$f\"; done >%s; cat"
+                 % seen)
+        with LoggedFilterServer(filter=probe) as srv:
+            c = srv.pop3("alice")
+            self.assertEqual(c.cmd("RETR 1"), OK_FILTERED)
+            _, complete = read_multiline_or_close(c)
+            self.assertTrue(complete)
+            c.quit()
+            self.assert_clean(srv)
+        with open(seen) as f:
+            targets = f.read().split()
+        self.assertIn(seen, targets)          # the probe saw its own
+        for t in targets:
+            self.assertNotIn(t, (srv.log_file, srv.users_file), targets)
+            self.assertFalse(t.startswith("socket:"), targets)
 
 
 if __name__ == "__main__":

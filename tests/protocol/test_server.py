@@ -84,6 +84,12 @@ class Signals(unittest.TestCase):
             self.assertTrue(any("user=alice" in l and "reason=shutdown" in l
                                 for l in log.splitlines()),
                             "no reason=shutdown summary for alice:\n" + log)
+            # The lines operations.md's sample log shows around a run.
+            self.assertIn(" info: pop3server shutting down\n", log)
+            self.assertIn(" info: pop3: listening on port %d (1 socket)\n"
+                          % srv.port, log)
+            self.assertIn(" info: mgmt: listening on port %d (1 socket)\n"
+                          % srv.mgmt_port, log)
             c.close()
             idle.close()
 

@@ -705,6 +705,8 @@ class UsersFile(unittest.TestCase):
             self.assertEqual([l for l in users_lines(srv)
                               if l.startswith("admin:")], admin)
             self.assertEqual(srv.log_text().count(found[0]), 1)
+            self.assertEqual(
+                srv.log_text().count("created administrator"), 1)
 
     def test_unwritable_users_file_prints_no_admin_password(self):
         # The generated password is shown only once it is saved.

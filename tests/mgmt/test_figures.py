@@ -46,6 +46,23 @@ class Figures(unittest.TestCase):
         self.assertEqual(self.m.figures("HISTORIC_CONNEC")
                          ["HISTORIC CONNECTIONS"], h0 + 3)
 
+    def test_refused_connection_counted(self):
+        # A client over MAX_CONNEC connected and was sent its -ERR line:
+        # both show, as for any POP3 connection.
+        self.assertEqual(self.m.ask("MAX_CONNEC 1"), "+OK MAX_CONNEC CHANGED")
+        self.open()
+        st0 = self.m.status()
+        c = self.srv.client(timeout=5)
+        self.pop.append(c)
+        line = c.line()
+        self.assertTrue(line.startswith(b"-ERR"), line)
+        self.assertTrue(c.closed(5))
+        st1 = self.m.status()
+        self.assertEqual(st1["HISTORIC CONNECTIONS"],
+                         st0["HISTORIC CONNECTIONS"] + 1)
+        self.assertEqual(st1["BYTES SENT"], st0["BYTES SENT"] + len(line))
+        self.assertEqual(st1["LIVE CONNECTIONS"], 1)
+
     def test_mgmt_connections_not_counted(self):
         st0 = self.m.status()
         others = [self.srv.mgmt() for _ in range(3)]

@@ -652,6 +652,18 @@ class ManyConnections(unittest.TestCase):
                 srv.wait_log(r"ready: max %d connections" % n),
                 srv.log_text())
 
+    def test_soft_descriptor_limit_raised_to_the_hard_one(self):
+        # Debian starts services with a soft limit of 1024 and a high
+        # hard one: the server must use the hard one, or about 740
+        # clients would fill it.
+        def limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (256, 4096))
+        with Server(users=USERS, preexec_fn=limit) as srv:
+            m = srv.wait_log(r"ready: max (\d+) connections")
+            self.assertIsNotNone(m, srv.log_text())
+            # (4096 - 32) x 75 %, where 256 would give 168
+            self.assertEqual(int(m.group(1)), 3048, srv.log_text())
+
     def saturate(self, nofile, extra_args, count):
         def limit():
             resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))

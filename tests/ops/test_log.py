@@ -171,6 +171,26 @@ class Reopen(unittest.TestCase):
         self.assertTrue(wait_for(lambda: complete(read_text(old), p1)),
                         "the server stopped serving:\n" + read_text(old))
 
+    def test_refused_reopen_leaks_nothing(self):
+        # A FIFO with a reader opens at once, and is refused: what was
+        # opened to find that out must be closed, or every SIGHUP costs
+        # a descriptor.
+        self.assertTrue(wait_for(lambda: re.search(
+            r"user=- logout", read_text(self.log))), read_text(self.log))
+        base = fd_count(self.s.pid)
+        old = self.log + ".1"
+        os.rename(self.log, old)
+        os.mkfifo(self.log)
+        reader = os.open(self.log, os.O_RDONLY | os.O_NONBLOCK)
+        self.addCleanup(os.close, reader)
+        for i in range(10):
+            self.hup()
+            self.assertTrue(wait_for(lambda: read_text(old).count(
+                "not a regular file") == i + 1), read_text(old))
+        self.assertTrue(wait_for(lambda: fd_count(self.s.pid) == base),
+                        "%d descriptors after 10 refused reopens, %d "
+                        "before" % (fd_count(self.s.pid), base))
+
     def test_failed_reopen_reaches_standard_error(self):
         # The log's folder removed: the file the server keeps writing to
         # is deleted, so the error must reach standard error (the journal

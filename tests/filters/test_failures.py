@@ -191,6 +191,42 @@ class Failures(FilterTest):
         self.assertLess(elapsed, 5.0)
         self.assert_no_children(self.srv, timeout=1.0)
 
+    def test_background_child_holding_the_output_is_timed_out(self):
+        # The shell exits, but a child it left behind keeps the output
+        # pipe open and silent: the limit still applies, and the whole
+        # process group is killed.
+        self.m.set_filter("cat; sleep 60 &")
+        self.c.send("RETR %d\r\n" % BIG_N)
+        t0 = time.monotonic()
+        _, complete = read_multiline_or_close(self.c, timeout=20)
+        self.assertFalse(complete)
+        self.assertLess(time.monotonic() - t0, 8,
+                        "the session waited on the background child")
+
+    def assert_no_spin_while(self, command, n):
+        """RETR n through command, which sleeps 3 s with one of its pipes
+        closed early: a dead pipe left in the reactor spins."""
+        self.srv.stop()
+        self.srv = FilterServer(filter=command, timeout=10).__enter__()
+        self.addCleanup(self.srv.__exit__, None, None, None)
+        add_big(self.srv)
+        self.m.close()
+        self.m = self.srv.mgmt()
+        self.c.close()
+        self.c = self.srv.pop3("alice")
+        cpu0 = self.srv.cpu_seconds()
+        self.c.send("RETR %d\r\n" % n)
+        read_multiline_or_close(self.c, timeout=20)
+        cpu = self.srv.cpu_seconds() - cpu0
+        self.assertLess(cpu, 0.5, "server used %.2fs CPU while the "
+                        "filter slept" % cpu)
+
+    def test_filter_closing_its_input_early_does_not_spin(self):
+        self.assert_no_spin_while("exec 0<&-; sleep 3; echo hi", BIG_N)
+
+    def test_filter_closing_its_stderr_early_does_not_spin(self):
+        self.assert_no_spin_while("exec 2>&-; sleep 3; cat", 1)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -170,6 +170,23 @@ class Output(FilterTest):
         self.assertNotIn(b"\x1b", raw)
         self.assertNotIn(b"\r", raw)
 
+    def filter_said(self, command):
+        """What the log shows of command's stderr, for one RETR."""
+        self.m.set_filter(command)
+        sid = self.srv.session_id(self.c)
+        self.assertEqual(self.retr(1), expected_body(ALICE[0][1]))
+        self.c.quit()
+        return [ln.split(" filter: ", 1)[1] for ln in self.session_log(sid)
+                if " filter: " in ln]
+
+    def test_stderr_del_logged_as_question_mark(self):
+        self.assertEqual(self.filter_said("printf 'a\\177b\\n' >&2; cat"),
+                         ["a?b"])
+
+    def test_stderr_line_cut_at_200(self):
+        said = self.filter_said("printf '%0300d\\n' 0 >&2; cat")
+        self.assertEqual(said, ["0" * 200])
+
     def session_log(self, sid):
         """The log lines of session sid, once it has logged its end (the
         client must have quit): nothing of it is logged after that."""

@@ -195,6 +195,26 @@ class Volume(FilterTest):
 
         self.pause_while_cat_reads(mgmt_pause)
 
+    def test_reading_its_input_is_no_silence(self):
+        # A scanner reads the whole message before it writes a byte: each
+        # slice it takes is progress, though every pause between them is
+        # close to the limit and all together are well past it.
+        data = big_message(1_000_000)
+        with FilterServer(filter="sleep 0.7; head -c 200000 >/dev/null; "
+                          "sleep 0.7; head -c 200000 >/dev/null; "
+                          "sleep 0.7; cat >/dev/null; echo ok",
+                          timeout=1) as srv:
+            srv.add_message("alice", "1800000000.M1P9.big:2,", data,
+                            1800000000)
+            c = srv.pop3("alice")
+            n = int(c.cmd("STAT").split()[1])
+            self.assertEqual(c.cmd("RETR %d" % n), OK_FILTERED)
+            body, complete = read_multiline_or_close(c, timeout=20)
+            self.assertTrue(complete, body[:200])
+            self.assertEqual(body, b"ok\r\n")
+            c.quit()
+            self.assert_clean(srv)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -235,6 +235,18 @@ class MonitorCommands(unittest.TestCase):
 
 
 class MonitorLogin(unittest.TestCase):
+    def test_longest_password_logs_in(self):
+        # 128 characters, the most a password may have, on the command
+        # line and from standard input.
+        pw = "p" * 128
+        with MgmtServer(users={"admin": pw}) as srv:
+            for how in ({}, {"password": "-",
+                             "stdin": (pw + "\n").encode()}):
+                with self.subTest(stdin="stdin" in how):
+                    r = srv.monitor("-NOOP", **how)
+                    self.assertEqual(r.rc, 0, r)
+                    self.assertIn("+OK NOOP", r.lines)
+
     def test_wrong_password_exit_1(self):
         with MgmtServer() as srv:
             r = srv.monitor("-ADD_USER", "rita", "Rita-Pw-1",
@@ -320,7 +332,7 @@ class MonitorUsage(unittest.TestCase):
     def test_wrong_number_of_command_arguments(self):
         for args in (("-MAX_USERS",), ("-ADD_USER", "onlyname"),
                      ("-STATUS", "extra"), ("-CHANGE_PASSWORD", "old"),
-                     ("-TIMEOUT",)):
+                     ("-TIMEOUT",), ("-FILTER", "sed", "s/a/b/")):
             with self.subTest(args=args):
                 self.usage(*args)
 

@@ -189,13 +189,14 @@ class FilterCommand(FilterTest):
 
     def test_t_with_del_or_8bit_exits_2(self):
         # The same rule for -t: a bad command line, refused before
-        # anything is bound or written.  "\udc9b" is the byte 0x9b (a
+        # anything is bound or written; so is one of blanks only (tabs
+        # too), which would turn every message into an empty one.  "\udc9b" is the byte 0x9b (a
         # terminal's CSI) on the command line.
         tmp = tempfile.mkdtemp(prefix="pop3test-")
         self.addCleanup(shutil.rmtree, tmp, True)
         os.mkdir(os.path.join(tmp, "mail"))
         users = os.path.join(tmp, "users")
-        for bad in ("cat\x7f", "\x7fcat", "cat \udc9b31m"):
+        for bad in ("cat\x7f", "\x7fcat", "cat \udc9b31m", "\t", " \t "):
             with self.subTest(command=bad):
                 try:
                     p = subprocess.run(

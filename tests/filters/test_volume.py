@@ -59,6 +59,12 @@ class Volume(FilterTest):
                                    ln)]
             self.assertEqual(len(warned), 100)
             self.assertTrue(warned[0].endswith(" warn 1"), warned[0])
+            # Said once: at the end of stderr, not again when the filter
+            # is freed.
+            self.assertTrue(srv.wait_log(r"pop3\[%d\] \S+ user=alice "
+                                         r"logout" % sid), srv.log_text())
+            self.assertEqual(srv.log_text().count(
+                "pop3[%d] filter: 4900 more lines" % sid), 1)
 
     def test_50mb_through_cat(self):
         data = big_message(50 * 1024 * 1024)

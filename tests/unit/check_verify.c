@@ -232,6 +232,30 @@ START_TEST(test_cancelled_is_cheap)
 }
 END_TEST
 
+/*
+ * Checks answered without a crypt(3) (passwords longer than any stored
+ * one) still share the pass budget: a flood of them cannot take a pass
+ * whole, nor put a crypt(3) in the same pass.
+ */
+START_TEST(test_hopeless_share_the_budget)
+{
+	char long_pw[PASSWORD_MAX + 2];
+
+	memset(long_pw, 'x', sizeof(long_pw) - 1);
+	long_pw[sizeof(long_pw) - 1] = '\0';
+	for (int i = 1; i <= LOGINS_PER_PASS + 2; i++)
+		submit(i, "alice", long_pw);
+	submit(LOGINS_PER_PASS + 3, "alice", "alice-pw");
+	verify_run();
+	ck_assert_int_eq(nanswers, LOGINS_PER_PASS);
+	for (int i = 0; i < nanswers; i++)
+		ck_assert(!answers[i].ok);
+	verify_run();
+	ck_assert_int_eq(nanswers, LOGINS_PER_PASS + 2);
+	pass_answers(LOGINS_PER_PASS + 3, true);
+}
+END_TEST
+
 /* A flood of wrong passwords does not hold up a login the cache knows. */
 START_TEST(test_cached_not_behind_crypts)
 {
@@ -312,6 +336,7 @@ verify_suite(void)
 	tcase_add_test(tc, test_cancel);
 	tcase_add_test(tc, test_cancelled_is_cheap);
 	tcase_add_test(tc, test_cached_not_behind_crypts);
+	tcase_add_test(tc, test_hopeless_share_the_budget);
 	tcase_add_test(tc, test_admin_before_users);
 	tcase_add_test(tc, test_passes_take_turns);
 	tcase_add_test(tc, test_turns_forget_idle_passes);

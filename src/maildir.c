@@ -4,6 +4,12 @@
  * messages a slice at a time, opens message files and unlinks deleted
  * ones at commit.  No sockets and no protocol here; no logging either
  * (callers log the status they get back).
+ *
+ * This file opens a maildrop, lists it (new/ into cur/, twins, UIDs),
+ * answers for its message list and closes it.  Sizing is in
+ * maildir_size.c, following renamed files and opening one in
+ * maildir_find.c, the deletions in maildir_commit.c; maildrop.h is
+ * what the four share.
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -22,19 +28,9 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "dotstuff.h"
 #include "maildir.h"
+#include "maildrop.h"
 #include "now.h"
-
-#ifndef PATH_MAX
-#define PATH_MAX 4096
-#endif
-
-/* Read size while sizing messages; see scratch below. */
-#define SCAN_CHUNK	(64 * 1024)
-
-/* How old cur/'s mtime must be for an index of it to be trusted. */
-#define INDEX_SETTLE_NS	(2 * (int64_t)1000000000)
 
 /* A cur/ entry while listing: what the sort needs. */
 struct entry {
@@ -50,94 +46,9 @@ struct entry {
 	bool replaced;		/* a name a cut twin rename left behind */
 };
 
-/* Inodes of the files a login moved from new/ to cur/. */
-struct arrivals {
-	ino_t *ino;
-	size_t n, cap;
-};
-
-/* A file of cur/, for following messages renamed under us. */
-struct cur_file {
-	uint64_t ino;
-	char *name;
-};
-
-/*
- * cur/'s files by inode, read once for a run of relocate() calls.  A
- * stale index (kept from an earlier run) is trusted for a hit, which
- * still_same_file() confirms, and for a miss only while cur/ is as it
- * was read (see cur_unchanged); else a miss reads cur/ again.
- */
-struct cur_index {
-	struct cur_file *files;
-	size_t n, cap;
-	bool read;
-	bool stale;
-	bool stamped;		/* dir_mtime_ns was taken */
-	bool settled;		/* cur/'s mtime was old when read */
-	bool steady;		/* and did not move while it was read */
-	int64_t dir_mtime_ns;	/* cur/'s mtime when read */
-	int64_t read_end_ns;	/* monotonic clock when the reading ended */
-	int64_t read_cost_ns;	/* how long the reading took */
-	const char **by_name;	/* the names by unique name, once needed */
-};
-
-/* Where listing stands: new/ being moved, cur/ being read, or done. */
-enum listing { LIST_MOVE, LIST_CUR, LIST_DONE };
-
-/* Where QUIT's verify stands: not begun, cur/ or new/ being read, done. */
-enum verify { VERIFY_IDLE, VERIFY_CUR, VERIFY_NEW, VERIFY_DONE };
-
-struct maildrop {
-	char *cur;			/* "<root>/<user>/cur" */
-	struct mail_msg *msgs;		/* delivery order */
-	size_t count;
-
-	/* Listing progress, a slice of directory entries per step. */
-	enum listing listing;
-	char *newdir;			/* "<root>/<user>/new" */
-	DIR *dir;			/* new/, then cur/, while listing */
-	struct entry *ents;		/* cur/ files listed so far */
-	size_t nents, ents_cap;
-	struct arrivals arrived;
-	struct maildir_notes notes;
-
-	/* Sizing progress, kept between maildir_scan_step() calls. */
-	size_t scan_next;		/* message being sized */
-	size_t scan_dropped;		/* messages dropped, not yet removed */
-	int scan_fd;			/* its open file, or -1 */
-	uint64_t scan_read;		/* bytes of it read so far */
-	uint64_t scan_expect;		/* its st_size when opened */
-	int64_t scan_ctime_ns;		/* its st_ctim when opened */
-	struct wiresize scan_ws;
-
-	/* UPDATE progress, kept between maildir_commit_step() calls. */
-	size_t commit_next;		/* next message to look at */
-	size_t commit_failed;		/* unlinks that failed */
-	size_t first_failed;		/* the message of the first one */
-	int first_failed_errno;		/* and why: errno, or a FAIL_ below */
-	size_t sightings;		/* files a reading of cur/ held */
-	struct cur_index commit_ix;	/* cur/ by inode, if a pass needs it */
-	struct cur_index commit_new;	/* new/'s names, read after commit_ix */
-	struct cur_index open_ix;	/* cur/ by inode, kept between opens */
-
-	/* QUIT's verify, kept between maildir_commit_verify() calls. */
-	enum verify verify;
-	DIR *verify_dir;		/* cur/, then new/ */
-	struct mail_msg **verify_by_name; /* deletions, by unique name */
-	size_t verify_n;
-};
-
-/*
- * Read buffer for sizing.  The server is single-threaded and the buffer
- * is only used inside one maildir_scan_step() call, so one static area
- * serves every maildrop (and keeps 64 KiB off the stack).
- */
-static uint8_t scratch[SCAN_CHUNK];
-
 /* The folder that holds m's file. */
-static const char *
-msg_dir(const struct maildrop *md, const struct mail_msg *m)
+const char *
+md_msg_dir(const struct maildrop *md, const struct mail_msg *m)
 {
 	return m->in_new ? md->newdir : md->cur;
 }
@@ -146,8 +57,8 @@ msg_dir(const struct maildrop *md, const struct mail_msg *m)
  * Builds "a/b" into buf[PATH_MAX].  Returns 0, or -1 with ENAMETOOLONG
  * when it would not fit.
  */
-static int
-join_path(char *buf, const char *a, const char *b)
+int
+md_join_path(char *buf, const char *a, const char *b)
 {
 	int len;
 
@@ -182,15 +93,15 @@ ensure_dir(const char *path)
  * Maildir readers skip names starting with '.' (cr.yp.to/proto/maildir
  * .html), which also covers "." and "..".
  */
-static bool
-skip_name(const char *name)
+bool
+md_skip_name(const char *name)
 {
 	return name[0] == '.' || name[0] == '\0';
 }
 
 /* Length of the Maildir unique name: the file name up to its ':' info. */
-static size_t
-base_len(const char *name)
+size_t
+md_base_len(const char *name)
 {
 	const char *colon = strchr(name, ':');
 
@@ -207,7 +118,7 @@ base_len(const char *name)
 static int
 cur_name(char *target, const char *name, const char *suffix)
 {
-	int base = (int)base_len(name);
+	int base = (int)md_base_len(name);
 	const char *unique = base == 0 && suffix[0] == '.' ? suffix + 1 :
 	    suffix;
 	int len = snprintf(target, PATH_MAX, "%.*s%s%s", base, name,
@@ -224,7 +135,7 @@ cur_path(char *dst, const char *curdir, const char *name, const char *suffix)
 
 	if (cur_name(target, name, suffix) == -1)
 		return -1;
-	return join_path(dst, curdir, target);
+	return md_join_path(dst, curdir, target);
 }
 
 /* The suffix that makes a name unique by its inode, as Maildir does. */
@@ -381,8 +292,8 @@ add_entry(struct maildrop *md, const char *name, const struct stat *sb,
 }
 
 /* Keeps the errno of the first of `count` troubles of one kind. */
-static void
-note_trouble(size_t *count, int *first_errno)
+void
+md_note_trouble(size_t *count, int *first_errno)
 {
 	if ((*count)++ == 0)
 		*first_errno = errno;
@@ -400,7 +311,7 @@ move_new(struct maildrop *md, const char *name)
 	struct stat st;
 	int rc;
 
-	if (join_path(src, md->newdir, name) == -1)
+	if (md_join_path(src, md->newdir, name) == -1)
 		return MAILDIR_OK;	/* cannot be opened either */
 	if (lstat(src, &st) == -1 || !S_ISREG(st.st_mode))
 		return MAILDIR_OK;
@@ -434,14 +345,14 @@ move_new(struct maildrop *md, const char *name)
 
 		errno = err;
 		if (cur_stays) {
-			note_trouble(&md->notes.unmoved,
+			md_note_trouble(&md->notes.unmoved,
 			    &md->notes.unmoved_errno);
 			return MAILDIR_OK;
 		}
 		rc = -1;
 	}
 	if (rc == -1) {
-		note_trouble(&md->notes.unmoved, &md->notes.unmoved_errno);
+		md_note_trouble(&md->notes.unmoved, &md->notes.unmoved_errno);
 		return add_entry(md, name, &st, true);
 	}
 	note_arrival(&md->arrived, st.st_ino);
@@ -465,7 +376,7 @@ move_some(struct maildrop *md, size_t *units, bool *end)
 			*end = true;
 			return errno != 0 ? MAILDIR_IO : MAILDIR_OK;
 		}
-		if (skip_name(de->d_name))
+		if (md_skip_name(de->d_name))
 			continue;
 		if ((st = move_new(md, de->d_name)) != MAILDIR_OK)
 			return st;
@@ -474,10 +385,10 @@ move_some(struct maildrop *md, size_t *units, bool *end)
 }
 
 /* Orders file names by their unique name (the part before ':'). */
-static int
-base_cmp(const char *a, const char *b)
+int
+md_base_cmp(const char *a, const char *b)
 {
-	size_t la = base_len(a), lb = base_len(b);
+	size_t la = md_base_len(a), lb = md_base_len(b);
 	int c = memcmp(a, b, la < lb ? la : lb);
 
 	if (c != 0)
@@ -507,7 +418,7 @@ entry_base_cmp(const void *a, const void *b)
 {
 	const struct entry *x = *(const struct entry *const *)a;
 	const struct entry *y = *(const struct entry *const *)b;
-	int c = base_cmp(x->name, y->name);
+	int c = md_base_cmp(x->name, y->name);
 
 	if (c != 0)
 		return c;
@@ -529,7 +440,7 @@ ino_cmp(const void *a, const void *b)
 static bool
 same_base(const char *a, const char *b)
 {
-	return base_cmp(a, b) == 0;
+	return md_base_cmp(a, b) == 0;
 }
 
 /* The path of listed file e. */
@@ -537,7 +448,7 @@ static int
 entry_path(char path[PATH_MAX], const struct maildrop *md,
     const struct entry *e)
 {
-	return join_path(path, e->in_new ? md->newdir : md->cur, e->name);
+	return md_join_path(path, e->in_new ? md->newdir : md->cur, e->name);
 }
 
 /*
@@ -568,7 +479,7 @@ rename_twin(const struct maildrop *md, struct entry *e)
 	}
 	/* One file under two names would come back after its DELE. */
 	if (rc != 1 && !drop_old_name(src, &st) &&
-	    join_path(src, md->cur, fresh) == 0) {
+	    md_join_path(src, md->cur, fresh) == 0) {
 		(void)unlink(src);
 		free(fresh);
 		e->uid_by_inode = true;
@@ -665,9 +576,9 @@ list_some(struct maildrop *md, size_t *units, bool *end)
 			*end = true;
 			return errno != 0 ? MAILDIR_IO : MAILDIR_OK;
 		}
-		if (skip_name(de->d_name))
+		if (md_skip_name(de->d_name))
 			continue;
-		if (join_path(path, md->cur, de->d_name) == -1)
+		if (md_join_path(path, md->cur, de->d_name) == -1)
 			continue;	/* cannot be opened either */
 		if (fstatat(dirfd(md->dir), de->d_name, &sb,
 		    AT_SYMLINK_NOFOLLOW) == -1) {
@@ -707,8 +618,8 @@ list_some(struct maildrop *md, size_t *units, bool *end)
  */
 #define UID_MAPPED_MARK '~'
 
-static uint64_t
-fnv1a64(const char *s, size_t len)
+uint64_t
+md_fnv1a64(const char *s, size_t len)
 {
 	uint64_t h = UINT64_C(0xcbf29ce484222325);
 	size_t i;
@@ -723,7 +634,7 @@ fnv1a64(const char *s, size_t len)
 static void
 uid_from_name(char uid[UIDL_MAX + 1], const char *name)
 {
-	size_t len = base_len(name);
+	size_t len = md_base_len(name);
 	size_t i;
 	bool safe;
 
@@ -738,7 +649,7 @@ uid_from_name(char uid[UIDL_MAX + 1], const char *name)
 		return;
 	}
 	(void)snprintf(uid, UIDL_MAX + 1, "~%016llx",
-	    (unsigned long long)fnv1a64(name, len));
+	    (unsigned long long)md_fnv1a64(name, len));
 }
 
 static int
@@ -776,7 +687,7 @@ uid_dedup(struct mail_msg **by, size_t n, const struct mail_msg *base,
 				    "~#%zu", (size_t)(by[j] - base) + 1);
 			else
 				(void)snprintf(by[j]->uid, UIDL_MAX + 1,
-				    "~~%016llx", (unsigned long long)fnv1a64(
+				    "~~%016llx", (unsigned long long)md_fnv1a64(
 				    by[j]->file, strlen(by[j]->file)));
 		}
 	}
@@ -854,10 +765,10 @@ maildir_open(const char *root, const char *user, struct maildrop **out)
 		errno = ENOTDIR;
 		return MAILDIR_IO;
 	}
-	if (join_path(udir, root, user) == -1 ||
-	    join_path(cur, udir, "cur") == -1 ||
-	    join_path(newd, udir, "new") == -1 ||
-	    join_path(tmp, udir, "tmp") == -1)
+	if (md_join_path(udir, root, user) == -1 ||
+	    md_join_path(cur, udir, "cur") == -1 ||
+	    md_join_path(newd, udir, "new") == -1 ||
+	    md_join_path(tmp, udir, "tmp") == -1)
 		return MAILDIR_IO;
 	if (ensure_dir(udir) == -1 || ensure_dir(cur) == -1 ||
 	    ensure_dir(newd) == -1 || one_folder(cur, newd))
@@ -959,7 +870,7 @@ keep_first_cmp(const void *a, const void *b)
 {
 	const struct entry *x = *(const struct entry *const *)a;
 	const struct entry *y = *(const struct entry *const *)b;
-	int c = base_cmp(x->name, y->name);
+	int c = md_base_cmp(x->name, y->name);
 	size_t lx = strlen(x->name), ly = strlen(y->name);
 
 	if (c != 0)
@@ -1102,8 +1013,8 @@ finish_listing(struct maildrop *md)
  * directory entries at most, so a maildrop of 100,000 files is listed
  * over many reactor passes.
  */
-static enum maildir_status
-list_step(struct maildrop *md, size_t units)
+enum maildir_status
+md_list_step(struct maildrop *md, size_t units)
 {
 	enum maildir_status st;
 	bool end;
@@ -1122,593 +1033,6 @@ list_step(struct maildrop *md, size_t units)
 		(void)closedir(md->dir);
 		md->dir = NULL;
 		return finish_listing(md);
-	}
-	return MAILDIR_OK;
-}
-
-/*
- * Drops message i (its file vanished, or cannot be read, before
- * sizing).  Only marked here: removing it at once moved the rest of
- * the list each time, quadratic in a maildrop of unreadable files.
- * drop_marked() closes the gaps in one pass when the sizing ends.
- */
-static void
-drop_msg(struct maildrop *md, size_t i)
-{
-	free(md->msgs[i].file);
-	md->msgs[i].file = NULL;
-	md->scan_dropped++;
-}
-
-static void
-drop_marked(struct maildrop *md)
-{
-	size_t kept = 0;
-
-	if (md->scan_dropped == 0)
-		return;
-	for (size_t i = 0; i < md->count; i++)
-		if (md->msgs[i].file != NULL)
-			md->msgs[kept++] = md->msgs[i];
-	md->count = kept;
-	md->scan_dropped = 0;
-}
-
-static void
-scan_close(struct maildrop *md)
-{
-	if (md->scan_fd >= 0)
-		(void)close(md->scan_fd);
-	md->scan_fd = -1;
-}
-
-/*
- * Sizes already computed, kept across sessions: a client that logs in
- * every few minutes must not make us read its whole maildrop each time
- * (Dovecot keeps sizes in its index for the same reason).  A small
- * 4-way set-associative table: an entry is keyed by a hash of its path
- * plus its size, mtime and ctime, so a file that changed is never
- * served a stale size: mtime alone misses a same-size rewrite whose
- * mtime was put back (touch -r, a restore from backup), and no one can
- * set a ctime.  A new message's ctime is the one after our new/ to
- * cur/ move, taken when it is sized, so the next login finds it.
- * Bounded memory, no eviction bookkeeping (a full set loses a way
- * picked by the key); a miss only costs a re-read.  Four ways, not
- * one: direct-mapped, a 10,000-message maildrop lost ~15% of its sizes
- * to collisions and re-read them at every login.
- */
-#define SIZE_CACHE_WAYS 4
-#define SIZE_CACHE_SETS (1u << 14)
-
-struct size_slot {
-	uint64_t key;
-	uint64_t file_size;
-	int64_t mtime_ns;
-	int64_t ctime_ns;
-	uint64_t wire_size;
-};
-
-static struct size_slot (*size_cache)[SIZE_CACHE_WAYS];
-
-static uint64_t
-size_key(const struct maildrop *md, const struct mail_msg *m)
-{
-	const char *dir = msg_dir(md, m);
-	uint64_t h = fnv1a64(dir, strlen(dir));
-
-	return h ^ (fnv1a64(m->file, strlen(m->file)) * 0x9e3779b97f4a7c15ULL);
-}
-
-/* The entry for key: its own when cached, else the one to replace. */
-static struct size_slot *
-size_slot(uint64_t key)
-{
-	struct size_slot *set;
-
-	if (size_cache == NULL)
-		size_cache = calloc(SIZE_CACHE_SETS, sizeof(*size_cache));
-	if (size_cache == NULL)
-		return NULL;
-	set = size_cache[key & (SIZE_CACHE_SETS - 1)];
-	for (int w = 0; w < SIZE_CACHE_WAYS; w++)
-		if (set[w].key == key)
-			return &set[w];
-	for (int w = 0; w < SIZE_CACHE_WAYS; w++)
-		if (set[w].key == 0)
-			return &set[w];
-	return &set[(key >> 40) % SIZE_CACHE_WAYS];
-}
-
-/* True (and m->size set) when m's size is known from an earlier scan. */
-static bool
-size_cached(const struct maildrop *md, struct mail_msg *m)
-{
-	uint64_t key = size_key(md, m);
-	const struct size_slot *e = size_slot(key);
-
-	if (e == NULL || e->key != key || e->file_size != m->file_size ||
-	    e->mtime_ns != m->mtime_ns || e->ctime_ns != m->ctime_ns)
-		return false;
-	m->size = e->wire_size;
-	return true;
-}
-
-static void
-size_remember(const struct maildrop *md, const struct mail_msg *m)
-{
-	uint64_t key = size_key(md, m);
-	struct size_slot *e = size_slot(key);
-
-	if (e != NULL)
-		*e = (struct size_slot){ key, m->file_size, m->mtime_ns,
-		    md->scan_ctime_ns, m->size };
-}
-
-/*
- * A message file that cannot be read (permissions, a bad sector) costs
- * that message, noted for the log, not the whole maildrop: the user
- * still gets the rest of the mail.  No descriptor or memory left is
- * the server's trouble, not the file's: the login fails, to be tried
- * again.  MAILDIR_GONE (drop the message) or MAILDIR_IO, after errno.
- */
-static enum maildir_status
-unreadable(struct maildrop *md)
-{
-	if (errno == EMFILE || errno == ENFILE || errno == ENOMEM)
-		return MAILDIR_IO;
-	note_trouble(&md->notes.unreadable, &md->notes.unreadable_errno);
-	return MAILDIR_GONE;
-}
-
-/* O_NONBLOCK: a FIFO planted in cur/ cannot hang the server. */
-static int
-open_for_reading(const char *path)
-{
-	int f;
-
-	do
-		f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	while (f == -1 && errno == EINTR);
-	return f;
-}
-
-static void
-index_free(struct cur_index *ix)
-{
-	for (size_t i = 0; i < ix->n; i++)
-		free(ix->files[i].name);
-	free(ix->files);
-	free(ix->by_name);
-	*ix = (struct cur_index){ 0 };
-}
-
-static int
-cur_file_cmp(const void *a, const void *b)
-{
-	const struct cur_file *x = a, *y = b;
-
-	return x->ino < y->ino ? -1 : x->ino > y->ino;
-}
-
-/*
- * Notes cur/'s mtime before reading it.  A change lands on the mtime
- * only at the file system's clock tick (a second on some), so a change
- * made in the tick of the one before may not show: an mtime older than
- * INDEX_SETTLE_NS is one no later change can leave as it is.
- */
-static void
-index_stamp(const struct maildrop *md, struct cur_index *ix)
-{
-	struct stat sb;
-
-	ix->stamped = stat(md->cur, &sb) == 0;
-	if (ix->stamped) {
-		ix->dir_mtime_ns = now_ts_ns(&sb.st_mtim);
-		ix->settled = now_ns(CLOCK_REALTIME) - ix->dir_mtime_ns >
-		    INDEX_SETTLE_NS;
-	}
-}
-
-/* True when cur/'s mtime is still the one ix was read at. */
-static bool
-cur_as_read(const struct maildrop *md, const struct cur_index *ix)
-{
-	struct stat sb;
-
-	return ix->stamped && stat(md->cur, &sb) == 0 &&
-	    now_ts_ns(&sb.st_mtim) == ix->dir_mtime_ns;
-}
-
-/*
- * True when a message missing from ix is to be taken as gone without
- * reading cur/ again (a long loop for a big one, which a client could
- * make the server repeat with every RETR).  Only while cur/'s mtime has
- * not moved since ix was read, and either its mtime had settled then
- * (no change can hide behind it), or ix is younger than the time its
- * reading took: a reading is itself spread over that long, so a newer
- * one would be no surer, and a client's retries cost at most half the
- * loop's time.
- */
-static bool
-cur_unchanged(const struct maildrop *md, const struct cur_index *ix)
-{
-	return cur_as_read(md, ix) && (ix->settled ||
-	    now_ns(CLOCK_MONOTONIC) - ix->read_end_ns < ix->read_cost_ns);
-}
-
-/* Adds dir's file names to ix, unsorted; false (errno) when it cannot. */
-static bool
-names_read(const char *dir, struct cur_index *ix)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	bool ok = d != NULL;
-
-	while (ok && (de = readdir(d)) != NULL) {
-		if (skip_name(de->d_name))
-			continue;
-		if (ix->n == ix->cap) {
-			size_t cap = ix->cap == 0 ? 64 : ix->cap * 2;
-			struct cur_file *grown = realloc(ix->files,
-			    cap * sizeof(*grown));
-
-			if (grown == NULL) {
-				ok = false;
-				break;
-			}
-			ix->files = grown;
-			ix->cap = cap;
-		}
-		ix->files[ix->n].ino = (uint64_t)de->d_ino;
-		if ((ix->files[ix->n].name = strdup(de->d_name)) == NULL)
-			ok = false;
-		else
-			ix->n++;
-	}
-	if (d != NULL)
-		(void)closedir(d);
-	if (!ok) {
-		int err = errno;
-
-		index_free(ix);		/* the next call starts afresh */
-		errno = err;
-	}
-	return ok;
-}
-
-/* Reads cur/ into ix, sorted by inode; false (errno) when it cannot. */
-static bool
-index_read(const struct maildrop *md, struct cur_index *ix)
-{
-	int64_t start = now_ns(CLOCK_MONOTONIC);
-
-	index_stamp(md, ix);
-	if (!names_read(md->cur, ix))
-		return false;
-	if (ix->n > 1)
-		qsort(ix->files, ix->n, sizeof(*ix->files), cur_file_cmp);
-	ix->steady = cur_as_read(md, ix);
-	ix->read = true;
-	ix->read_end_ns = now_ns(CLOCK_MONOTONIC);
-	ix->read_cost_ns = ix->read_end_ns - start;
-	return true;
-}
-
-/* The name in ix of m's very file (same inode, same unique name). */
-static const char *
-index_find(const struct cur_index *ix, const struct mail_msg *m)
-{
-	size_t lo = 0, hi = ix->n, base = base_len(m->file);
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (ix->files[mid].ino < m->ino)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (; lo < ix->n && ix->files[lo].ino == m->ino; lo++)
-		if (base_len(ix->files[lo].name) == base &&
-		    strncmp(ix->files[lo].name, m->file, base) == 0)
-			return ix->files[lo].name;
-	return NULL;
-}
-
-/*
- * True when sb is m's file as listed: a freed inode number is soon
- * given to a new file, so the size and mtime (which a rename keeps)
- * must match too.
- */
-static bool
-is_msg_file(const struct stat *sb, const struct mail_msg *m)
-{
-	return S_ISREG(sb->st_mode) && (uint64_t)sb->st_ino == m->ino &&
-	    (uint64_t)sb->st_size == m->file_size &&
-	    now_ts_ns(&sb->st_mtim) == m->mtime_ns;
-}
-
-/* True when cur/name is m's file as listed. */
-static bool
-still_same_file(const struct maildrop *md, const struct mail_msg *m,
-    const char *name)
-{
-	char path[PATH_MAX];
-	struct stat sb;
-
-	return join_path(path, md->cur, name) == 0 &&
-	    lstat(path, &sb) == 0 && is_msg_file(&sb, m);
-}
-
-/* The name in ix of m's very file, when it is not m->file already. */
-static const char *
-index_lookup(const struct maildrop *md, const struct cur_index *ix,
-    const struct mail_msg *m)
-{
-	const char *found = index_find(ix, m);
-
-	if (found == NULL || (!m->in_new && strcmp(found, m->file) == 0) ||
-	    !still_same_file(md, m, found))
-		return NULL;
-	return found;
-}
-
-/*
- * ix holds m's file, though relocate could not take it: under a name
- * gone since (renamed again after the reading) or under one already
- * tried (renamed back to it).  Either way it is not gone; retry_missed
- * looks once more.  A name that now holds another file is no sighting.
- */
-static bool
-seen_in(const struct maildrop *md, const struct cur_index *ix,
-    const struct mail_msg *m)
-{
-	const char *name = index_find(ix, m);
-	char path[PATH_MAX];
-	struct stat sb;
-
-	if (name == NULL || join_path(path, md->cur, name) == -1)
-		return false;
-	if (lstat(path, &sb) == -1)
-		return errno == ENOENT;
-	return is_msg_file(&sb, m);
-}
-
-/*
- * m's file is not under its listed name.  Another Maildir reader (an
- * IMAP server, a mail user agent) may have renamed it to change its
- * flags, or moved it from new/, which keeps the file (its inode) and
- * its unique name before ':': look for that in cur/ and follow it.  A
- * file that merely has the same unique name (or a reused inode number)
- * is another message and is never taken for m, least of all deleted
- * for it.  True when m->file now names m's file; else false with errno
- * ENOENT (m's file is gone) or why cur/ could not be searched, which a
- * QUIT must count as a failed deletion, not a done one.  ix is kept by
- * the caller, so that a client fetching, or a QUIT deleting, every
- * message after a flag change on all of them reads cur/ once, not once
- * a message.
- */
-static bool
-relocate(struct maildrop *md, struct mail_msg *m, struct cur_index *ix)
-{
-	const char *found = ix->read ? index_lookup(md, ix, m) : NULL;
-	char *name;
-
-	if (found == NULL &&
-	    (!ix->read || (ix->stale && !cur_unchanged(md, ix)))) {
-		index_free(ix);
-		if (!index_read(md, ix))
-			return false;
-		found = index_lookup(md, ix, m);
-	}
-	if (found == NULL) {
-		if (seen_in(md, ix, m))
-			md->sightings++;
-		errno = ENOENT;
-		return false;
-	}
-	if ((name = strdup(found)) == NULL)
-		return false;
-	free(m->file);
-	m->file = name;
-	m->in_new = false;
-	md->sightings++;
-	return true;
-}
-
-/*
- * Runs op on the path of m's file; after an ENOENT, follows a flags
- * rename (relocate) and tries once more.  op's result, with errno.
- */
-static int
-on_msg_file(struct maildrop *md, struct mail_msg *m,
-    int (*op)(const char *path), struct cur_index *ix)
-{
-	char path[PATH_MAX];
-	bool retried = false;
-	int r;
-
-	for (;;) {
-		struct stat sb;
-
-		if (join_path(path, msg_dir(md, m), m->file) == -1)
-			return -1;
-		/*
-		 * Another file put under the very name (a redelivery after
-		 * the message was renamed or expunged) is not m: as for a
-		 * name gone, look for m's file elsewhere.  The inode alone
-		 * decides, so that m's file grown or cut is still m's
-		 * (MAILDIR_CHANGED, never sent); a folder or link made under
-		 * the name may have got m's freed inode number.
-		 */
-		if (lstat(path, &sb) == -1)
-			r = -1;
-		else if (!S_ISREG(sb.st_mode) || (uint64_t)sb.st_ino != m->ino)
-			r = -1, errno = ENOENT;
-		else
-			r = op(path);
-		if (r != -1 || errno != ENOENT || retried)
-			return r;
-		if (!relocate(md, m, ix))
-			return -1;
-		retried = true;
-	}
-}
-
-/*
- * Opens message md->scan_next for sizing.  Returns MAILDIR_OK with
- * scan_fd set (or *later: try it again at the next step), MAILDIR_GONE
- * when the file vanished (or is no longer a regular file) or cannot be
- * read, or MAILDIR_IO.
- */
-static enum maildir_status
-scan_open(struct maildrop *md, bool *later)
-{
-	struct mail_msg *m = &md->msgs[md->scan_next];
-	/* No reading of cur/ yet this step: a miss now reads it after. */
-	bool fresh = !md->open_ix.read;
-	struct stat sb;
-	int fd;
-
-	/*
-	 * Another reader may have renamed the file since the listing (an
-	 * IMAP client marking everything read): it is followed, as for
-	 * RETR, with at most one reading of cur/ a step.  A miss against
-	 * a reading made before it, with cur/ changed since, waits for the
-	 * next step's reading.  (A rename in the clock tick of that reading
-	 * is taken for gone: left out of this session, listed at the next.)
-	 */
-	md->open_ix.stale = false;
-	*later = false;
-	fd = on_msg_file(md, m, open_for_reading, &md->open_ix);
-	if (fd == -1 && errno == ENOENT && !fresh &&
-	    !cur_as_read(md, &md->open_ix)) {
-		*later = true;
-		return MAILDIR_OK;
-	}
-	if (fd == -1)
-		return errno == ENOENT ? MAILDIR_GONE : unreadable(md);
-	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
-		(void)close(fd);
-		return MAILDIR_GONE;
-	}
-	md->scan_fd = fd;
-	md->scan_read = 0;
-	md->scan_expect = (uint64_t)sb.st_size;
-	md->scan_ctime_ns = now_ts_ns(&sb.st_ctim);
-	/* Sized as it is now: a change since the listing is no change. */
-	m->mtime_ns = now_ts_ns(&sb.st_mtim);
-	wiresize_init(&md->scan_ws);
-	return MAILDIR_OK;
-}
-
-/*
- * Feeds the wire size of the file being sized with at most `budget`
- * more bytes.  Returns the count read, 0 once the file is read whole,
- * or -1 when it cannot be read.  It stops at the st_size seen at open:
- * this saves the read() that would only return 0, and a message that
- * grows while we size it is caught by maildir_msg_open() (size changed).
- */
-static ssize_t
-scan_read(struct maildrop *md, size_t budget)
-{
-	uint64_t want = md->scan_expect - md->scan_read;
-	ssize_t r;
-
-	if (want == 0)
-		return 0;
-	if (want > budget)
-		want = budget;
-	if (want > sizeof(scratch))
-		want = sizeof(scratch);
-	do
-		r = read(md->scan_fd, scratch, (size_t)want);
-	while (r == -1 && errno == EINTR);
-	if (r > 0) {
-		wiresize_feed(&md->scan_ws, scratch, (size_t)r);
-		md->scan_read += (uint64_t)r;
-	}
-	return r;	/* 0: shorter than at open; what is there is sized */
-}
-
-/* The file being sized is read whole: its message gets its size. */
-static void
-scan_finish(struct maildrop *md)
-{
-	struct mail_msg *m = &md->msgs[md->scan_next];
-
-	m->size = wiresize_end(&md->scan_ws);
-	/* Remember only a size read whole at the listed size. */
-	if (m->file_size == md->scan_read)
-		size_remember(md, m);
-	m->file_size = md->scan_read;
-	scan_close(md);
-	md->scan_next++;
-}
-
-enum maildir_status
-maildir_scan_step(struct maildrop *md, size_t byte_budget, bool *done)
-{
-	size_t spent = 0;
-	enum maildir_status st;
-	bool later = false;
-
-	assert(md != NULL && done != NULL);
-	/* A budget of 0 would never finish; it means "the least". */
-	if (byte_budget == 0)
-		byte_budget = 1;
-	*done = false;
-	if (md->listing != LIST_DONE) {
-		size_t units = byte_budget / SCAN_ENTRY_COST;
-
-		st = list_step(md, units < SCAN_MIN_ENTRIES ?
-		    SCAN_MIN_ENTRIES : units);
-		if (st != MAILDIR_OK || md->listing != LIST_DONE)
-			return st;
-	}
-	index_free(&md->open_ix);	/* renames since: read afresh */
-	while (md->scan_next < md->count) {
-		ssize_t r;
-
-		if (md->scan_fd < 0) {
-			if (size_cached(md, &md->msgs[md->scan_next])) {
-				md->scan_next++;
-				continue;
-			}
-			if (spent >= byte_budget)
-				break;
-			st = scan_open(md, &later);
-			if (later)
-				break;
-			/* Many tiny files cost opens, not bytes. */
-			spent += SCAN_ENTRY_COST;
-			if (st == MAILDIR_GONE) {
-				drop_msg(md, md->scan_next++);
-				continue;
-			}
-			if (st != MAILDIR_OK)
-				return st;
-		}
-		if (md->scan_read < md->scan_expect && spent >= byte_budget)
-			break;
-		r = scan_read(md, byte_budget - spent);
-		if (r > 0) {
-			spent += (size_t)r;
-			continue;
-		}
-		if (r == 0) {
-			scan_finish(md);
-			continue;
-		}
-		scan_close(md);
-		if ((st = unreadable(md)) != MAILDIR_GONE)
-			return st;
-		drop_msg(md, md->scan_next++);
-	}
-	*done = md->scan_next >= md->count;
-	if (*done) {
-		drop_marked(md);
-		md->scan_next = md->count;
 	}
 	return MAILDIR_OK;
 }
@@ -1756,50 +1080,6 @@ maildir_live_size(const struct maildrop *md)
 	return sum;
 }
 
-enum maildir_status
-maildir_msg_open(struct maildrop *md, size_t n, int *fd)
-{
-	struct stat sb;
-	int f;
-
-	assert(md != NULL && fd != NULL);
-	*fd = -1;
-	if (n < 1 || n > md->count)
-		return MAILDIR_IO;
-	md->open_ix.stale = true;	/* cur/ may have changed since */
-	f = on_msg_file(md, &md->msgs[n - 1], open_for_reading, &md->open_ix);
-	if (f == -1)
-		return errno == ENOENT ? MAILDIR_GONE : MAILDIR_IO;
-	if (fstat(f, &sb) == -1) {
-		int err = errno;
-
-		(void)close(f);
-		errno = err;
-		return MAILDIR_IO;
-	}
-	/* Something else put in its place is not the message. */
-	if (!S_ISREG(sb.st_mode)) {
-		(void)close(f);
-		return MAILDIR_GONE;
-	}
-	/*
-	 * The size we announced must still be the size we send, and the
-	 * file the one listed (replaced since the check by name: gone).
-	 */
-	if ((uint64_t)sb.st_ino != md->msgs[n - 1].ino) {
-		(void)close(f);
-		return MAILDIR_GONE;
-	}
-	/* A rewrite in place keeps the inode but moves the mtime. */
-	if ((uint64_t)sb.st_size != md->msgs[n - 1].file_size ||
-	    now_ts_ns(&sb.st_mtim) != md->msgs[n - 1].mtime_ns) {
-		(void)close(f);
-		return MAILDIR_CHANGED;
-	}
-	*fd = f;
-	return MAILDIR_OK;
-}
-
 bool
 maildir_mark_deleted(struct maildrop *md, size_t n)
 {
@@ -1818,348 +1098,6 @@ maildir_rollback(struct maildrop *md)
 		md->msgs[i].deleted = false;
 }
 
-/* Why a deletion failed when no system call did (first_failed_errno). */
-#define FAIL_RENAMED	(-1)	/* another program kept renaming it */
-#define FAIL_REPLACED	(-2)	/* a file with its name remains */
-
-/* The file name of item k of an array of names, or of messages. */
-static const char *
-name_at_name(const void *items, size_t k)
-{
-	return ((const char *const *)items)[k];
-}
-
-static const char *
-name_at_msg(const void *items, size_t k)
-{
-	return ((struct mail_msg *const *)items)[k]->file;
-}
-
-static int
-by_name_cmp(const void *a, const void *b)
-{
-	return base_cmp(name_at_name(a, 0), name_at_name(b, 0));
-}
-
-/* The first of n items sorted by unique name whose name is not below name. */
-static size_t
-first_not_below(const void *items, size_t n,
-    const char *(*name_at)(const void *, size_t), const char *name)
-{
-	size_t lo = 0, hi = n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (base_cmp(name_at(items, mid), name) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-/*
- * True when dir/name, listed by a reading of dir, is a regular file
- * (lstat: a link is none), or is no longer there: renamed since, it is
- * somewhere still (or expunged since; the safe side takes it for kept).
- */
-static bool
-file_or_moved(const char *dir, const char *name)
-{
-	char path[PATH_MAX];
-	struct stat sb;
-
-	if (join_path(path, dir, name) == -1)
-		return false;
-	if (lstat(path, &sb) == -1)
-		return errno == ENOENT;
-	return S_ISREG(sb.st_mode);
-}
-
-/*
- * 1 when ix (a reading of dir) holds a regular file with m's unique
- * name (file_or_moved), 0 when not, -1 (errno) when that cannot be
- * told.  ix's names are sorted by unique name once a reading, so a
- * slice of misses costs one sort and a binary search each, not a scan
- * each.
- */
-static int
-holds_name(const char *dir, struct cur_index *ix, const struct mail_msg *m)
-{
-	size_t lo;
-
-	if (ix->by_name == NULL && ix->n > 0) {
-		ix->by_name = malloc(ix->n * sizeof(*ix->by_name));
-		if (ix->by_name == NULL)
-			return -1;
-		for (size_t k = 0; k < ix->n; k++)
-			ix->by_name[k] = ix->files[k].name;
-		qsort(ix->by_name, ix->n, sizeof(*ix->by_name), by_name_cmp);
-	}
-	lo = first_not_below(ix->by_name, ix->n, name_at_name, m->file);
-	for (; lo < ix->n && base_cmp(ix->by_name[lo], m->file) == 0; lo++)
-		if (file_or_moved(dir, ix->by_name[lo]))
-			return 1;
-	return 0;
-}
-
-/*
- * Why m, missing under its listed file, is not gone: FAIL_REPLACED when
- * a regular file with its unique name is in cur/ (as ix read it) or in
- * new/, whatever its flags (another program replaced m: a copy renamed
- * over it, as Python's mailbox changes flags, or m moved back to new/).
- * That file is not m's as listed, so it is never deleted for m; but the
- * next login lists it under m's UIDL, so the QUIT must not answer +OK
- * as if m were gone.  An errno when that cannot be told (the safe
- * side); 0 when m is gone.  new/ is read on first need, and again
- * after each new reading of cur/.
- */
-static int
-replaced_cause(struct maildrop *md, struct cur_index *ix,
-    const struct mail_msg *m)
-{
-	int r = holds_name(md->cur, ix, m);
-
-	/*
-	 * new/ is read after ix: a file moved from cur/ to new/ between the
-	 * two readings is in one of them.  One moved back from new/ to cur/
-	 * between them is in neither: counted gone, as a file a storm hides
-	 * from every reading (design.md, the QUIT rules).
-	 */
-	if (r == 0 && (!md->commit_new.read ||
-	    md->commit_new.read_end_ns < ix->read_end_ns)) {
-		index_free(&md->commit_new);
-		if (!names_read(md->newdir, &md->commit_new))
-			return errno != 0 ? errno : EIO;
-		md->commit_new.read = true;
-		md->commit_new.read_end_ns = now_ns(CLOCK_MONOTONIC);
-	}
-	if (r == 0)
-		r = holds_name(md->newdir, &md->commit_new, m);
-	if (r < 0 && errno == 0)
-		errno = EIO;
-	return r == 0 ? 0 : r > 0 ? FAIL_REPLACED : errno;
-}
-
-/* An unlink of message i that failed with err: counted, the first kept. */
-static void
-commit_fail(struct maildrop *md, size_t i, int err)
-{
-	md->msgs[i].kept = true;
-	if (md->commit_failed++ == 0) {
-		md->first_failed = i;
-		md->first_failed_errno = err;
-	}
-}
-
-/*
- * The slice's deletions from message `from` on that found no file.  One
- * may be a file another reader renamed after cur/ was read for it (an
- * IMAP client changing flags during the QUIT): cur/ is read once more,
- * now, and only a file missing from that reading too is gone.  A file
- * found there but renamed again before its unlink, or missing from a
- * reading that cur/ changed under (a rename can hide an entry from
- * readdir), is looked for again: up to COMMIT_REREADS readings in all.
- * One still unresolved after the last of them and seen in any of them
- * counts as failed (the QUIT answers -ERR, the message stays), never as
- * deleted.  One missing from a steady reading, or from every one, is
- * gone (expunged by another client while cur/ was busy): for a file a
- * storm hid, that takes COMMIT_REREADS misses in a row.  Unless a file
- * with its name remains (replaced_cause): that fails too.  One reading
- * a round, never one a miss.
- */
-static void
-retry_missed(struct maildrop *md, size_t from)
-{
-	bool again = true;
-	int cause;
-
-	for (int round = 0; again && round < COMMIT_REREADS; round++) {
-		again = false;
-		index_free(&md->commit_ix);
-		for (size_t i = from; i < md->commit_next; i++) {
-			struct mail_msg *m = &md->msgs[i];
-			size_t seen = md->sightings;
-
-			if (!m->missed)
-				continue;
-			m->missed = false;
-			if (on_msg_file(md, m, unlink, &md->commit_ix) != -1)
-				continue;
-			if (errno != ENOENT)
-				commit_fail(md, i, errno);
-			else if (md->sightings != seen ||
-			    !md->commit_ix.steady) {
-				m->moving = m->moving || md->sightings != seen;
-				again = m->missed = true;
-			} else if ((cause = replaced_cause(md, &md->commit_ix,
-			    m)) != 0)
-				commit_fail(md, i, cause);
-		}
-	}
-	for (size_t i = from; i < md->commit_next; i++) {
-		struct mail_msg *m = &md->msgs[i];
-
-		if (m->missed && m->moving)
-			commit_fail(md, i, FAIL_RENAMED);
-		else if (m->missed &&
-		    (cause = replaced_cause(md, &md->commit_ix, m)) != 0)
-			commit_fail(md, i, cause);
-		m->missed = m->moving = false;
-	}
-}
-
-bool
-maildir_commit_step(struct maildrop *md, size_t max)
-{
-	size_t from = md->commit_next, done = 0;
-	bool missed = false, end = true;
-
-	for (; md->commit_next < md->count; md->commit_next++) {
-		struct mail_msg *m = &md->msgs[md->commit_next];
-
-		if (!m->deleted)
-			continue;
-		if (max > 0 && done++ == max) {
-			end = false;
-			break;
-		}
-		if (on_msg_file(md, m, unlink, &md->commit_ix) == -1) {
-			if (errno == ENOENT)
-				missed = m->missed = true;
-			else
-				commit_fail(md, md->commit_next, errno);
-		}
-	}
-	if (missed)
-		retry_missed(md, from);
-	/* Renames may come before the next pass: read afresh. */
-	index_free(&md->commit_ix);
-	index_free(&md->commit_new);
-	return end;
-}
-
-static int
-msg_by_name_cmp(const void *a, const void *b)
-{
-	return base_cmp(name_at_msg(a, 0), name_at_msg(b, 0));
-}
-
-/*
- * The deletions that stand, sorted by unique name for the verify's
- * lookups; false when there are none (or no memory: the deletions
- * stand, they were done).
- */
-static bool
-verify_begin(struct maildrop *md)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < md->count; i++)
-		n += md->msgs[i].deleted && !md->msgs[i].kept;
-	if (n == 0)
-		return false;
-	/* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers are meant */
-	md->verify_by_name = malloc(n * sizeof(*md->verify_by_name));
-	if (md->verify_by_name == NULL)
-		return false;
-	for (size_t i = 0; i < md->count; i++)
-		if (md->msgs[i].deleted && !md->msgs[i].kept)
-			md->verify_by_name[md->verify_n++] = &md->msgs[i];
-	/* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers are meant */
-	qsort(md->verify_by_name, n, sizeof(*md->verify_by_name),
-	    msg_by_name_cmp);
-	md->verify_dir = opendir(md->cur);
-	md->verify = VERIFY_CUR;
-	return true;
-}
-
-/* A file the verify's reading of dir found: a deletion it undoes. */
-static void
-verify_entry(struct maildrop *md, const char *dir, const char *name)
-{
-	size_t lo = first_not_below(md->verify_by_name, md->verify_n,
-	    name_at_msg, name);
-
-	for (; lo < md->verify_n &&
-	    base_cmp(md->verify_by_name[lo]->file, name) == 0; lo++) {
-		struct mail_msg *m = md->verify_by_name[lo];
-
-		if (!m->kept && file_or_moved(dir, name))
-			commit_fail(md, (size_t)(m - md->msgs), FAIL_REPLACED);
-	}
-}
-
-/* The folder being read is done: new/ after cur/, then the end. */
-static void
-verify_next_folder(struct maildrop *md)
-{
-	if (md->verify_dir != NULL)
-		(void)closedir(md->verify_dir);
-	md->verify_dir = NULL;
-	if (md->verify == VERIFY_CUR) {
-		md->verify_dir = opendir(md->newdir);
-		md->verify = VERIFY_NEW;
-		return;
-	}
-	free(md->verify_by_name);
-	md->verify_by_name = NULL;
-	md->verify_n = 0;
-	md->verify = VERIFY_DONE;
-}
-
-/*
- * Python's mailbox rewrites a message to change its flags: a copy under
- * its unique name, which can land after the server deleted the listed
- * file.  A folder that cannot be read finds nothing: the deletions
- * stand, they were done.
- */
-bool
-maildir_commit_verify(struct maildrop *md, size_t max)
-{
-	if (md->verify == VERIFY_IDLE && !verify_begin(md))
-		md->verify = VERIFY_DONE;
-	for (size_t done = 0; md->verify != VERIFY_DONE; done++) {
-		struct dirent *de = NULL;
-
-		if (max > 0 && done == max)
-			return false;
-		if (md->verify_dir != NULL)
-			de = readdir(md->verify_dir);
-		if (de == NULL)
-			verify_next_folder(md);
-		else if (!skip_name(de->d_name))
-			verify_entry(md, md->verify == VERIFY_CUR ? md->cur :
-			    md->newdir, de->d_name);
-	}
-	return true;
-}
-
-size_t
-maildir_commit_failed(const struct maildrop *md)
-{
-	return md->commit_failed;
-}
-
-const char *
-maildir_commit_first_failure(const struct maildrop *md, const char **why)
-{
-	if (md->commit_failed == 0)
-		return NULL;
-	switch (md->first_failed_errno) {
-	case FAIL_RENAMED:
-		*why = "another program kept renaming it";
-		break;
-	case FAIL_REPLACED:
-		*why = "a file with its name remains";
-		break;
-	default:
-		*why = strerror(md->first_failed_errno);
-		break;
-	}
-	return md->msgs[md->first_failed].file;
-}
 
 void
 maildir_close(struct maildrop *md)
@@ -2168,10 +1106,10 @@ maildir_close(struct maildrop *md)
 
 	if (md == NULL)
 		return;
-	scan_close(md);
-	index_free(&md->commit_ix);
-	index_free(&md->commit_new);
-	index_free(&md->open_ix);
+	md_scan_close(md);
+	md_index_free(&md->commit_ix);
+	md_index_free(&md->commit_new);
+	md_index_free(&md->open_ix);
 	if (md->dir != NULL)
 		(void)closedir(md->dir);
 	if (md->verify_dir != NULL)

@@ -31,7 +31,7 @@ struct pop3_env {
 int pop3_session_new(const struct pop3_env *env, int fd, const char *peer);
 
 /*
- * Ends the session holding `holder` (a users_lock_holder() result)
+ * Ends the session holding `holder` (a lock_holder() result)
  * without entering UPDATE: nothing is deleted.  Used when an
  * administrator deletes a logged-in user.
  */

@@ -1,7 +1,7 @@
 /*
  * The user store: accounts (name + crypt(3) SHA-512 hash), the server
  * settings that MGMT may change, the users/settings file they persist
- * in, and the maildrop lock table.  No socket calls here.
+ * in.  No socket calls here.
  *
  * File format (one record a line; '#' starts a comment line):
  *   name:$6$salt$hash      an account ("$6$rounds=N$salt$hash" too)
@@ -56,7 +56,7 @@ enum users_status users_save(struct users *u);
 
 /*
  * Rereads the accounts and settings from the file, dropping changes
- * not saved.  The lock table is kept.  On failure nothing changes.
+ * not saved.  On failure nothing changes.
  * (MGMT undoes a failed change from a users_snapshot(), without I/O;
  * this serves the fuzz harness, which resets the store between inputs.)
  */
@@ -137,17 +137,6 @@ enum users_status users_set_setting_text(struct users *u, const char *key,
 
 /* Shortcuts for the "max_users" setting (DEFAULT_MAX_USERS). */
 size_t users_max(const struct users *u);
-
-/*
- * Maildrop lock table, by user name, independent of the accounts (a
- * deleted user's session still holds its lock until it ends).
- * users_lock fails if another holder has the name; users_unlock only
- * releases the lock if `holder` holds it.
- */
-bool users_lock(struct users *u, const char *name, void *holder);
-void users_unlock(struct users *u, const char *name, const void *holder);
-/* The holder of name's lock, or NULL. */
-void *users_lock_holder(const struct users *u, const char *name);
 
 /*
  * Fills buf with a random password of len-1 characters from

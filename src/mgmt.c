@@ -13,6 +13,7 @@
 
 #include "conn.h"
 #include "filter.h"
+#include "lock.h"
 #include "log.h"
 #include "mgmt.h"
 #include "pop3.h"
@@ -492,7 +493,7 @@ cmd_delete_user(void *sp, int argc, char **argv)
 	if (!save(s))
 		return CMD_ERR;
 	/* The account goes, the mail stays; a live session ends, no UPDATE. */
-	pop3_kick(users_lock_holder(u, argv[1]));
+	pop3_kick(lock_holder(argv[1]));
 	log_info("mgmt[%lu] deleted user %s", s->id, argv[1]);
 	return done(s, "DELETE_USER", "USER DELETED SUCCESSFULLY");
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lock.h"
 #include "log.h"
 #include "now.h"
 #include "pop3_session.h"
@@ -314,7 +315,7 @@ pop3_release_maildrop(struct pop3_session *s)
 	maildir_close(s->md);
 	s->md = NULL;
 	if (s->locked)
-		users_unlock(s->env->users, s->user, s);
+		lock_release(s->user, s);
 	s->locked = false;
 }
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lock.h"
 #include "log.h"
 #include "pop3_session.h"
 #include "users.h"
@@ -122,7 +123,7 @@ open_maildrop(struct pop3_session *s)
 {
 	enum maildir_status st;
 
-	if (!users_lock(s->env->users, s->user, s)) {
+	if (!lock_take(s->user, s)) {
 		s->have_user = false;
 		log_info("pop3[%lu] %s user=%s login-failed in-use", s->id,
 		    s->base.conn.peer, s->user);

@@ -1,8 +1,8 @@
 /*
  * The user store: accounts in an array sorted by name (binary search),
- * the settings MGMT may change, the maildrop lock table, and the atomic
- * rewrite of the users file.  Only this module touches that file.  No
- * socket calls here, and a password is never logged or kept in clear.
+ * the settings MGMT may change, and the atomic rewrite of the users
+ * file.  Only this module touches that file.  No socket calls here,
+ * and a password is never logged or kept in clear.
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -86,22 +86,12 @@ struct setting {
 	char		*text;		/* "%key text" setting, or NULL */
 };
 
-struct lock {
-	struct lock	*next;		/* same bucket */
-	void		*holder;
-	char		 name[USER_NAME_MAX + 1];
-};
-
-/* Lock buckets: a power of two, enough for ten thousand sessions. */
-#define LOCK_BUCKETS	4096
-
 struct users {
 	char		*path;
 	struct account	*acc;		/* sorted by strcmp() of name */
 	size_t		 nacc, acc_cap;
 	struct setting	*set;		/* file order, written back so */
 	size_t		 nset, set_cap;
-	struct lock	*locks[LOCK_BUCKETS];	/* one per live session */
 	uint64_t	 cache_key[2];	/* SipHash key of the login cache */
 };
 
@@ -722,7 +712,7 @@ cleanup:
 	return USERS_OK;
 }
 
-/* Gives u fresh's records (accounts, settings); u's lock table stays. */
+/* Gives u fresh's records (accounts, settings); u's path and cache key stay. */
 static void
 adopt(struct users *u, struct users *fresh)
 {
@@ -750,7 +740,6 @@ users_reload(struct users *u)
 	return st;
 }
 
-
 void
 users_free(struct users *u)
 {
@@ -766,14 +755,6 @@ users_free(struct users *u)
 	}
 	free(u->acc);
 	free(u->set);
-	for (i = 0; i < LOCK_BUCKETS; i++) {
-		while (u->locks[i] != NULL) {
-			struct lock *l = u->locks[i];
-
-			u->locks[i] = l->next;
-			free(l);
-		}
-	}
 	free(u->path);
 	free(u);
 }
@@ -1362,83 +1343,6 @@ users_max(const struct users *u)
 		return SIZE_MAX;
 #endif
 	return (size_t)v;
-}
-
-/* FNV-1a: spreads user names over the lock buckets. */
-static size_t
-lock_bucket(const char *name)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *name != '\0'; name++)
-		h = (h ^ (unsigned char)*name) * 16777619u;
-	return h & (LOCK_BUCKETS - 1);
-}
-
-/* The link pointing at name's lock, or at the bucket's end. */
-static struct lock **
-lock_link(const struct users *u, const char *name)
-{
-	struct lock *const *pp = &u->locks[lock_bucket(name)];
-
-	while (*pp != NULL && strcmp((*pp)->name, name) != 0)
-		pp = &(*pp)->next;
-	return (struct lock **)(uintptr_t)pp;
-}
-
-/*
- * A hash table: ten thousand live sessions must not make every login
- * scan ten thousand locks.
- */
-bool
-users_lock(struct users *u, const char *name, void *holder)
-{
-	struct lock **pp, *l;
-	size_t n;
-
-	assert(u != NULL && holder != NULL);
-	if (name == NULL)
-		return false;
-	n = strlen(name);
-	if (n == 0 || n > USER_NAME_MAX)
-		return false;
-	pp = lock_link(u, name);
-	if (*pp != NULL)
-		return (*pp)->holder == holder;
-	l = malloc(sizeof(*l));
-	if (l == NULL)
-		return false;
-	memcpy(l->name, name, n + 1);
-	l->holder = holder;
-	l->next = NULL;
-	*pp = l;
-	return true;
-}
-
-void
-users_unlock(struct users *u, const char *name, const void *holder)
-{
-	struct lock **pp, *l;
-
-	if (name == NULL)
-		return;
-	pp = lock_link(u, name);
-	l = *pp;
-	if (l == NULL || l->holder != holder)
-		return;
-	*pp = l->next;
-	free(l);
-}
-
-void *
-users_lock_holder(const struct users *u, const char *name)
-{
-	struct lock **pp;
-
-	if (name == NULL)
-		return NULL;
-	pp = lock_link(u, name);
-	return *pp != NULL ? (*pp)->holder : NULL;
 }
 
 bool

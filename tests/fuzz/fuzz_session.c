@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "lock.h"
 #include "log.h"
 #include "pop3.h"
 #include "stats.h"
@@ -738,8 +739,8 @@ fuzz_finish(struct fuzz_world *w, struct fuzz_peer *peers, size_t npeers)
 
 	if (fuzz_live_conns() != 0)
 		fuzz_fail("a session outlived its run");
-	if (users_lock_holder(w->users, FUZZ_ALICE) != NULL ||
-	    users_lock_holder(w->users, FUZZ_ADMIN) != NULL)
+	if (lock_holder(FUZZ_ALICE) != NULL ||
+	    lock_holder(FUZZ_ADMIN) != NULL)
 		fuzz_fail("a maildrop lock outlived its session");
 	if (lowest_free_fd() > w->fd_floor)
 		fuzz_fail("a descriptor outlived its run (leak)");

@@ -1,9 +1,9 @@
 /*
  * Unit tests of the user store: parsing and atomic rewrite of the users
- * file, hash format and verification, name and password limits, the
- * lock table.  Each test works in its own folder under one mkdtemp()
- * base, which the unchecked teardown (run in the parent) removes even
- * when a forked test exits on a failed assertion.
+ * file, hash format and verification, name and password limits.  Each
+ * test works in its own folder under one mkdtemp() base, which the
+ * unchecked teardown (run in the parent) removes even when a forked
+ * test exits on a failed assertion.
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -502,44 +502,6 @@ START_TEST(test_save_reload)
 	free(second);
 	users_free(u);
 	users_free(v);
-}
-END_TEST
-
-START_TEST(test_lock)
-{
-	struct users *u = load_fixture();
-	int h1, h2;
-
-	ck_assert_ptr_null(users_lock_holder(u, "alice"));
-	ck_assert(users_lock(u, "alice", &h1));
-	ck_assert_ptr_eq(users_lock_holder(u, "alice"), &h1);
-	ck_assert(!users_lock(u, "alice", &h2));
-	ck_assert_ptr_eq(users_lock_holder(u, "alice"), &h1);
-	/* The holder asking again keeps it. */
-	ck_assert(users_lock(u, "alice", &h1));
-
-	ck_assert(users_lock(u, "bob", &h2));
-	ck_assert_ptr_eq(users_lock_holder(u, "bob"), &h2);
-
-	users_unlock(u, "alice", &h2);
-	ck_assert_ptr_eq(users_lock_holder(u, "alice"), &h1);
-	users_unlock(u, "alice", NULL);
-	ck_assert_ptr_eq(users_lock_holder(u, "alice"), &h1);
-	users_unlock(u, "alice", &h1);
-	ck_assert_ptr_null(users_lock_holder(u, "alice"));
-	ck_assert_ptr_eq(users_lock_holder(u, "bob"), &h2);
-	ck_assert(users_lock(u, "alice", &h2));
-	ck_assert_ptr_eq(users_lock_holder(u, "alice"), &h2);
-	users_unlock(u, "nobody", &h2);
-
-	/* A lock survives the deletion of its account. */
-	ck_assert_int_eq(users_delete(u, "bob"), USERS_OK);
-	ck_assert_ptr_eq(users_lock_holder(u, "bob"), &h2);
-	ck_assert(!users_lock(u, "bob", &h1));
-	users_unlock(u, "bob", &h2);
-	ck_assert_ptr_null(users_lock_holder(u, "bob"));
-	ck_assert_ptr_eq(users_lock_holder(u, "alice"), &h2);
-	users_free(u);
 }
 END_TEST
 
@@ -1368,7 +1330,6 @@ users_suite(void)
 	tcase_add_test(core, test_add_delete);
 	tcase_add_test(core, test_settings);
 	tcase_add_test(core, test_save_reload);
-	tcase_add_test(core, test_lock);
 	tcase_add_test(core, test_random_password);
 	tcase_add_test(core, test_strerror);
 	tcase_add_test(core, test_load_removes_dead_temps);

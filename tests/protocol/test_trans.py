@@ -286,6 +286,23 @@ class ReadOnly(SharedServerTest):
                 self.srv.user_dir("carol"), sub)), sub)
 
 
+    def test_empty_maildrop_counts_in_words(self):
+        # Zero is plural: "0 messages", in every line that counts.
+        c = self.srv.client()
+        try:
+            c.line()
+            c.cmd("USER carol")
+            tally = "+OK maildrop has 0 messages (0 octets)\r\n"
+            self.assertEqual(c.cmd("PASS carolpw"), tally)
+            first, _ = c.multi("LIST")
+            self.assertEqual(first, "+OK 0 messages (0 octets)\r\n")
+            self.assertEqual(c.cmd("RSET"), tally)
+            self.assertEqual(c.cmd("QUIT"),
+                             "+OK pop3server signing off (0 messages left)\r\n")
+        finally:
+            c.close()
+
+
 class Mutating(unittest.TestCase):
     """Tests that change the maildrop: a server each."""
 

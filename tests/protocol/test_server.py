@@ -534,6 +534,17 @@ class CommandLine(unittest.TestCase):
             self.assertEqual(rc, 2, (addrs, err))
             self.assertIn("-p and -P are both %s" % port, err)
 
+    def test_range_edges_are_accepted(self):
+        # The first and last value of each range pass the checks: the
+        # server goes on to bind, and the held ports make that exit 1.
+        for args in (["-T", "1"], ["-T", "86400"], ["-m", "1"],
+                     ["--filter-timeout", "1"],
+                     ["--filter-timeout", "86400"]):
+            with self.subTest(args=args):
+                rc, out, err = self.run_server(args)
+                self.assertEqual(rc, 1, "%s: exit %s, stderr %r"
+                                 % (args, rc, err))
+
     def test_port_in_use_exits_1(self):
         busy = self.hold_port()
         rc, out, err = self.run_server(

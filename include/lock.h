@@ -10,9 +10,10 @@
 #include <stdbool.h>
 
 /*
- * Locks name (1 to USER_NAME_MAX octets) for holder.  True when holder
- * holds it now (also when it already did); false when another holder
- * has it, for a name out of bounds, or without memory.
+ * Locks name (1 to USER_NAME_MAX octets, copied) for holder, which
+ * must not be NULL.  True when holder holds it now (also when it
+ * already did); false when another holder has it, for a name out of
+ * bounds, or without memory.
  */
 bool lock_take(const char *name, void *holder);
 

@@ -41,7 +41,8 @@ struct cur_file {
  * cur/'s files by inode, read once for a run of relocate() calls.  A
  * stale index (kept from an earlier run) is trusted for a hit, which
  * still_same_file() confirms, and for a miss only while cur/ is as it
- * was read (see cur_unchanged); else a miss reads cur/ again.
+ * was read (see cur_unchanged); else a miss reads cur/ again.  Those
+ * three are in maildir_find.c.
  */
 struct cur_index {
 	struct cur_file *files;
@@ -90,7 +91,7 @@ struct maildrop {
 	size_t commit_next;		/* next message to look at */
 	size_t commit_failed;		/* unlinks that failed */
 	size_t first_failed;		/* the message of the first one */
-	int first_failed_errno;		/* and why: errno, or a FAIL_ below */
+	int first_failed_errno;		/* and why: errno, or a FAIL_ code */
 	size_t sightings;		/* files a reading of cur/ held */
 	struct cur_index commit_ix;	/* cur/ by inode, if a pass needs it */
 	struct cur_index commit_new;	/* new/'s names, read after commit_ix */
@@ -126,7 +127,11 @@ void md_note_trouble(size_t *count, int *first_errno);
 /* FNV-1a, 64 bits: UIDs of long names, and the size cache's keys. */
 uint64_t md_fnv1a64(const char *s, size_t len);
 
-/* Lists at most `units` more directory entries (new/, then cur/). */
+/*
+ * Lists at most `units` more directory entries (new/, then cur/).  Not
+ * MAILDIR_OK: the login fails.  The listing is whole once md->listing
+ * is LIST_DONE; until then, call again.
+ */
 enum maildir_status md_list_step(struct maildrop *md, size_t units);
 
 /* maildir_size.c */

@@ -1,15 +1,8 @@
 /*
- * The Maildir backend: the only code that touches the mail root.  It
- * creates a user's folders, moves new/ into cur/, lists cur/, sizes the
- * messages a slice at a time, opens message files and unlinks deleted
- * ones at commit.  No sockets and no protocol here; no logging either
- * (callers log the status they get back).
- *
- * This file opens a maildrop, lists it (new/ into cur/, twins, UIDs),
- * answers for its message list and closes it.  Sizing is in
- * maildir_size.c, following renamed files and opening one in
- * maildir_find.c, the deletions in maildir_commit.c; maildrop.h is
- * what the four share.
+ * Opening a maildrop (its folders made when missing), listing it (new/
+ * moved into cur/, twins, UIDs), its message list, and closing it.  No
+ * sockets, protocol or logging here, as in the other maildir files
+ * (maildrop.h); callers log the status they get back.
  */
 #include <sys/stat.h>
 #include <sys/types.h>

@@ -3,7 +3,7 @@
  * setting a flag) may rename it under us.  cur/ is read into an index
  * by inode, at most once for a run of lookups, and a file is followed
  * only when it is the very one listed.  Also opening a message for
- * RETR and TOP.
+ * RETR and TOP.  No sockets and no logging here, as in all of maildir.
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -136,7 +136,7 @@ md_names_read(const char *dir, struct cur_index *ix)
 	if (!ok) {
 		int err = errno;
 
-		md_index_free(ix);		/* the next call starts afresh */
+		md_index_free(ix);	/* the next call starts afresh */
 		errno = err;
 	}
 	return ok;
@@ -223,7 +223,8 @@ index_lookup(const struct maildrop *md, const struct cur_index *ix,
  * ix holds m's file, though relocate could not take it: under a name
  * gone since (renamed again after the reading) or under one already
  * tried (renamed back to it).  Either way it is not gone; the commit's
- * retry_missed() looks once more.  A name that now holds another file is no sighting.
+ * retry_missed() looks once more.  A name that now holds another file
+ * is no sighting.
  */
 static bool
 seen_in(const struct maildrop *md, const struct cur_index *ix,
@@ -332,7 +333,8 @@ maildir_msg_open(struct maildrop *md, size_t n, int *fd)
 	if (n < 1 || n > md->count)
 		return MAILDIR_IO;
 	md->open_ix.stale = true;	/* cur/ may have changed since */
-	f = md_on_msg_file(md, &md->msgs[n - 1], md_open_for_reading, &md->open_ix);
+	f = md_on_msg_file(md, &md->msgs[n - 1], md_open_for_reading,
+	    &md->open_ix);
 	if (f == -1)
 		return errno == ENOENT ? MAILDIR_GONE : MAILDIR_IO;
 	if (fstat(f, &sb) == -1) {

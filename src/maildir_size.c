@@ -2,7 +2,8 @@
  * Sizing: the POP3 size of each listed message (its octets on the
  * wire, after CRLF and dot-stuffing), a slice of bytes per call, with a
  * cache of the sizes earlier logins computed.  A message that vanished
- * or cannot be read is dropped from the list here.
+ * or cannot be read is dropped from the list here.  No sockets and no
+ * logging, as in all of maildir: the notes say what was dropped.
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -101,7 +102,8 @@ size_key(const struct maildrop *md, const struct mail_msg *m)
 	const char *dir = md_msg_dir(md, m);
 	uint64_t h = md_fnv1a64(dir, strlen(dir));
 
-	return h ^ (md_fnv1a64(m->file, strlen(m->file)) * 0x9e3779b97f4a7c15ULL);
+	return h ^
+	    (md_fnv1a64(m->file, strlen(m->file)) * 0x9e3779b97f4a7c15ULL);
 }
 
 /* The entry for key: its own when cached, else the one to replace. */

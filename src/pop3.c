@@ -14,7 +14,6 @@
 #include "log.h"
 #include "now.h"
 #include "pop3_session.h"
-#include "users.h"
 
 static unsigned long next_id;
 

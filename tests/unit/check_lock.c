@@ -116,12 +116,15 @@ Suite *
 lock_suite(void)
 {
 	Suite *s = suite_create("lock");
-	TCase *tc = tcase_create("core");
+	TCase *core = tcase_create("core");
+	TCase *limits = tcase_create("limits");
 
-	tcase_add_test(tc, test_one_holder_per_name);
-	tcase_add_test(tc, test_only_the_holder_releases);
-	tcase_add_test(tc, test_name_bounds);
-	tcase_add_test(tc, test_many_names);
-	suite_add_tcase(s, tc);
+	tcase_add_test(core, test_one_holder_per_name);
+	tcase_add_test(core, test_only_the_holder_releases);
+	suite_add_tcase(s, core);
+
+	tcase_add_test(limits, test_name_bounds);
+	tcase_add_test(limits, test_many_names);
+	suite_add_tcase(s, limits);
 	return s;
 }

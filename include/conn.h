@@ -128,6 +128,15 @@ bool conn_can_answer(const struct conn *c);
 size_t conn_out_room(const struct conn *c);
 
 /*
+ * For a stream's producer, which encodes straight into `out` instead
+ * of formatting a reply: where it may write, and how much (*room, 0
+ * when full).  conn_out_commit() then says how many of those bytes it
+ * wrote, for the reactor to send.
+ */
+uint8_t *conn_out_reserve(struct conn *c, size_t *room);
+void conn_out_commit(struct conn *c, size_t n);
+
+/*
  * Starts a stream: parsing pauses and on_output is called whenever out
  * has room, until conn_stream_end().  With big=true `out` grows to
  * STREAM_BUF_SIZE for the stream's life when STREAM_MEM_BUDGET allows

@@ -449,6 +449,18 @@ conn_out_room(const struct conn *c)
 	return buffer_free(&c->out);
 }
 
+uint8_t *
+conn_out_reserve(struct conn *c, size_t *room)
+{
+	return buffer_write_ptr(&c->out, room);
+}
+
+void
+conn_out_commit(struct conn *c, size_t n)
+{
+	buffer_write_adv(&c->out, n);
+}
+
 void
 conn_stream_begin(struct conn *c, bool big)
 {

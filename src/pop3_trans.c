@@ -247,7 +247,7 @@ stream_broken(struct pop3_session *s, const char *why)
 static uint8_t *
 step_room(struct pop3_session *s, size_t *room)
 {
-	uint8_t *dst = buffer_write_ptr(&s->base.conn.out, room);
+	uint8_t *dst = conn_out_reserve(&s->base.conn, room);
 
 	if (*room > STREAM_STEP)
 		*room = STREAM_STEP;
@@ -262,7 +262,7 @@ encode(struct pop3_session *s, const uint8_t *src, size_t n)
 	uint8_t *dst = step_room(s, &room);
 
 	used = dotstuff_feed(&s->ds, src, n, dst, room, &produced);
-	buffer_write_adv(&s->base.conn.out, produced);
+	conn_out_commit(&s->base.conn, produced);
 	return used;
 }
 
@@ -271,7 +271,7 @@ static void
 finish_message(struct pop3_session *s)
 {
 	size_t room, n;
-	uint8_t *dst = buffer_write_ptr(&s->base.conn.out, &room);
+	uint8_t *dst = conn_out_reserve(&s->base.conn, &room);
 
 	n = dotstuff_end(&s->ds, dst, room);
 	if (n == 0)
@@ -285,7 +285,7 @@ finish_message(struct pop3_session *s)
 		stream_broken(s, "the file changed while it was sent");
 		return;
 	}
-	buffer_write_adv(&s->base.conn.out, n);
+	conn_out_commit(&s->base.conn, n);
 	/* Only a message sent whole counts as read (the access log). */
 	if (s->sending_retr) {
 		s->retr_count++;

@@ -101,7 +101,7 @@ t_output(struct conn *c)
 {
 	struct tconn *t = (struct tconn *)c;
 	size_t room, n;
-	uint8_t *p = buffer_write_ptr(&c->out, &room);
+	uint8_t *p = conn_out_reserve(c, &room);
 
 	if (c->stream_mem == NULL || c->out.cap != STREAM_BUF_SIZE)
 		res.bad_stream_buf = true;
@@ -110,7 +110,7 @@ t_output(struct conn *c)
 	n = room < t->stream_left ? room : (size_t)t->stream_left;
 	for (size_t i = 0; i < n; i++)
 		p[i] = pattern(t->stream_pos + i);
-	buffer_write_adv(&c->out, n);
+	conn_out_commit(c, n);
 	t->stream_pos += n;
 	t->stream_left -= n;
 	res.produced += n;

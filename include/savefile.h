@@ -13,7 +13,8 @@ enum savefile_status {
 	SAVEFILE_OK,
 	SAVEFILE_FAILED,	/* errno; the old file is untouched */
 	SAVEFILE_NOMEM,		/* out of memory; the old file is untouched */
-	SAVEFILE_UNSYNCED,	/* replaced, but its folder's fsync failed */
+	SAVEFILE_UNSYNCED,	/* replaced, but its folder's fsync failed
+				   (errno): a system crash may lose it */
 };
 
 /*
@@ -29,8 +30,10 @@ enum savefile_status savefile_replace(const char *path, const char *data,
 
 /*
  * Removes the temporary files a save killed before its rename left
- * beside path (full of what path holds), unless a live save holds one
- * locked: another server saving the same file.
+ * beside path, or beside the file a symlink at path leads to (each a
+ * copy of the file): path.tmp. and 6 letters or digits, or up to 7
+ * digits (earlier builds).  One a live save holds locked stays: another
+ * server saving the same file.
  */
 void savefile_remove_stale(const char *path);
 

@@ -1,8 +1,8 @@
 /*
  * Saving a file whole (savefile.h): a new file beside the old one,
  * locked, synced and renamed over it.  The lock tells a save under way
- * from the leftover of one that was killed, which is removed at the
- * next load: it holds what the file held, password hashes included.
+ * from the leftover of one that was killed, which savefile_remove_stale()
+ * removes: it holds what the file held (for the users file, hashes).
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -132,7 +132,7 @@ is_temp_name(const char *name, const char *base, size_t blen)
 
 /*
  * A save killed between writing and renaming leaves path.tmp.XXXXXX
- * (path.tmp.<pid> from earlier builds) behind, full of password hashes.
+ * (path.tmp.<pid> from earlier builds) behind, a copy of the file.
  * Such a file is removed unless a live save holds its lock (another
  * server on the same file).
  */
@@ -258,12 +258,12 @@ drop_new_file(const char *tmp, int fd)
 }
 
 /*
- * Writes b to a new file named after the template tmp, mode 0600 and
- * owned as path is, locked (lock_temp) and synced; its descriptor,
+ * Writes data to a new file named after the template tmp, mode 0600
+ * and owned as path is, locked (lock_temp) and synced; its descriptor,
  * which the caller closes after the rename, or -1 with errno set and
  * no file left.  mkstemp() gives a name no other file has (O_EXCL,
  * mode 0600, never through a planted link), even to two servers on one
- * users file whose pids are equal (two containers).
+ * file whose pids are equal (two containers).
  */
 static int
 write_new_file(char *tmp, const char *path, const char *data, size_t len)
@@ -273,11 +273,11 @@ write_new_file(char *tmp, const char *path, const char *data, size_t len)
 	if (fd == -1)
 		return -1;
 	/*
-	 * Locked, then mode 0600 whatever the umask and owned as the users
-	 * file at once: a load by a server running as that owner could not
-	 * ask a file it cannot open for its lock, and would take it for a
-	 * leftover.  (One that took it before the lock makes the rename
-	 * fail: the save fails and the users file is untouched.)
+	 * Locked, then mode 0600 whatever the umask and owned as the old
+	 * file at once: a savefile_remove_stale() by a server running as
+	 * that owner could not ask a file it cannot open for its lock, and
+	 * would take it for a leftover.  (One that took it before the lock
+	 * makes the rename fail: the save fails, the old file untouched.)
 	 */
 	if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1 || lock_temp(fd) == -1 ||
 	    fchmod(fd, 0600) == -1 || keep_owner(fd, path) == -1)

@@ -1,9 +1,8 @@
 /*
  * The user store: accounts in an array sorted by name (binary search),
  * the settings MGMT may change, and the users file's format: read and
- * parsed at load, written whole by savefile_replace() at each save.
- * Only this module touches that file.  No socket calls here, and a
- * password is never logged or kept in clear.
+ * parsed at load, written whole by savefile_replace() at each save.  No
+ * socket calls here, and a password is never logged or kept in clear.
  */
 #include <sys/types.h>
 
@@ -722,9 +721,9 @@ users_save(struct users *u)
 	int saved;
 
 	assert(u != NULL);
-	if (!serialize(u, &b))
+	if (!serialize(u, &b)) {
 		errno = ENOMEM;
-	else
+	} else {
 		switch (savefile_replace(u->path, b.data, b.len)) {
 		case SAVEFILE_OK:
 			st = USERS_OK;
@@ -739,6 +738,7 @@ users_save(struct users *u)
 			st = USERS_IO;
 			break;
 		}
+	}
 	saved = errno;
 	free(b.data);
 	errno = saved;
